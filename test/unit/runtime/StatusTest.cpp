@@ -1,0 +1,31 @@
+#include "kiln/kiln.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <string>
+
+TEST(Status, EveryCodeHasItsOwnMessage) {
+  const kiln_status_t codes[] = {KILN_OK,
+                                 KILN_ERROR_INVALID_ARGUMENT,
+                                 KILN_ERROR_NOT_FOUND,
+                                 KILN_ERROR_FORMAT,
+                                 KILN_ERROR_UNSUPPORTED,
+                                 KILN_ERROR_OUT_OF_MEMORY,
+                                 KILN_ERROR_INTERNAL};
+  for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); ++i) {
+    std::string a = kiln_status_string(codes[i]);
+    EXPECT_NE(a, "unknown status") << i;
+    for (size_t j = 0; j < i; ++j)
+      EXPECT_NE(a, kiln_status_string(codes[j]));
+  }
+  EXPECT_STREQ(kiln_status_string(static_cast<kiln_status_t>(1234)),
+               "unknown status");
+}
+
+TEST(Status, VersionMatchesMacros) {
+  std::string expected = std::to_string(KILN_VERSION_MAJOR) + "." +
+                         std::to_string(KILN_VERSION_MINOR) + "." +
+                         std::to_string(KILN_VERSION_PATCH);
+  EXPECT_EQ(expected, kiln_version_string());
+}
