@@ -2243,6 +2243,8 @@ void Importer::registerHandlers() {
   h["Equal"] = [this] { return binary<EqualOp>(true); };
   h["Less"] = [this] { return binary<LessOp>(true); };
   h["Greater"] = [this] { return binary<GreaterOp>(true); };
+  h["LessOrEqual"] = [this] { return binary<LessEqualOp>(true); };
+  h["GreaterOrEqual"] = [this] { return binary<GreaterEqualOp>(true); };
   h["And"] = [this] { return binary<AndOp>(true); };
   h["Or"] = [this] { return binary<OrOp>(true); };
   h["Pow"] = [this]() -> LogicalResult {
@@ -2272,6 +2274,37 @@ void Importer::registerHandlers() {
   h["Sigmoid"] = [this] { return unary<SigmoidOp>(); };
   h["Relu"] = [this] { return unary<ReluOp>(); };
   h["Not"] = [this] { return unary<NotOp>(); };
+  h["Cos"] = [this] { return unary<CosOp>(); };
+  h["Sin"] = [this] { return unary<SinOp>(); };
+  h["IsNaN"] = [this]() -> LogicalResult {
+    FailureOr<Value> x = input(0);
+    if (failed(x))
+      return failure();
+    if (!isa<FloatType>(elt(*x))) {
+      error() << "expects a float input, got " << x->getType();
+      return failure();
+    }
+    return setOutput(0, IsNaNOp::create(builder, loc(),
+                                        ty(dims(*x), builder.getI1Type()), *x));
+  };
+  h["GatherND"] = [this]() -> LogicalResult {
+    FailureOr<Value> x = input(0), idx = input(1);
+    if (failed(x) || failed(idx))
+      return failure();
+    Dims d = dims(*x), i = dims(*idx);
+    int64_t b = attrInt("batch_dims", 0);
+    std::optional<int64_t> k = i.empty() ? std::nullopt : i.back().getConstant();
+    if (!k || b < 0 || b + *k > static_cast<int64_t>(d.size())) {
+      error() << "indices " << idx->getType()
+              << " must end in a static size k with batch_dims + k <= "
+              << d.size();
+      return failure();
+    }
+    Dims out(i.begin(), i.end() - 1);
+    out.append(d.begin() + b + *k, d.end());
+    return setOutput(0, GatherNDOp::create(builder, loc(), ty(out, elt(*x)), *x,
+                                           *idx, builder.getI64IntegerAttr(b)));
+  };
   h["Gelu"] = [this] { return importGelu(); };
   h["Softmax"] = [this] { return importSoftmax(false); };
   h["LogSoftmax"] = [this] { return importSoftmax(true); };
@@ -2306,6 +2339,8 @@ void Importer::registerHandlers() {
   h["LayerNormalization"] = [this] { return importLayerNorm(); };
   h["RMSNormalization"] = [this] { return importRMSNorm(); };
   h["Identity"] = [this] { return importIdentity(); };
+  // ORT registers SimplifiedLayerNormalization in the default domain.
+  h["SimplifiedLayerNormalization"] = [this] { return importRMSNorm(); };
   h["Dropout"] = [this] { return importIdentity(); };
   h["DequantizeLinear"] = [this] { return importDequantizeLinear(); };
   h["QuantizeLinear"] = [this] { return importQuantizeLinear(); };
@@ -2497,6 +2532,7 @@ namespace kiln {
 OwningOpRef<ModuleOp> importOnnxFile(StringRef path, MLIRContext *ctx,
                                            WeightStore &store,
                                            const OnnxImportOptions &options) {
+  ctx->loadDialect<KilnDialect, func::FuncDialect>();
   StringRef fileName = llvm::sys::path::filename(path);
   llvm::Expected<uint64_t> size = store.openFile(fileName);
   if (!size) {
@@ -2518,6 +2554,7 @@ OwningOpRef<ModuleOp> importOnnxBytes(ArrayRef<uint8_t> bytes,
                                             StringRef name, MLIRContext *ctx,
                                             WeightStore &store,
                                             const OnnxImportOptions &options) {
+  ctx->loadDialect<KilnDialect, func::FuncDialect>();
   // Embedded weights must outlive the caller's buffer: keep a copy.
   mlir::kiln::BlobAttr copy = store.addBuffer(ctx, std::vector<uint8_t>(bytes.begin(), bytes.end()));
   llvm::Expected<ArrayRef<uint8_t>> held = store.getBytes(copy);

@@ -229,6 +229,8 @@ KILN_BINARY_VERIFIER(MinOp, false, false)
 KILN_BINARY_VERIFIER(EqualOp, true, false)
 KILN_BINARY_VERIFIER(LessOp, true, false)
 KILN_BINARY_VERIFIER(GreaterOp, true, false)
+KILN_BINARY_VERIFIER(LessEqualOp, true, false)
+KILN_BINARY_VERIFIER(GreaterEqualOp, true, false)
 KILN_BINARY_VERIFIER(AndOp, true, true)
 KILN_BINARY_VERIFIER(OrOp, true, true)
 #undef KILN_BINARY_VERIFIER
@@ -261,8 +263,14 @@ KILN_UNARY_VERIFIER(TanhOp, true, false)
 KILN_UNARY_VERIFIER(ErfOp, true, false)
 KILN_UNARY_VERIFIER(SigmoidOp, true, false)
 KILN_UNARY_VERIFIER(ReluOp, false, false)
+KILN_UNARY_VERIFIER(CosOp, true, false)
+KILN_UNARY_VERIFIER(SinOp, true, false)
 KILN_UNARY_VERIFIER(NotOp, false, true)
 #undef KILN_UNARY_VERIFIER
+
+LogicalResult IsNaNOp::verify() {
+  return verifyShape(*this, exprsOf(getInput()), getResult(), "result");
+}
 
 LogicalResult GeluOp::verify() {
   if (getApproximate() != "none" && getApproximate() != "tanh")
@@ -316,8 +324,8 @@ static LogicalResult verifyNorm(Operation *op, Value input, Value scale,
     return failure();
   if (epsilon < 0)
     return op->emitOpError() << "epsilon must be >= 0, got " << epsilon;
-  SmallVector<DimExpr> normalized(exprsOf(input).begin() + axis,
-                                  exprsOf(input).end());
+  SmallVector<DimExpr> inShape = exprsOf(input);
+  SmallVector<DimExpr> normalized(inShape.begin() + axis, inShape.end());
   for (Value param : {scale, bias}) {
     if (!param)
       continue;
@@ -685,6 +693,21 @@ OpFoldResult GatherOp::fold(FoldAdaptor) {
       !matchPattern(getIndices(), m_Constant()))
     return {};
   return foldIntArith(*this);
+}
+
+LogicalResult GatherNDOp::verify() {
+  SmallVector<DimExpr> in = exprsOf(getInput()), idx = exprsOf(getIndices());
+  int64_t b = getBatchDims();
+  std::optional<int64_t> k = idx.empty() ? std::nullopt : idx.back().getConstant();
+  if (!k || b < 0 || b + *k > static_cast<int64_t>(in.size()) ||
+      b >= static_cast<int64_t>(idx.size()))
+    return emitOpError("indices must end in a static size k with batch_dims + "
+                       "k <= input rank");
+  SmallVector<DimExpr> expected(idx.begin(), idx.end() - 1);
+  expected.append(in.begin() + b + *k, in.end());
+  if (failed(verifySameElement(*this, getInput(), getResult())))
+    return failure();
+  return verifyShape(*this, expected, getResult(), "result");
 }
 
 LogicalResult GatherElementsOp::verify() {

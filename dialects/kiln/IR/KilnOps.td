@@ -111,6 +111,8 @@ def Kiln_MinOp : Kiln_BinaryOp<"min", "minimum", [Commutative]>;
 def Kiln_EqualOp : Kiln_BinaryOp<"equal", "equality test (i1 result)", [Commutative]>;
 def Kiln_LessOp : Kiln_BinaryOp<"less", "less-than test (i1 result)">;
 def Kiln_GreaterOp : Kiln_BinaryOp<"greater", "greater-than test (i1 result)">;
+def Kiln_LessEqualOp : Kiln_BinaryOp<"less_equal", "less-or-equal test (i1 result)">;
+def Kiln_GreaterEqualOp : Kiln_BinaryOp<"greater_equal", "greater-or-equal test (i1 result)">;
 def Kiln_AndOp : Kiln_BinaryOp<"and", "logical and of i1 tensors", [Commutative]>;
 def Kiln_OrOp : Kiln_BinaryOp<"or", "logical or of i1 tensors", [Commutative]>;
 
@@ -139,7 +141,23 @@ def Kiln_TanhOp : Kiln_UnaryOp<"tanh", "hyperbolic tangent">;
 def Kiln_ErfOp : Kiln_UnaryOp<"erf", "the error function">;
 def Kiln_SigmoidOp : Kiln_UnaryOp<"sigmoid", "the logistic function 1 / (1 + exp(-x))">;
 def Kiln_ReluOp : Kiln_UnaryOp<"relu", "max(x, 0)">;
+def Kiln_CosOp : Kiln_UnaryOp<"cos", "cosine">;
+def Kiln_SinOp : Kiln_UnaryOp<"sin", "sine">;
 def Kiln_NotOp : Kiln_UnaryOp<"not", "logical negation of an i1 tensor">;
+
+def Kiln_IsNaNOp : Kiln_Op<"is_nan", [Pure]> {
+  let summary = "Elementwise test for NaN";
+  let description = [{
+    `true` where the element is a NaN. The result has the operand's shape
+    and element type i1.
+
+    Example: `%m = kiln.is_nan %x : tensor<4xf32> -> tensor<4xi1>`
+  }];
+  let arguments = (ins Kiln_FloatTensor:$input);
+  let results = (outs Kiln_BoolTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
+  let hasVerifier = 1;
+}
 
 def Kiln_GeluOp : Kiln_Op<"gelu", [Pure, AllTypesMatch<["input", "result"]>]> {
   let summary = "Gaussian error linear unit";
@@ -496,6 +514,26 @@ def Kiln_GatherOp : Kiln_Op<"gather", [Pure]> {
   let assemblyFormat = "$input `,` $indices attr-dict `:` functional-type(operands, results)";
   let hasVerifier = 1;
   let hasFolder = 1;
+}
+
+def Kiln_GatherNDOp : Kiln_Op<"gather_nd", [Pure]> {
+  let summary = "Gathers slices at N-dimensional indices";
+  let description = [{
+    ONNX `GatherND`: the last dimension of `indices` (static, `k`) indexes
+    dimensions `batch_dims .. batch_dims + k` of `input`. The result has
+    shape `indices.shape[:-1] + input.shape[batch_dims + k:]`.
+
+    Example:
+
+    ```mlir
+    %r = kiln.gather_nd %x, %i {batch_dims = 0 : i64} : (tensor<4x5xf32>, tensor<2x1xi64>) -> tensor<2x5xf32>
+    ```
+  }];
+  let arguments = (ins Kiln_Tensor:$input, Kiln_IndexTensor:$indices,
+                       I64Attr:$batch_dims);
+  let results = (outs Kiln_Tensor:$result);
+  let assemblyFormat = "$input `,` $indices attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
 }
 
 def Kiln_GatherElementsOp : Kiln_Op<"gather_elements", [Pure]> {
