@@ -81,7 +81,8 @@ private:
   std::string opLabel() const {
     std::string domain = node->domain().empty() ? "ai.onnx" : node->domain();
     int64_t version = opsetOf(node->domain());
-    return domain + "::" + node->op_type() + ", opset " + std::to_string(version);
+    return domain + "::" + node->op_type() + ", opset " +
+           std::to_string(version);
   }
   int64_t opsetOf(StringRef domain) const {
     auto it = opsets.find(domain == "ai.onnx" ? "" : domain.str());
@@ -100,8 +101,8 @@ private:
 
   //===--- initializers and constants -------------------------------------===//
   FailureOr<Value> initializerValue(StringRef name);
-  FailureOr<mlir::kiln::BlobAttr> tensorBlob(const onnx::TensorProto &t, int index,
-                                       uint64_t expectedBytes);
+  FailureOr<mlir::kiln::BlobAttr> tensorBlob(const onnx::TensorProto &t,
+                                             int index, uint64_t expectedBytes);
   FailureOr<ElementsAttr> tensorElements(const onnx::TensorProto &t, int index);
   FailureOr<Value> materializeTensor(const onnx::TensorProto &t, int index,
                                      StringRef symbol);
@@ -125,13 +126,20 @@ private:
   float attrFloat(StringRef name, float dflt) const;
   std::string attrString(StringRef name, StringRef dflt) const;
   std::optional<SmallVector<int64_t>> attrInts(StringRef name) const;
-  FailureOr<int64_t> normAxis(int64_t axis, int64_t rank, StringRef what = "axis");
+  FailureOr<int64_t> normAxis(int64_t axis, int64_t rank,
+                              StringRef what = "axis");
   FailureOr<SmallVector<int64_t>> constInts(Value v, StringRef what);
 
-  Dims dims(Value v) { return getShapeExprs(cast<RankedTensorType>(v.getType())); }
+  Dims dims(Value v) {
+    return getShapeExprs(cast<RankedTensorType>(v.getType()));
+  }
   Type elt(Value v) { return cast<ShapedType>(v.getType()).getElementType(); }
-  int64_t rank(Value v) { return cast<RankedTensorType>(v.getType()).getRank(); }
-  RankedTensorType ty(ArrayRef<DimExpr> d, Type e) { return getTensorType(d, e); }
+  int64_t rank(Value v) {
+    return cast<RankedTensorType>(v.getType()).getRank();
+  }
+  RankedTensorType ty(ArrayRef<DimExpr> d, Type e) {
+    return getTensorType(d, e);
+  }
   Value i64Const(ArrayRef<int64_t> values, bool scalar = false);
   Value reshapeTo(Value v, ArrayRef<DimExpr> target);
   Value transpose(Value v, ArrayRef<int64_t> perm);
@@ -219,31 +227,51 @@ FailureOr<Type> Importer::elementType(int32_t dataType, StringRef what) {
     return IntegerType::get(ctx, w, IntegerType::Unsigned);
   };
   switch (dataType) {
-  case T::FLOAT: return Type(Float32Type::get(ctx));
-  case T::DOUBLE: return Type(Float64Type::get(ctx));
-  case T::FLOAT16: return Type(Float16Type::get(ctx));
-  case T::BFLOAT16: return Type(BFloat16Type::get(ctx));
-  case T::FLOAT8E4M3FN: return Type(Float8E4M3FNType::get(ctx));
-  case T::FLOAT8E4M3FNUZ: return Type(Float8E4M3FNUZType::get(ctx));
-  case T::FLOAT8E5M2: return Type(Float8E5M2Type::get(ctx));
-  case T::FLOAT8E5M2FNUZ: return Type(Float8E5M2FNUZType::get(ctx));
-  case T::BOOL: return Type(si(1));
-  case T::INT4: return Type(si(4));
-  case T::INT8: return Type(si(8));
-  case T::INT16: return Type(si(16));
-  case T::INT32: return Type(si(32));
-  case T::INT64: return Type(si(64));
-  case T::UINT4: return Type(ui(4));
-  case T::UINT8: return Type(ui(8));
-  case T::UINT16: return Type(ui(16));
-  case T::UINT32: return Type(ui(32));
-  case T::UINT64: return Type(ui(64));
+  case T::FLOAT:
+    return Type(Float32Type::get(ctx));
+  case T::DOUBLE:
+    return Type(Float64Type::get(ctx));
+  case T::FLOAT16:
+    return Type(Float16Type::get(ctx));
+  case T::BFLOAT16:
+    return Type(BFloat16Type::get(ctx));
+  case T::FLOAT8E4M3FN:
+    return Type(Float8E4M3FNType::get(ctx));
+  case T::FLOAT8E4M3FNUZ:
+    return Type(Float8E4M3FNUZType::get(ctx));
+  case T::FLOAT8E5M2:
+    return Type(Float8E5M2Type::get(ctx));
+  case T::FLOAT8E5M2FNUZ:
+    return Type(Float8E5M2FNUZType::get(ctx));
+  case T::BOOL:
+    return Type(si(1));
+  case T::INT4:
+    return Type(si(4));
+  case T::INT8:
+    return Type(si(8));
+  case T::INT16:
+    return Type(si(16));
+  case T::INT32:
+    return Type(si(32));
+  case T::INT64:
+    return Type(si(64));
+  case T::UINT4:
+    return Type(ui(4));
+  case T::UINT8:
+    return Type(ui(8));
+  case T::UINT16:
+    return Type(ui(16));
+  case T::UINT32:
+    return Type(ui(32));
+  case T::UINT64:
+    return Type(ui(64));
   default:
     break;
   }
-  std::string typeName = T::DataType_IsValid(dataType)
-                             ? T::DataType_Name(static_cast<T::DataType>(dataType))
-                             : "unknown";
+  std::string typeName =
+      T::DataType_IsValid(dataType)
+          ? T::DataType_Name(static_cast<T::DataType>(dataType))
+          : "unknown";
   error() << what << " has data type " << dataType << " (" << typeName
           << "), which kiln does not support; expected a float, integer or "
              "bool type";
@@ -307,9 +335,10 @@ static std::optional<uint64_t> numElements(const onnx::TensorProto &t) {
 }
 
 FailureOr<mlir::kiln::BlobAttr> Importer::tensorBlob(const onnx::TensorProto &t,
-                                               int index,
-                                               uint64_t expectedBytes) {
-  auto check = [&](mlir::kiln::BlobAttr blob) -> FailureOr<mlir::kiln::BlobAttr> {
+                                                     int index,
+                                                     uint64_t expectedBytes) {
+  auto check =
+      [&](mlir::kiln::BlobAttr blob) -> FailureOr<mlir::kiln::BlobAttr> {
     if (blob.getSize() != expectedBytes) {
       error() << "tensor '" << t.name() << "' holds " << blob.getSize()
               << " bytes of data, expected " << expectedBytes
@@ -351,8 +380,8 @@ FailureOr<mlir::kiln::BlobAttr> Importer::tensorBlob(const onnx::TensorProto &t,
     }
     llvm::Expected<uint64_t> fileSize = store.openFile(location);
     if (!fileSize) {
-      error() << "tensor '" << t.name() << "': "
-              << llvm::toString(fileSize.takeError());
+      error() << "tensor '" << t.name()
+              << "': " << llvm::toString(fileSize.takeError());
       return failure();
     }
     if (!haveLength)
@@ -368,7 +397,7 @@ FailureOr<mlir::kiln::BlobAttr> Importer::tensorBlob(const onnx::TensorProto &t,
   auto raw = rawData->find(index);
   if (index >= 0 && raw != rawData->end())
     return check(mlir::kiln::BlobAttr::get(ctx, blobFile, raw->second.offset,
-                                     raw->second.size));
+                                           raw->second.size));
   if (t.has_raw_data()) {
     std::vector<uint8_t> bytes(t.raw_data().begin(), t.raw_data().end());
     return check(store.addBuffer(ctx, std::move(bytes)));
@@ -463,9 +492,8 @@ FailureOr<ElementsAttr> Importer::tensorElements(const onnx::TensorProto &t,
     error() << llvm::toString(bytes.takeError());
     return failure();
   }
-  auto type = RankedTensorType::get(SmallVector<int64_t>(t.dims().begin(),
-                                                         t.dims().end()),
-                                    *e);
+  auto type = RankedTensorType::get(
+      SmallVector<int64_t>(t.dims().begin(), t.dims().end()), *e);
   if (bits == 1) {
     SmallVector<bool> b;
     for (uint8_t v : *bytes)
@@ -512,8 +540,8 @@ FailureOr<Value> Importer::materializeTensor(const onnx::TensorProto &t,
     OpBuilder::InsertionGuard g(builder);
     // Globals go before the function so that the module reads top-down.
     builder.setInsertionPoint(&module.getBody()->front());
-    GlobalOp::create(builder, loc(), builder.getStringAttr(sym), TypeAttr::get(type),
-                     builder.getArrayAttr({*blob}));
+    GlobalOp::create(builder, loc(), builder.getStringAttr(sym),
+                     TypeAttr::get(type), builder.getArrayAttr({*blob}));
   }
   return WeightOp::create(builder, loc(), type, sym).getResult();
 }
@@ -526,18 +554,19 @@ FailureOr<Value> Importer::initializerValue(StringRef name) {
   OpBuilder::InsertionGuard guard(builder);
   auto func = cast<func::FuncOp>(module.getBody()->back());
   builder.setInsertionPointToStart(&func.getBody().front());
-  FailureOr<Value> v = materializeTensor(*it->second.tensor, it->second.index,
-                                         name);
+  FailureOr<Value> v =
+      materializeTensor(*it->second.tensor, it->second.index, name);
   if (succeeded(v))
     values[name] = *v;
   return v;
 }
 
-FailureOr<Value> Importer::quantizedWeight(StringRef symbol,
-                                           ArrayRef<int64_t> shape,
-                                           QuantAttr quant,
-                                           ArrayRef<mlir::kiln::BlobAttr> blobs) {
-  auto type = QTensorType::getChecked([&] { return error(); }, ctx, shape, quant);
+FailureOr<Value>
+Importer::quantizedWeight(StringRef symbol, ArrayRef<int64_t> shape,
+                          QuantAttr quant,
+                          ArrayRef<mlir::kiln::BlobAttr> blobs) {
+  auto type =
+      QTensorType::getChecked([&] { return error(); }, ctx, shape, quant);
   if (!type)
     return failure();
   std::string sym = uniqueSymbol(symbol);
@@ -545,8 +574,9 @@ FailureOr<Value> Importer::quantizedWeight(StringRef symbol,
   {
     OpBuilder::InsertionGuard g(builder);
     builder.setInsertionPoint(&module.getBody()->front());
-    auto global = GlobalOp::create(builder, loc(), builder.getStringAttr(sym), TypeAttr::get(type),
-                                   builder.getArrayAttr(blobAttrs));
+    auto global =
+        GlobalOp::create(builder, loc(), builder.getStringAttr(sym),
+                         TypeAttr::get(type), builder.getArrayAttr(blobAttrs));
     if (failed(global.verify())) {
       error() << "quantized weight '" << symbol
               << "' does not match its declared scheme";
@@ -666,8 +696,7 @@ template <typename OpTy> LogicalResult Importer::binary(bool boolResult) {
   if (failed(a) || failed(b))
     return failure();
   if (elt(*a) != elt(*b)) {
-    error() << "operand element types differ: " << elt(*a) << " vs "
-            << elt(*b);
+    error() << "operand element types differ: " << elt(*a) << " vs " << elt(*b);
     return failure();
   }
   FailureOr<Dims> shape = broadcastShapes(dims(*a), dims(*b));
@@ -694,15 +723,16 @@ template <typename OpTy> LogicalResult Importer::unary() {
 LogicalResult Importer::importConstant() {
   auto scalarOrVector = [&](Type e, auto values, bool scalar) {
     auto type = RankedTensorType::get(
-        scalar ? ArrayRef<int64_t>{} : ArrayRef<int64_t>{(int64_t)values.size()},
+        scalar ? ArrayRef<int64_t>{}
+               : ArrayRef<int64_t>{(int64_t)values.size()},
         e);
     return ConstantOp::create(builder, loc(),
                               DenseElementsAttr::get(type, ArrayRef(values)))
         .getResult();
   };
   if (const auto *a = attr("value")) {
-    FailureOr<Value> v = materializeTensor(a->t(), -1,
-                                           node->output_size() ? node->output(0) : "constant");
+    FailureOr<Value> v = materializeTensor(
+        a->t(), -1, node->output_size() ? node->output(0) : "constant");
     if (failed(v))
       return failure();
     return setOutput(0, *v);
@@ -718,8 +748,8 @@ LogicalResult Importer::importConstant() {
   if (const auto *a = attr("value_int"))
     return setOutput(0, i64Const({a->i()}, true));
   if (const auto *a = attr("value_ints"))
-    return setOutput(0, i64Const(SmallVector<int64_t>(a->ints().begin(),
-                                                      a->ints().end())));
+    return setOutput(
+        0, i64Const(SmallVector<int64_t>(a->ints().begin(), a->ints().end())));
   error() << "expected one of the attributes value, value_float, "
              "value_floats, value_int, value_ints (sparse and string "
              "constants are not supported)";
@@ -752,8 +782,8 @@ LogicalResult Importer::importMatMul() {
   FailureOr<Dims> batch =
       broadcastShapes(ArrayRef(pa).drop_back(2), ArrayRef(pb).drop_back(2));
   if (failed(batch)) {
-    error() << "batch dimensions of " << a->getType() << " and "
-            << b->getType() << " do not broadcast";
+    error() << "batch dimensions of " << a->getType() << " and " << b->getType()
+            << " do not broadcast";
     return failure();
   }
   Dims out = *batch;
@@ -761,7 +791,8 @@ LogicalResult Importer::importMatMul() {
     out.push_back(pa[pa.size() - 2]);
   if (db.size() > 1)
     out.push_back(pb.back());
-  return setOutput(0, MatMulOp::create(builder, loc(), ty(out, elt(*a)), *a, *b));
+  return setOutput(0,
+                   MatMulOp::create(builder, loc(), ty(out, elt(*a)), *a, *b));
 }
 
 LogicalResult Importer::importGemm() {
@@ -782,8 +813,9 @@ LogicalResult Importer::importGemm() {
   Type e = elt(A);
   auto scalar = [&](float f) {
     auto t = RankedTensorType::get({}, e);
-    return ConstantOp::create(builder, loc(),
-                              DenseElementsAttr::get(t, builder.getFloatAttr(e, f)))
+    return ConstantOp::create(
+               builder, loc(),
+               DenseElementsAttr::get(t, builder.getFloatAttr(e, f)))
         .getResult();
   };
   Dims out = {dims(A)[0], dims(B)[1]};
@@ -818,7 +850,8 @@ LogicalResult Importer::importTranspose() {
     for (int64_t i = r - 1; i >= 0; --i)
       perm.push_back(i);
   if (static_cast<int64_t>(perm.size()) != r) {
-    error() << "perm has " << perm.size() << " entries for an input of rank " << r;
+    error() << "perm has " << perm.size() << " entries for an input of rank "
+            << r;
     return failure();
   }
   SmallVector<bool> seen(r, false);
@@ -877,9 +910,9 @@ LogicalResult Importer::importReshape() {
     return failure();
   }
   auto type = ty(target, elt(*x));
-  return setOutput(0, ReshapeOp::create(builder, loc(), type, *x, *s,
-                                        allowZero ? builder.getUnitAttr()
-                                                  : nullptr));
+  return setOutput(
+      0, ReshapeOp::create(builder, loc(), type, *x, *s,
+                           allowZero ? builder.getUnitAttr() : nullptr));
 }
 
 LogicalResult Importer::importFlatten() {
@@ -953,8 +986,8 @@ LogicalResult Importer::importSqueeze(bool unsqueeze) {
       if (d[i].getConstant() == 1)
         drop[i] = true;
       else if (!d[i].getConstant()) {
-        error() << "Squeeze without axes on dynamic dimension " << i
-                << " of " << x->getType() << ": the result rank is unknown";
+        error() << "Squeeze without axes on dynamic dimension " << i << " of "
+                << x->getType() << ": the result rank is unknown";
         return failure();
       }
     }
@@ -1071,7 +1104,8 @@ LogicalResult Importer::importSlice() {
       failed(stepsIn))
     return failure();
   Dims d = dims(*x);
-  std::optional<Dims> s = evaluateSymbolic(*starts), e = evaluateSymbolic(*ends);
+  std::optional<Dims> s = evaluateSymbolic(*starts),
+                      e = evaluateSymbolic(*ends);
   int64_t count = cast<RankedTensorType>(starts->getType()).getRank() == 1
                       ? cast<RankedTensorType>(starts->getType()).getDimSize(0)
                       : -1;
@@ -1114,7 +1148,8 @@ LogicalResult Importer::importSlice() {
     if (!s || !e)
       continue;
     DimExpr dim = d[*a];
-    std::optional<int64_t> sc = (*s)[i].getConstant(), ec = (*e)[i].getConstant();
+    std::optional<int64_t> sc = (*s)[i].getConstant(),
+                           ec = (*e)[i].getConstant();
     std::optional<int64_t> dc = dim.getConstant();
     if (dc && sc && ec) {
       // Fully static: ONNX clamping rules.
@@ -1184,18 +1219,19 @@ LogicalResult Importer::importGatherElements() {
     error() << "indices must have the data's rank " << rank(*x);
     return failure();
   }
-  return setOutput(0, GatherElementsOp::create(
-                          builder, loc(), ty(dims(*idx), elt(*x)), *x, *idx,
-                          builder.getI64IntegerAttr(*axis)));
+  return setOutput(
+      0, GatherElementsOp::create(builder, loc(), ty(dims(*idx), elt(*x)), *x,
+                                  *idx, builder.getI64IntegerAttr(*axis)));
 }
 
 LogicalResult Importer::importScatterND() {
   FailureOr<Value> x = input(0), idx = input(1), upd = input(2);
   if (failed(x) || failed(idx) || failed(upd))
     return failure();
-  return setOutput(0, ScatterNDOp::create(
-                          builder, loc(), x->getType(), *x, *idx, *upd,
-                          builder.getStringAttr(attrString("reduction", "none"))));
+  return setOutput(0,
+                   ScatterNDOp::create(
+                       builder, loc(), x->getType(), *x, *idx, *upd,
+                       builder.getStringAttr(attrString("reduction", "none"))));
 }
 
 LogicalResult Importer::importExpand() {
@@ -1219,8 +1255,8 @@ LogicalResult Importer::importExpand() {
     return failure();
   }
   // A target dim that is unknown but meets a non-1 input dim is that dim.
-  return setOutput(0, ExpandOp::create(builder, loc(), ty(*out, elt(*x)), *x,
-                                       *s));
+  return setOutput(0,
+                   ExpandOp::create(builder, loc(), ty(*out, elt(*x)), *x, *s));
 }
 
 LogicalResult Importer::importTile() {
@@ -1250,8 +1286,8 @@ LogicalResult Importer::importWhere() {
     error() << "input shapes do not broadcast";
     return failure();
   }
-  return setOutput(0, WhereOp::create(builder, loc(), ty(*s2, elt(*a)), *c,
-                                      *a, *b));
+  return setOutput(
+      0, WhereOp::create(builder, loc(), ty(*s2, elt(*a)), *c, *a, *b));
 }
 
 LogicalResult Importer::importCast(bool like) {
@@ -1331,9 +1367,9 @@ LogicalResult Importer::importConstantOfShape() {
     }
     target.assign(st.getDimSize(0), DimExpr());
   }
-  return setOutput(0, ConstantOfShapeOp::create(
-                          builder, loc(), ty(target, value.getType()), *s,
-                          value));
+  return setOutput(0, ConstantOfShapeOp::create(builder, loc(),
+                                                ty(target, value.getType()), *s,
+                                                value));
 }
 
 LogicalResult Importer::importRange() {
@@ -1348,8 +1384,8 @@ LogicalResult Importer::importRange() {
     len = (*sb)[0] - (*sa)[0];
   if (len.getConstant() && *len.getConstant() < 0)
     len = DimExpr::constant(0);
-  return setOutput(0, RangeOp::create(builder, loc(), ty({len}, elt(*a)), *a,
-                                      *b, *c));
+  return setOutput(
+      0, RangeOp::create(builder, loc(), ty({len}, elt(*a)), *a, *b, *c));
 }
 
 LogicalResult Importer::importTrilu() {
@@ -1359,9 +1395,10 @@ LogicalResult Importer::importTrilu() {
   Value kv = *k;
   if (kv && rank(kv) == 1)
     kv = reshapeTo(kv, {});
-  return setOutput(0, TriluOp::create(builder, loc(), x->getType(), *x, kv,
-                                      attrInt("upper", 1) ? builder.getUnitAttr()
-                                                          : nullptr));
+  return setOutput(
+      0,
+      TriluOp::create(builder, loc(), x->getType(), *x, kv,
+                      attrInt("upper", 1) ? builder.getUnitAttr() : nullptr));
 }
 
 template <typename OpTy> LogicalResult Importer::importReduce() {
@@ -1417,12 +1454,13 @@ LogicalResult Importer::importArgMax() {
     d[*axis] = DimExpr::constant(1);
   else
     d.erase(d.begin() + *axis);
-  return setOutput(0, ArgMaxOp::create(
-                          builder, loc(), ty(d, builder.getI64Type()), *x,
-                          builder.getI64IntegerAttr(*axis),
-                          keep ? builder.getUnitAttr() : nullptr,
-                          attrInt("select_last_index", 0) ? builder.getUnitAttr()
-                                                          : nullptr));
+  return setOutput(0,
+                   ArgMaxOp::create(builder, loc(), ty(d, builder.getI64Type()),
+                                    *x, builder.getI64IntegerAttr(*axis),
+                                    keep ? builder.getUnitAttr() : nullptr,
+                                    attrInt("select_last_index", 0)
+                                        ? builder.getUnitAttr()
+                                        : nullptr));
 }
 
 LogicalResult Importer::importSoftmax(bool log) {
@@ -1434,7 +1472,8 @@ LogicalResult Importer::importSoftmax(bool log) {
     return failure();
   auto a = builder.getI64IntegerAttr(*axis);
   if (log)
-    return setOutput(0, LogSoftmaxOp::create(builder, loc(), x->getType(), *x, a));
+    return setOutput(0,
+                     LogSoftmaxOp::create(builder, loc(), x->getType(), *x, a));
   return setOutput(0, SoftmaxOp::create(builder, loc(), x->getType(), *x, a));
 }
 
@@ -1444,7 +1483,8 @@ LogicalResult Importer::importGelu() {
     return failure();
   std::string approx = attrString("approximate", "none");
   if (approx != "none" && approx != "tanh") {
-    error() << "approximate must be \"none\" or \"tanh\", got \"" << approx << "\"";
+    error() << "approximate must be \"none\" or \"tanh\", got \"" << approx
+            << "\"";
     return failure();
   }
   return setOutput(0, GeluOp::create(builder, loc(), x->getType(), *x,
@@ -1463,10 +1503,10 @@ LogicalResult Importer::importLayerNorm() {
   FailureOr<int64_t> axis = normAxis(attrInt("axis", -1), rank(*x));
   if (failed(axis))
     return failure();
-  return setOutput(0, LayerNormOp::create(
-                          builder, loc(), x->getType(), *x, *g, *b,
-                          builder.getI64IntegerAttr(*axis),
-                          builder.getF32FloatAttr(attrFloat("epsilon", 1e-5f))));
+  return setOutput(0, LayerNormOp::create(builder, loc(), x->getType(), *x, *g,
+                                          *b, builder.getI64IntegerAttr(*axis),
+                                          builder.getF32FloatAttr(
+                                              attrFloat("epsilon", 1e-5f))));
 }
 
 LogicalResult Importer::importRMSNorm() {
@@ -1481,10 +1521,10 @@ LogicalResult Importer::importRMSNorm() {
   FailureOr<int64_t> axis = normAxis(attrInt("axis", -1), rank(*x));
   if (failed(axis))
     return failure();
-  return setOutput(0, RMSNormOp::create(
-                          builder, loc(), x->getType(), *x, *g,
-                          builder.getI64IntegerAttr(*axis),
-                          builder.getF32FloatAttr(attrFloat("epsilon", 1e-5f))));
+  return setOutput(0, RMSNormOp::create(builder, loc(), x->getType(), *x, *g,
+                                        builder.getI64IntegerAttr(*axis),
+                                        builder.getF32FloatAttr(
+                                            attrFloat("epsilon", 1e-5f))));
 }
 
 LogicalResult Importer::importSkipNorm(bool simplified) {
@@ -1493,7 +1533,8 @@ LogicalResult Importer::importSkipNorm(bool simplified) {
   FailureOr<Value> x = input(0), skip = input(1), g = input(2);
   if (failed(x) || failed(skip) || failed(g))
     return failure();
-  FailureOr<Value> beta = simplified ? FailureOr<Value>(Value()) : input(3, false);
+  FailureOr<Value> beta =
+      simplified ? FailureOr<Value>(Value()) : input(3, false);
   FailureOr<Value> bias = input(simplified ? 3 : 4, false);
   if (failed(beta) || failed(bias))
     return failure();
@@ -1513,13 +1554,12 @@ LogicalResult Importer::importSkipNorm(bool simplified) {
     sum = AddOp::create(builder, loc(), sum.getType(), sum, *bias);
   auto axis = builder.getI64IntegerAttr(rank(*x) - 1);
   auto eps = builder.getF32FloatAttr(attrFloat("epsilon", 1e-5f));
-  Value y = simplified
-                ? RMSNormOp::create(builder, loc(), sum.getType(), sum, *g,
-                                    axis, eps)
-                      .getResult()
-                : LayerNormOp::create(builder, loc(), sum.getType(), sum, *g,
-                                      *beta, axis, eps)
-                      .getResult();
+  Value y = simplified ? RMSNormOp::create(builder, loc(), sum.getType(), sum,
+                                           *g, axis, eps)
+                             .getResult()
+                       : LayerNormOp::create(builder, loc(), sum.getType(), sum,
+                                             *g, *beta, axis, eps)
+                             .getResult();
   (void)setOutput(0, y);
   return setOutput(3, sum);
 }
@@ -1632,9 +1672,9 @@ LogicalResult Importer::importDequantizeLinear() {
       FailureOr<Value> w = quantizedWeight(xName, shape, quant, blobs);
       if (failed(w))
         return failure();
-      return setOutput(0, DequantizeOp::create(
-                              builder, loc(),
-                              RankedTensorType::get(shape, outType), *w));
+      return setOutput(
+          0, DequantizeOp::create(builder, loc(),
+                                  RankedTensorType::get(shape, outType), *w));
     }
   }
   FailureOr<Value> x = input(0);
@@ -1729,7 +1769,8 @@ LogicalResult Importer::importMatMulNBits() {
     if (z->tensor->data_type() == onnx::TensorProto::UINT8) {
       if (bits == 4 && nBlocks % 2 != 0) {
         error() << "packed 4-bit zero points with an odd number of blocks per "
-                   "row (" << nBlocks << ") are not supported";
+                   "row ("
+                << nBlocks << ") are not supported";
         return failure();
       }
       zpKind = ZeroPointKind::Int;
@@ -1751,9 +1792,10 @@ LogicalResult Importer::importMatMulNBits() {
     return failure();
   SmallVector<mlir::kiln::BlobAttr> blobs = {*bBlob, *sBlob};
   if (z) {
-    uint64_t zpBytes = zpKind == ZeroPointKind::Int ? N * nBlocks * bits / 8
-                                                    : scaleBytes;
-    FailureOr<mlir::kiln::BlobAttr> zBlob = tensorBlob(*z->tensor, z->index, zpBytes);
+    uint64_t zpBytes =
+        zpKind == ZeroPointKind::Int ? N * nBlocks * bits / 8 : scaleBytes;
+    FailureOr<mlir::kiln::BlobAttr> zBlob =
+        tensorBlob(*z->tensor, z->index, zpBytes);
     if (failed(zBlob))
       return failure();
     blobs.push_back(*zBlob);
@@ -1798,7 +1840,8 @@ LogicalResult Importer::importGatherBlockQuantized() {
     return failure();
   }
   int64_t bits = attrInt("bits", 4), block = attrInt("block_size", 128);
-  SmallVector<int64_t> shape(d->tensor->dims().begin(), d->tensor->dims().end());
+  SmallVector<int64_t> shape(d->tensor->dims().begin(),
+                             d->tensor->dims().end());
   if (shape.size() != 2 || attrInt("gather_axis", 0) != 0 ||
       (attrInt("quantize_axis", 1) != 1 && attrInt("quantize_axis", 1) != -1)) {
     error() << "only a 2-D table gathered along axis 0 and quantized along "
@@ -1820,15 +1863,16 @@ LogicalResult Importer::importGatherBlockQuantized() {
     bits = 4;
   }
   if (z)
-    zpKind = (z->tensor->data_type() == T::UINT8 || z->tensor->data_type() == dt)
-                 ? ZeroPointKind::Int
-                 : ZeroPointKind::Float;
+    zpKind =
+        (z->tensor->data_type() == T::UINT8 || z->tensor->data_type() == dt)
+            ? ZeroPointKind::Int
+            : ZeroPointKind::Float;
   FailureOr<Type> scaleType = elementType(s->tensor->data_type(), "scales");
   if (failed(scaleType))
     return failure();
-  auto quant = QuantAttr::getChecked(
-      [&] { return error(); }, ctx, static_cast<unsigned>(bits), isSigned,
-      block, int64_t(1), *scaleType, zpKind);
+  auto quant = QuantAttr::getChecked([&] { return error(); }, ctx,
+                                     static_cast<unsigned>(bits), isSigned,
+                                     block, int64_t(1), *scaleType, zpKind);
   if (!quant)
     return failure();
   if (shape[1] % block != 0) {
@@ -1860,9 +1904,9 @@ LogicalResult Importer::importGatherBlockQuantized() {
       builder, loc(), RankedTensorType::get(shape, *scaleType), *w);
   Dims out = dims(*idx);
   out.push_back(DimExpr::constant(shape[1]));
-  return setOutput(0, GatherOp::create(builder, loc(), ty(out, *scaleType),
-                                       table, *idx,
-                                       builder.getI64IntegerAttr(0)));
+  return setOutput(0,
+                   GatherOp::create(builder, loc(), ty(out, *scaleType), table,
+                                    *idx, builder.getI64IntegerAttr(0)));
 }
 
 //===----------------------------------------------------------------------===//
@@ -1903,9 +1947,8 @@ FailureOr<Value> Importer::rotary4D(Value x, Value cos, Value sin,
     return failure();
   }
   if (!elt(positions).isInteger(64))
-    positions = CastOp::create(builder, loc(),
-                               ty(dims(positions), builder.getI64Type()),
-                               positions);
+    positions = CastOp::create(
+        builder, loc(), ty(dims(positions), builder.getI64Type()), positions);
   auto op = RotaryOp::create(builder, loc(), x.getType(), x, cos, sin,
                              positions, builder.getI64IntegerAttr(rotaryDim),
                              interleaved ? builder.getUnitAttr() : nullptr);
@@ -1918,7 +1961,8 @@ LogicalResult Importer::importRotary(bool microsoft) {
   // ai.onnx (23): X, cos_cache, sin_cache, position_ids?
   // com.microsoft: input, position_ids, cos_cache, sin_cache
   FailureOr<Value> x = input(0);
-  FailureOr<Value> cos = input(microsoft ? 2 : 1), sin = input(microsoft ? 3 : 2);
+  FailureOr<Value> cos = input(microsoft ? 2 : 1),
+                   sin = input(microsoft ? 3 : 2);
   FailureOr<Value> pos = input(microsoft ? 1 : 3, microsoft);
   if (failed(x) || failed(cos) || failed(sin) || failed(pos))
     return failure();
@@ -1956,7 +2000,8 @@ LogicalResult Importer::importRotary(bool microsoft) {
     return failure();
   }
   Value split = splitHeads(*x, heads);
-  FailureOr<Value> r = rotary4D(split, *cos, *sin, *pos, rotaryDim, interleaved);
+  FailureOr<Value> r =
+      rotary4D(split, *cos, *sin, *pos, rotaryDim, interleaved);
   if (failed(r))
     return failure();
   return setOutput(0, reshapeTo(mergeHeads(*r), dims(*x)));
@@ -2078,8 +2123,9 @@ LogicalResult Importer::importGroupQueryAttention() {
       return ty({qd[0], qd[1], DimExpr::constant(w)}, elt(q));
     };
     auto split = SplitOp::create(
-        builder, loc(), TypeRange{piece(hq * d), piece(hkv * d), piece(hkv * d)},
-        q, builder.getI64IntegerAttr(2));
+        builder, loc(),
+        TypeRange{piece(hq * d), piece(hkv * d), piece(hkv * d)}, q,
+        builder.getI64IntegerAttr(2));
     q = split.getResult(0);
     k = split.getResult(1);
     v = split.getResult(2);
@@ -2099,8 +2145,8 @@ LogicalResult Importer::importGroupQueryAttention() {
   }
   if (!elt(lens).isInteger(64))
     lens = CastOp::create(builder, loc(), ty(ld, i64), lens);
-  Value keyLens = AddOp::create(builder, loc(), lens.getType(), lens,
-                                i64Const({1}, true));
+  Value keyLens =
+      AddOp::create(builder, loc(), lens.getType(), lens, i64Const({1}, true));
   if (attrInt("do_rotary", 0)) {
     if (!*cos || !*sin) {
       error() << "do_rotary needs the cos_cache and sin_cache inputs";
@@ -2112,10 +2158,11 @@ LogicalResult Importer::importGroupQueryAttention() {
       auto scalar = RankedTensorType::get({}, i64);
       Value seq = DimOp::create(builder, loc(), scalar, Q,
                                 builder.getI64IntegerAttr(2));
-      Value range = RangeOp::create(builder, loc(), ty({dims(Q)[2]}, i64),
-                                    i64Const({0}, true), seq,
-                                    i64Const({1}, true));
-      Value start = SubOp::create(builder, loc(), keyLens.getType(), keyLens, seq);
+      Value range =
+          RangeOp::create(builder, loc(), ty({dims(Q)[2]}, i64),
+                          i64Const({0}, true), seq, i64Const({1}, true));
+      Value start =
+          SubOp::create(builder, loc(), keyLens.getType(), keyLens, seq);
       Value startCol = reshapeTo(start, {ld[0], DimExpr::constant(1)});
       Value rangeRow = reshapeTo(range, {DimExpr::constant(1), dims(Q)[2]});
       pos = AddOp::create(builder, loc(), ty({ld[0], dims(Q)[2]}, i64),
@@ -2123,7 +2170,8 @@ LogicalResult Importer::importGroupQueryAttention() {
     }
     bool inter = attrInt("rotary_interleaved", 0) != 0;
     FailureOr<Value> rq = rotary4D(Q, *cos, *sin, pos, 0, inter);
-    FailureOr<Value> rk = failed(rq) ? rq : rotary4D(K, *cos, *sin, pos, 0, inter);
+    FailureOr<Value> rk =
+        failed(rq) ? rq : rotary4D(K, *cos, *sin, pos, 0, inter);
     if (failed(rq) || failed(rk))
       return failure();
     Q = *rq;
@@ -2197,18 +2245,22 @@ LogicalResult Importer::importTensorScatter() {
     start = ConstantOfShapeOp::create(
         builder, loc(), ty({ud[0]}, i64),
         ShapeOp::create(builder, loc(), RankedTensorType::get({1}, i64), u,
-                        builder.getI64IntegerAttr(0), builder.getI64IntegerAttr(1)),
+                        builder.getI64IntegerAttr(0),
+                        builder.getI64IntegerAttr(1)),
         builder.getI64IntegerAttr(0));
   } else if (!elt(start).isInteger(64)) {
     start = CastOp::create(builder, loc(), ty(dims(start), i64), start);
   }
   auto scalar = RankedTensorType::get({}, i64);
-  Value seq = DimOp::create(builder, loc(), scalar, u, builder.getI64IntegerAttr(1));
-  Value batch = DimOp::create(builder, loc(), scalar, u, builder.getI64IntegerAttr(0));
+  Value seq =
+      DimOp::create(builder, loc(), scalar, u, builder.getI64IntegerAttr(1));
+  Value batch =
+      DimOp::create(builder, loc(), scalar, u, builder.getI64IntegerAttr(0));
   Value srange = RangeOp::create(builder, loc(), ty({ud[1]}, i64),
                                  i64Const({0}, true), seq, i64Const({1}, true));
-  Value brange = RangeOp::create(builder, loc(), ty({ud[0]}, i64),
-                                 i64Const({0}, true), batch, i64Const({1}, true));
+  Value brange =
+      RangeOp::create(builder, loc(), ty({ud[0]}, i64), i64Const({0}, true),
+                      batch, i64Const({1}, true));
   Dims bs = {ud[0], ud[1]};
   Value pos = AddOp::create(builder, loc(), ty(bs, i64),
                             reshapeTo(start, {ud[0], DimExpr::constant(1)}),
@@ -2217,7 +2269,8 @@ LogicalResult Importer::importTensorScatter() {
       builder, loc(), ty(bs, i64),
       reshapeTo(brange, {ud[0], DimExpr::constant(1)}),
       ShapeOp::create(builder, loc(), RankedTensorType::get({2}, i64), pos,
-                      builder.getI64IntegerAttr(0), builder.getI64IntegerAttr(2)));
+                      builder.getI64IntegerAttr(0),
+                      builder.getI64IntegerAttr(2)));
   Dims one = {ud[0], ud[1], DimExpr::constant(1)};
   Value indices = ConcatOp::create(
       builder, loc(), ty({ud[0], ud[1], DimExpr::constant(2)}, i64),
@@ -2293,7 +2346,8 @@ void Importer::registerHandlers() {
       return failure();
     Dims d = dims(*x), i = dims(*idx);
     int64_t b = attrInt("batch_dims", 0);
-    std::optional<int64_t> k = i.empty() ? std::nullopt : i.back().getConstant();
+    std::optional<int64_t> k =
+        i.empty() ? std::nullopt : i.back().getConstant();
     if (!k || b < 0 || b + *k > static_cast<int64_t>(d.size())) {
       error() << "indices " << idx->getType()
               << " must end in a static size k with batch_dims + k <= "
@@ -2348,7 +2402,9 @@ void Importer::registerHandlers() {
   h["Attention"] = [this] { return importAttention(); };
   h["TensorScatter"] = [this] { return importTensorScatter(); };
   std::string ms = kMsDomain.str() + ":";
-  h[ms + "GroupQueryAttention"] = [this] { return importGroupQueryAttention(); };
+  h[ms + "GroupQueryAttention"] = [this] {
+    return importGroupQueryAttention();
+  };
   h[ms + "MatMulNBits"] = [this] { return importMatMulNBits(); };
   h[ms + "RotaryEmbedding"] = [this] { return importRotary(true); };
   h[ms + "SimplifiedLayerNormalization"] = [this] { return importRMSNorm(); };
@@ -2376,7 +2432,8 @@ LogicalResult Importer::importNode(const onnx::NodeProto &n) {
             << (domain.empty() ? "ai.onnx" : domain) << "'";
     return failure();
   }
-  std::string key = domain.empty() ? n.op_type() : (domain + ":" + n.op_type()).str();
+  std::string key =
+      domain.empty() ? n.op_type() : (domain + ":" + n.op_type()).str();
   auto it = handlers.find(key);
   if (it == handlers.end()) {
     error() << "unsupported op '" << n.op_type() << "'";
@@ -2411,8 +2468,8 @@ OwningOpRef<ModuleOp> Importer::run(const onnx::ModelProto &model,
   int64_t onnxOpset = opsetOf("");
   if (onnxOpset >= 0 && (onnxOpset < kMinOpset || onnxOpset > kMaxOpset)) {
     emitError(fileLoc) << "default-domain opset " << onnxOpset
-                       << " is not supported; expected " << kMinOpset
-                       << " to " << kMaxOpset;
+                       << " is not supported; expected " << kMinOpset << " to "
+                       << kMaxOpset;
     return nullptr;
   }
   const onnx::GraphProto &graph = model.graph();
@@ -2494,7 +2551,8 @@ OwningOpRef<ModuleOp> Importer::run(const onnx::ModelProto &model,
   }
   builder.setInsertionPointToEnd(entry);
   func::ReturnOp::create(builder, fileLoc, results);
-  func.setType(builder.getFunctionType(argTypes, ValueRange(results).getTypes()));
+  func.setType(
+      builder.getFunctionType(argTypes, ValueRange(results).getTypes()));
   for (auto [i, out] : llvm::enumerate(graph.output()))
     func.setResultAttr(i, "kiln.name", builder.getStringAttr(out.name()));
   if (failed(verify(module)))
@@ -2530,8 +2588,8 @@ static OwningOpRef<ModuleOp> importImpl(ArrayRef<uint8_t> bytes,
 
 namespace kiln {
 OwningOpRef<ModuleOp> importOnnxFile(StringRef path, MLIRContext *ctx,
-                                           WeightStore &store,
-                                           const OnnxImportOptions &options) {
+                                     WeightStore &store,
+                                     const OnnxImportOptions &options) {
   ctx->loadDialect<KilnDialect, func::FuncDialect>();
   StringRef fileName = llvm::sys::path::filename(path);
   llvm::Expected<uint64_t> size = store.openFile(fileName);
@@ -2550,13 +2608,13 @@ OwningOpRef<ModuleOp> importOnnxFile(StringRef path, MLIRContext *ctx,
   return importImpl(*bytes, path, fileName, ctx, store, options);
 }
 
-OwningOpRef<ModuleOp> importOnnxBytes(ArrayRef<uint8_t> bytes,
-                                            StringRef name, MLIRContext *ctx,
-                                            WeightStore &store,
-                                            const OnnxImportOptions &options) {
+OwningOpRef<ModuleOp> importOnnxBytes(ArrayRef<uint8_t> bytes, StringRef name,
+                                      MLIRContext *ctx, WeightStore &store,
+                                      const OnnxImportOptions &options) {
   ctx->loadDialect<KilnDialect, func::FuncDialect>();
   // Embedded weights must outlive the caller's buffer: keep a copy.
-  mlir::kiln::BlobAttr copy = store.addBuffer(ctx, std::vector<uint8_t>(bytes.begin(), bytes.end()));
+  mlir::kiln::BlobAttr copy =
+      store.addBuffer(ctx, std::vector<uint8_t>(bytes.begin(), bytes.end()));
   llvm::Expected<ArrayRef<uint8_t>> held = store.getBytes(copy);
   if (!held) {
     llvm::consumeError(held.takeError());
@@ -2573,7 +2631,8 @@ void registerOnnxImportTranslation() {
       llvm::cl::init(64));
   TranslateToMLIRRegistration reg(
       "import-onnx", "import a binary ONNX model into the kiln dialect",
-      [](llvm::SourceMgr &sourceMgr, MLIRContext *ctx) -> OwningOpRef<Operation *> {
+      [](llvm::SourceMgr &sourceMgr,
+         MLIRContext *ctx) -> OwningOpRef<Operation *> {
         const llvm::MemoryBuffer *buffer =
             sourceMgr.getMemoryBuffer(sourceMgr.getMainFileID());
         StringRef name = buffer->getBufferIdentifier();

@@ -29,7 +29,8 @@ struct Walker {
 
   llvm::Error malformed(uint64_t at) {
     return llvm::createStringError(
-        "malformed or truncated protobuf near byte %llu", (unsigned long long)at);
+        "malformed or truncated protobuf near byte %llu",
+        (unsigned long long)at);
   }
 
   /// Re-encodes the message in [begin, begin+size) into `out`. `level` says
@@ -83,7 +84,8 @@ struct Walker {
       uint64_t fieldEnd = begin + in.CurrentPosition();
       cos.WriteRaw(base + fieldStart, static_cast<int>(fieldEnd - fieldStart));
     }
-    if (!in.ConsumedEntireMessage() || in.CurrentPosition() != static_cast<int>(size))
+    if (!in.ConsumedEntireMessage() ||
+        in.CurrentPosition() != static_cast<int>(size))
       return malformed(begin + in.CurrentPosition());
     return llvm::Error::success();
   }

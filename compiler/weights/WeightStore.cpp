@@ -27,10 +27,9 @@ llvm::Expected<uint64_t> WeightStore::openFile(llvm::StringRef path) {
                                             /*RequiresNullTerminator=*/false,
                                             /*IsVolatile=*/false);
   if (!buffer)
-    return llvm::createStringError(buffer.getError(),
-                                   "cannot open weight file '%s': %s",
-                                   full.c_str(),
-                                   buffer.getError().message().c_str());
+    return llvm::createStringError(
+        buffer.getError(), "cannot open weight file '%s': %s", full.c_str(),
+        buffer.getError().message().c_str());
   uint64_t size = (*buffer)->getBufferSize();
   files[path] = std::move(*buffer);
   return size;
@@ -60,8 +59,8 @@ WeightStore::getBytes(mlir::kiln::BlobAttr blob) {
         resolve(file).c_str(), (unsigned long long)*size,
         (unsigned long long)blob.getOffset(),
         (unsigned long long)(blob.getOffset() + blob.getSize()));
-  const auto *data = reinterpret_cast<const uint8_t *>(
-      files[file]->getBufferStart());
+  const auto *data =
+      reinterpret_cast<const uint8_t *>(files[file]->getBufferStart());
   return llvm::ArrayRef<uint8_t>(data + blob.getOffset(), blob.getSize());
 }
 

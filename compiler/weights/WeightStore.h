@@ -28,7 +28,8 @@ namespace kiln {
 class WeightStore {
 public:
   /// `baseDir` resolves relative blob paths (the model's directory).
-  explicit WeightStore(std::string baseDir = ".") : baseDir(std::move(baseDir)) {}
+  explicit WeightStore(std::string baseDir = ".")
+      : baseDir(std::move(baseDir)) {}
 
   /// Maps `path` (relative to the base directory) if not mapped yet and
   /// returns its size; an error names the file when it cannot be opened.

@@ -6,19 +6,26 @@
 #define KILN_STR(x) KILN_STR2(x)
 
 const char *kiln_version_string(void) {
-  return KILN_STR(KILN_VERSION_MAJOR) "." KILN_STR(KILN_VERSION_MINOR) "." KILN_STR(
-      KILN_VERSION_PATCH);
+  return KILN_STR(KILN_VERSION_MAJOR) "." KILN_STR(
+      KILN_VERSION_MINOR) "." KILN_STR(KILN_VERSION_PATCH);
 }
 
 const char *kiln_status_string(kiln_status_t status) {
   switch (status) {
-  case KILN_OK: return "ok";
-  case KILN_ERROR_INVALID_ARGUMENT: return "invalid argument";
-  case KILN_ERROR_NOT_FOUND: return "not found";
-  case KILN_ERROR_FORMAT: return "malformed or incompatible artifact";
-  case KILN_ERROR_UNSUPPORTED: return "unsupported on this machine";
-  case KILN_ERROR_OUT_OF_MEMORY: return "out of memory";
-  case KILN_ERROR_INTERNAL: return "internal error";
+  case KILN_OK:
+    return "ok";
+  case KILN_ERROR_INVALID_ARGUMENT:
+    return "invalid argument";
+  case KILN_ERROR_NOT_FOUND:
+    return "not found";
+  case KILN_ERROR_FORMAT:
+    return "malformed or incompatible artifact";
+  case KILN_ERROR_UNSUPPORTED:
+    return "unsupported on this machine";
+  case KILN_ERROR_OUT_OF_MEMORY:
+    return "out of memory";
+  case KILN_ERROR_INTERNAL:
+    return "internal error";
   }
   return "unknown status";
 }

@@ -28,13 +28,16 @@ using namespace llvm;
 
 static cl::opt<std::string> inputFile(cl::Positional, cl::desc("<model.onnx>"),
                                       cl::Required);
-static cl::opt<std::string> outputFile("o", cl::desc("output file ('-' for stdout)"),
+static cl::opt<std::string> outputFile("o",
+                                       cl::desc("output file ('-' for stdout)"),
                                        cl::value_desc("path"), cl::init("-"));
 static cl::opt<std::string> emit("emit", cl::desc("what to write: mlir"),
                                  cl::init("mlir"));
 static cl::opt<bool> noCanonicalize(
-    "no-canonicalize", cl::desc("write the IR as imported, before canonicalization"));
-static cl::opt<bool> force("force", cl::desc("overwrite an existing output file"));
+    "no-canonicalize",
+    cl::desc("write the IR as imported, before canonicalization"));
+static cl::opt<bool> force("force",
+                           cl::desc("overwrite an existing output file"));
 
 int main(int argc, char **argv) {
   InitLLVM y(argc, argv);

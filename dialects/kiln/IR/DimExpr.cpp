@@ -181,8 +181,8 @@ std::optional<DimExpr> DimExpr::parse(llvm::StringRef text) {
           return std::nullopt;
         product = product * constant(v);
       } else if (llvm::isAlpha(text[0]) || text[0] == '_') {
-        while (len < text.size() &&
-               (llvm::isAlnum(text[len]) || text[len] == '_' || text[len] == '.'))
+        while (len < text.size() && (llvm::isAlnum(text[len]) ||
+                                     text[len] == '_' || text[len] == '.'))
           ++len;
         product = product * symbol(text.substr(0, len));
       } else {

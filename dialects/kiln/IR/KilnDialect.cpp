@@ -184,10 +184,10 @@ mlir::kiln::broadcastShapes(ArrayRef<DimExpr> a, ArrayRef<DimExpr> b) {
   size_t rank = std::max(a.size(), b.size());
   SmallVector<DimExpr> result(rank);
   for (size_t i = 0; i < rank; ++i) {
-    DimExpr da = i < rank - a.size() ? DimExpr::constant(1)
-                                     : a[i - (rank - a.size())];
-    DimExpr db = i < rank - b.size() ? DimExpr::constant(1)
-                                     : b[i - (rank - b.size())];
+    DimExpr da =
+        i < rank - a.size() ? DimExpr::constant(1) : a[i - (rank - a.size())];
+    DimExpr db =
+        i < rank - b.size() ? DimExpr::constant(1) : b[i - (rank - b.size())];
     if (da.getConstant() == 1)
       result[i] = db;
     else if (db.getConstant() == 1)
@@ -218,8 +218,7 @@ IntegerType QuantAttr::getStorageType() const {
 
 LogicalResult QuantAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                                 unsigned bits, bool, int64_t groupSize,
-                                int64_t axis, Type scaleType,
-                                ZeroPointKind) {
+                                int64_t axis, Type scaleType, ZeroPointKind) {
   if (bits != 4 && bits != 8)
     return emitError() << "#kiln.quant supports 4 or 8 bits, got " << bits;
   if (groupSize < 0)
@@ -238,16 +237,20 @@ LogicalResult QuantAttr::verify(function_ref<InFlightDiagnostic()> emitError,
 
 Attribute QuantAttr::parse(AsmParser &parser, Type) {
   // <u4, group = 32, axis = 1, scale = f32, zero_point = int>
-  Type storage, scale;
+  Type scale;
   int64_t group = 0, axis = -1;
   std::string zp = "none";
   SMLoc loc = parser.getCurrentLocation();
-  if (parser.parseLess() || parser.parseType(storage))
+  StringRef storage;
+  if (parser.parseLess() || parser.parseKeyword(&storage))
     return {};
-  auto intType = dyn_cast<IntegerType>(storage);
-  if (!intType || intType.isSignless())
-    return parser.emitError(loc, "expected i4, u4 (ui4), i8 or u8 (ui8)"),
-           Attribute();
+  // `i4`/`i8` are signed, `u4`/`u8` unsigned (stored integers are never
+  // signless).
+  unsigned bits = 0;
+  bool isSigned = storage.starts_with("i");
+  if ((!storage.consume_front("i") && !storage.consume_front("u")) ||
+      storage.getAsInteger(10, bits))
+    return parser.emitError(loc, "expected i4, u4, i8 or u8"), Attribute();
   while (succeeded(parser.parseOptionalComma())) {
     StringRef key;
     SMLoc keyLoc = parser.getCurrentLocation();
@@ -279,9 +282,8 @@ Attribute QuantAttr::parse(AsmParser &parser, Type) {
   if (!kind)
     return parser.emitError(loc, "zero_point must be none, mid, int or float"),
            Attribute();
-  return parser.getChecked<QuantAttr>(loc, parser.getContext(),
-                                      intType.getWidth(), intType.isSigned(),
-                                      group, axis, scale, *kind);
+  return parser.getChecked<QuantAttr>(loc, parser.getContext(), bits,
+                                      isSigned, group, axis, scale, *kind);
 }
 
 void QuantAttr::print(AsmPrinter &printer) const {
@@ -289,8 +291,7 @@ void QuantAttr::print(AsmPrinter &printer) const {
   if (getGroupSize())
     printer << ", group = " << getGroupSize();
   printer << ", axis = " << getAxis() << ", scale = " << getScaleType()
-          << ", zero_point = " << stringifyZeroPointKind(getZeroPoint())
-          << ">";
+          << ", zero_point = " << stringifyZeroPointKind(getZeroPoint()) << ">";
 }
 
 //===----------------------------------------------------------------------===//
@@ -335,8 +336,7 @@ Type QTensorType::parse(AsmParser &parser) {
       parser.parseComma() || parser.parseAttribute(quant) ||
       parser.parseGreater())
     return {};
-  return parser.getChecked<QTensorType>(loc, parser.getContext(), shape,
-                                        quant);
+  return parser.getChecked<QTensorType>(loc, parser.getContext(), shape, quant);
 }
 
 void QTensorType::print(AsmPrinter &printer) const {

@@ -25,9 +25,13 @@ SmallVector<DimExpr> exprsOf(Value v) {
   return getShapeExprs(cast<RankedTensorType>(v.getType()));
 }
 
-Type elementOf(Value v) { return cast<ShapedType>(v.getType()).getElementType(); }
+Type elementOf(Value v) {
+  return cast<ShapedType>(v.getType()).getElementType();
+}
 
-int64_t rankOf(Value v) { return cast<RankedTensorType>(v.getType()).getRank(); }
+int64_t rankOf(Value v) {
+  return cast<RankedTensorType>(v.getType()).getRank();
+}
 
 /// Checks that `actual` may be the shape `expected` describes.
 LogicalResult verifyShape(Operation *op, ArrayRef<DimExpr> expected,
@@ -47,8 +51,8 @@ LogicalResult verifyShape(Operation *op, ArrayRef<DimExpr> expected,
 LogicalResult verifyAxis(Operation *op, int64_t axis, int64_t rank,
                          StringRef name = "axis") {
   if (axis < 0 || axis >= rank)
-    return op->emitOpError() << name << " " << axis
-                             << " is out of range for rank " << rank;
+    return op->emitOpError()
+           << name << " " << axis << " is out of range for rank " << rank;
   return success();
 }
 
@@ -58,9 +62,9 @@ LogicalResult verifyBroadcast(Operation *op, ArrayRef<Value> operands,
   for (Value v : operands.drop_front()) {
     FailureOr<SmallVector<DimExpr>> b = broadcastShapes(shape, exprsOf(v));
     if (failed(b))
-      return op->emitOpError() << "operand shapes " << operands.front().getType()
-                               << " and " << v.getType()
-                               << " do not broadcast";
+      return op->emitOpError()
+             << "operand shapes " << operands.front().getType() << " and "
+             << v.getType() << " do not broadcast";
     shape = *b;
   }
   return verifyShape(op, shape, result, "result");
@@ -188,9 +192,10 @@ LogicalResult WeightOp::verifySymbolUses(SymbolTableCollection &symbols) {
 
 OpFoldResult ConstantOp::fold(FoldAdaptor) { return getValue(); }
 
-LogicalResult ConstantOp::inferReturnTypes(
-    MLIRContext *, std::optional<Location>, ConstantOp::Adaptor adaptor,
-    SmallVectorImpl<Type> &inferred) {
+LogicalResult ConstantOp::inferReturnTypes(MLIRContext *,
+                                           std::optional<Location>,
+                                           ConstantOp::Adaptor adaptor,
+                                           SmallVectorImpl<Type> &inferred) {
   inferred.push_back(adaptor.getValue().getType());
   return success();
 }
@@ -207,8 +212,8 @@ static LogicalResult verifyBinary(Operation *op, bool boolResult,
     return failure();
   if (boolOperands && !elementOf(lhs).isInteger(1))
     return op->emitOpError("operands must be i1 tensors");
-  Type expected = boolResult ? IntegerType::get(op->getContext(), 1)
-                             : elementOf(lhs);
+  Type expected =
+      boolResult ? IntegerType::get(op->getContext(), 1) : elementOf(lhs);
   if (elementOf(result) != expected)
     return op->emitOpError() << "result element type must be " << expected
                              << ", got " << elementOf(result);
@@ -252,7 +257,9 @@ static LogicalResult verifyUnary(Operation *op, bool floatOnly, bool boolOnly) {
 }
 
 #define KILN_UNARY_VERIFIER(OP, FLOAT_ONLY, BOOL_ONLY)                         \
-  LogicalResult OP::verify() { return verifyUnary(*this, FLOAT_ONLY, BOOL_ONLY); }
+  LogicalResult OP::verify() {                                                 \
+    return verifyUnary(*this, FLOAT_ONLY, BOOL_ONLY);                          \
+  }
 KILN_UNARY_VERIFIER(SqrtOp, true, false)
 KILN_UNARY_VERIFIER(ReciprocalOp, true, false)
 KILN_UNARY_VERIFIER(NegOp, false, false)
@@ -370,8 +377,8 @@ LogicalResult MatMulOp::verify() {
   if (!dimsCompatible(a.back(), b[b.size() - 2]))
     return emitOpError() << "contraction dimensions differ: " << a.back()
                          << " vs " << b[b.size() - 2];
-  FailureOr<SmallVector<DimExpr>> batch = broadcastShapes(
-      ArrayRef(a).drop_back(2), ArrayRef(b).drop_back(2));
+  FailureOr<SmallVector<DimExpr>> batch =
+      broadcastShapes(ArrayRef(a).drop_back(2), ArrayRef(b).drop_back(2));
   if (failed(batch))
     return emitOpError("batch dimensions do not broadcast");
   SmallVector<DimExpr> expected = *batch;
@@ -397,8 +404,8 @@ static LogicalResult verifyQuantLinear(Operation *op, Value input, Value scale,
     return failure();
   if (blockSize < 0)
     return op->emitOpError() << "block_size must be >= 0, got " << blockSize;
-  if (zeroPoint && failed(verifyShape(op, exprsOf(scale), zeroPoint,
-                                      "zero point")))
+  if (zeroPoint &&
+      failed(verifyShape(op, exprsOf(scale), zeroPoint, "zero point")))
     return failure();
   return verifyShape(op, exprsOf(input), op->getResult(0), "result");
 }
@@ -420,8 +427,8 @@ LogicalResult TransposeOp::verify() {
   ArrayRef<int64_t> perm = getPerm();
   SmallVector<DimExpr> in = exprsOf(getInput());
   if (perm.size() != in.size())
-    return emitOpError() << "perm has " << perm.size()
-                         << " entries for rank " << in.size();
+    return emitOpError() << "perm has " << perm.size() << " entries for rank "
+                         << in.size();
   SmallVector<bool> seen(in.size(), false);
   SmallVector<DimExpr> expected;
   for (int64_t p : perm) {
@@ -450,7 +457,8 @@ LogicalResult ReshapeOp::verify() {
     auto shapeType = cast<RankedTensorType>(getShape().getType());
     if (shapeType.getRank() != 1)
       return emitOpError("shape operand must be 1-D");
-    if (!shapeType.isDynamicDim(0) && shapeType.getDimSize(0) != resultType.getRank())
+    if (!shapeType.isDynamicDim(0) &&
+        shapeType.getDimSize(0) != resultType.getRank())
       return emitOpError() << "shape operand has " << shapeType.getDimSize(0)
                            << " elements for a result of rank "
                            << resultType.getRank();
@@ -488,7 +496,8 @@ struct DropKnownReshapeShape : OpRewritePattern<ReshapeOp> {
                                 PatternRewriter &rewriter) const override {
     if (!op.getShape())
       return failure();
-    std::optional<SmallVector<DimExpr>> target = evaluateSymbolic(op.getShape());
+    std::optional<SmallVector<DimExpr>> target =
+        evaluateSymbolic(op.getShape());
     if (!target)
       return failure();
     std::optional<SmallVector<DimExpr>> resolved = resolveReshapeTarget(
@@ -531,14 +540,16 @@ struct GatherOfShape : OpRewritePattern<GatherOp> {
     auto shape = op.getInput().getDefiningOp<ShapeOp>();
     auto resultType = cast<RankedTensorType>(op.getType());
     if (!shape || resultType.getRank() > 1 || !resultType.hasStaticShape() ||
-        resultType.getNumElements() != 1 || !resultType.getElementType().isInteger(64))
+        resultType.getNumElements() != 1 ||
+        !resultType.getElementType().isInteger(64))
       return failure();
     std::optional<SmallVector<int64_t>> idx = constantInts(op.getIndices());
     if (!idx || idx->size() != 1)
       return failure();
     int64_t rank = rankOf(shape.getInput());
     int64_t start = std::clamp<int64_t>(shape.getStart(), 0, rank);
-    int64_t len = std::clamp<int64_t>(shape.getEnd().value_or(rank), start, rank) - start;
+    int64_t len =
+        std::clamp<int64_t>(shape.getEnd().value_or(rank), start, rank) - start;
     int64_t i = (*idx)[0] < 0 ? (*idx)[0] + len : (*idx)[0];
     if (i < 0 || i >= len)
       return failure();
@@ -556,9 +567,8 @@ struct ExpandShape : OpRewritePattern<ShapeOp> {
                                 PatternRewriter &rewriter) const override {
     // Only when some user can fold a part: a concat that builds a target
     // shape from parts of this one.
-    if (!llvm::any_of(op->getUsers(), [](Operation *u) {
-          return isa<ConcatOp, SliceOp>(u);
-        }))
+    if (!llvm::any_of(op->getUsers(),
+                      [](Operation *u) { return isa<ConcatOp, SliceOp>(u); }))
       return failure();
     auto type = cast<RankedTensorType>(op.getInput().getType());
     int64_t rank = type.getRank();
@@ -573,7 +583,9 @@ struct ExpandShape : OpRewritePattern<ShapeOp> {
       else
         parts.push_back(ConstantOp::create(
             rewriter, op.getLoc(),
-            DenseElementsAttr::get(one, rewriter.getI64IntegerAttr(type.getDimSize(i)).getValue())));
+            DenseElementsAttr::get(
+                one,
+                rewriter.getI64IntegerAttr(type.getDimSize(i)).getValue())));
     }
     if (parts.size() < 2)
       return failure();
@@ -698,7 +710,8 @@ OpFoldResult GatherOp::fold(FoldAdaptor) {
 LogicalResult GatherNDOp::verify() {
   SmallVector<DimExpr> in = exprsOf(getInput()), idx = exprsOf(getIndices());
   int64_t b = getBatchDims();
-  std::optional<int64_t> k = idx.empty() ? std::nullopt : idx.back().getConstant();
+  std::optional<int64_t> k =
+      idx.empty() ? std::nullopt : idx.back().getConstant();
   if (!k || b < 0 || b + *k > static_cast<int64_t>(in.size()) ||
       b >= static_cast<int64_t>(idx.size()))
     return emitOpError("indices must end in a static size k with batch_dims + "
@@ -828,9 +841,15 @@ static LogicalResult verifyReduce(Operation *op, ArrayRef<int64_t> axes,
   return verifyShape(op, expected, out, "result");
 }
 
-LogicalResult ReduceMeanOp::verify() { return verifyReduce(*this, getAxes(), getKeepdims()); }
-LogicalResult ReduceSumOp::verify() { return verifyReduce(*this, getAxes(), getKeepdims()); }
-LogicalResult ReduceMaxOp::verify() { return verifyReduce(*this, getAxes(), getKeepdims()); }
+LogicalResult ReduceMeanOp::verify() {
+  return verifyReduce(*this, getAxes(), getKeepdims());
+}
+LogicalResult ReduceSumOp::verify() {
+  return verifyReduce(*this, getAxes(), getKeepdims());
+}
+LogicalResult ReduceMaxOp::verify() {
+  return verifyReduce(*this, getAxes(), getKeepdims());
+}
 
 LogicalResult ArgMaxOp::verify() {
   SmallVector<DimExpr> shape = exprsOf(getInput());
@@ -923,7 +942,8 @@ LogicalResult KVCacheReadOp::verify() {
     return emitOpError("block_tables must be 2-D and lengths 1-D");
   for (Value r : {getKey(), getValue()}) {
     SmallVector<DimExpr> s = exprsOf(r);
-    if (s.size() != 4 || !dimsCompatible(s[1], DimExpr::constant(cache.getHeads())) ||
+    if (s.size() != 4 ||
+        !dimsCompatible(s[1], DimExpr::constant(cache.getHeads())) ||
         !dimsCompatible(s[3], DimExpr::constant(cache.getHeadDim())))
       return emitOpError() << "results must be [batch, " << cache.getHeads()
                            << ", tokens, " << cache.getHeadDim() << "], got "

@@ -309,7 +309,7 @@ def Kiln_DequantizeOp : Kiln_Op<"dequantize", [Pure]> {
   }];
   let arguments = (ins Kiln_QTensorType:$input);
   let results = (outs Kiln_FloatTensor:$result);
-  let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
+  let assemblyFormat = "$input attr-dict `:` qualified(type($input)) `->` type($result)";
   let hasVerifier = 1;
 }
 
@@ -797,7 +797,7 @@ def Kiln_KVCacheWriteOp : Kiln_Op<"kv_cache_write"> {
                        Kiln_FloatTensor:$value, Kiln_IndexTensor:$slots,
                        I64Attr:$layer);
   let assemblyFormat = [{
-    $cache `,` $key `,` $value `,` $slots attr-dict `:` type($cache) `,` type($key) `,` type($value) `,` type($slots)
+    $cache `,` $key `,` $value `,` $slots attr-dict `:` qualified(type($cache)) `,` type($key) `,` type($value) `,` type($slots)
   }];
   let hasVerifier = 1;
 }
@@ -824,7 +824,7 @@ def Kiln_KVCacheReadOp : Kiln_Op<"kv_cache_read"> {
                        Kiln_IndexTensor:$lengths, I64Attr:$layer);
   let results = (outs Kiln_FloatTensor:$key, Kiln_FloatTensor:$value);
   let assemblyFormat = [{
-    $cache `,` $block_tables `,` $lengths attr-dict `:` type($cache) `,` type($block_tables) `,` type($lengths)
+    $cache `,` $block_tables `,` $lengths attr-dict `:` qualified(type($cache)) `,` type($block_tables) `,` type($lengths)
     `->` type($key) `,` type($value)
   }];
   let hasVerifier = 1;

@@ -55,15 +55,17 @@ std::optional<Values> evaluate(Value value, int depth) {
     return std::nullopt;
 
   if (auto shape = dyn_cast<ShapeOp>(op)) {
-    Values dims = getShapeExprs(cast<RankedTensorType>(shape.getInput().getType()));
+    Values dims =
+        getShapeExprs(cast<RankedTensorType>(shape.getInput().getType()));
     int64_t rank = dims.size();
     int64_t start = std::clamp<int64_t>(shape.getStart(), 0, rank);
-    int64_t end = std::clamp<int64_t>(shape.getEnd().value_or(rank), start, rank);
+    int64_t end =
+        std::clamp<int64_t>(shape.getEnd().value_or(rank), start, rank);
     return Values(dims.begin() + start, dims.begin() + end);
   }
   if (auto dim = dyn_cast<DimOp>(op))
-    return Values{getShapeExprs(cast<RankedTensorType>(
-        dim.getInput().getType()))[dim.getIndex()]};
+    return Values{getShapeExprs(
+        cast<RankedTensorType>(dim.getInput().getType()))[dim.getIndex()]};
   if (auto size = dyn_cast<SizeOp>(op)) {
     DimExpr n = DimExpr::constant(1);
     for (const DimExpr &d :
@@ -120,17 +122,14 @@ std::optional<Values> evaluate(Value value, int depth) {
     return Values(data->begin() + b, data->begin() + f);
   }
   if (isa<AddOp>(op))
-    return evaluateBinary(op, depth, [](const DimExpr &a, const DimExpr &b) {
-      return a + b;
-    });
+    return evaluateBinary(
+        op, depth, [](const DimExpr &a, const DimExpr &b) { return a + b; });
   if (isa<SubOp>(op))
-    return evaluateBinary(op, depth, [](const DimExpr &a, const DimExpr &b) {
-      return a - b;
-    });
+    return evaluateBinary(
+        op, depth, [](const DimExpr &a, const DimExpr &b) { return a - b; });
   if (isa<MulOp>(op))
-    return evaluateBinary(op, depth, [](const DimExpr &a, const DimExpr &b) {
-      return a * b;
-    });
+    return evaluateBinary(
+        op, depth, [](const DimExpr &a, const DimExpr &b) { return a * b; });
   if (isa<DivOp>(op))
     return evaluateBinary(op, depth, [](const DimExpr &a, const DimExpr &b) {
       std::optional<int64_t> x = a.getConstant(), y = b.getConstant();

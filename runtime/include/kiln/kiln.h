@@ -31,10 +31,11 @@ typedef enum kiln_status_t {
   KILN_OK = 0,
   KILN_ERROR_INVALID_ARGUMENT = 1, /**< a parameter is out of its range */
   KILN_ERROR_NOT_FOUND = 2,        /**< a file or name does not exist */
-  KILN_ERROR_FORMAT = 3,           /**< an artifact is malformed or of another version */
-  KILN_ERROR_UNSUPPORTED = 4,      /**< the artifact needs what this machine lacks */
-  KILN_ERROR_OUT_OF_MEMORY = 5,    /**< an allocation or the KV cache is exhausted */
-  KILN_ERROR_INTERNAL = 6          /**< a bug in kiln; please report it */
+  KILN_ERROR_FORMAT = 3, /**< an artifact is malformed or of another version */
+  KILN_ERROR_UNSUPPORTED = 4, /**< the artifact needs what this machine lacks */
+  KILN_ERROR_OUT_OF_MEMORY =
+      5,                  /**< an allocation or the KV cache is exhausted */
+  KILN_ERROR_INTERNAL = 6 /**< a bug in kiln; please report it */
 } kiln_status_t;
 
 /** The runtime version as "MAJOR.MINOR.PATCH". Never NULL. */

@@ -55,8 +55,8 @@ TEST(OnnxWire, TruncatedInputFailsWithAnOffset) {
   for (size_t cut : {size_t(1), bytes.size() / 2, bytes.size() - 1}) {
     onnx::ModelProto lean;
     std::map<int, ByteRange> raw;
-    llvm::ArrayRef<uint8_t> data(reinterpret_cast<const uint8_t *>(bytes.data()),
-                                 cut);
+    llvm::ArrayRef<uint8_t> data(
+        reinterpret_cast<const uint8_t *>(bytes.data()), cut);
     llvm::Error e = parseModelLean(data, lean, raw);
     ASSERT_TRUE(bool(e)) << "cut at " << cut;
     EXPECT_NE(llvm::toString(std::move(e)).find("byte"), std::string::npos);

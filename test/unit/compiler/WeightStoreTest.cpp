@@ -38,7 +38,8 @@ TEST_F(WeightStoreTest, MapsRangesOfFiles) {
 
 TEST_F(WeightStoreTest, RangePastEndOfFileIsAnErrorNamingTheFile) {
   WeightStore store(base);
-  auto bytes = store.getBytes(mlir::kiln::BlobAttr::get(&ctx, "w.bin", 250, 10));
+  auto bytes =
+      store.getBytes(mlir::kiln::BlobAttr::get(&ctx, "w.bin", 250, 10));
   ASSERT_FALSE(bool(bytes));
   std::string msg = llvm::toString(bytes.takeError());
   EXPECT_NE(msg.find("w.bin"), std::string::npos) << msg;
@@ -49,7 +50,8 @@ TEST_F(WeightStoreTest, MissingFileIsAnError) {
   WeightStore store(base);
   auto size = store.openFile("nope.bin");
   ASSERT_FALSE(bool(size));
-  EXPECT_NE(llvm::toString(size.takeError()).find("nope.bin"), std::string::npos);
+  EXPECT_NE(llvm::toString(size.takeError()).find("nope.bin"),
+            std::string::npos);
 }
 
 TEST_F(WeightStoreTest, BuffersKeepTheirBytes) {

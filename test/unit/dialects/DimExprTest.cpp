@@ -28,8 +28,8 @@ TEST(DimExpr, ExactDivision) {
 }
 
 TEST(DimExpr, ParseRoundTrips) {
-  for (const char *text : {"?", "7", "batch", "past + seq", "2 * b * s + 1",
-                           "seq - 1", "-3"}) {
+  for (const char *text :
+       {"?", "7", "batch", "past + seq", "2 * b * s + 1", "seq - 1", "-3"}) {
     std::optional<DimExpr> e = DimExpr::parse(text);
     ASSERT_TRUE(e.has_value()) << text;
     EXPECT_EQ(e->str(), text);

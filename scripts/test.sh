@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The README's test command: sets up (scripts/setup.sh), then runs every test
+# suite and ends with one summary line "N passed, M failed[, K skipped]".
+#   - unit tests (GoogleTest, via ctest)
+#   - lit + FileCheck tests (dialect, importer, canonicalization, fixtures)
+#   - ONNX backend node tests: import conformance with an expected-failure list
+#   - the default model (SmolLM2-135M) imports and canonicalizes
+#   - clang-format check of the C/C++ sources
+set -uo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BUILD="${KILN_BUILD_DIR:-$ROOT/build}"
+CACHE="${KILN_CACHE:-$HOME/.cache/kiln}"
+PY="$CACHE/venv/bin/python"
+"$ROOT/scripts/setup.sh" || { echo "setup failed"; echo "0 passed, 1 failed"; exit 1; }
+
+passed=0; failed=0; skipped=0
+tally() { # name status p f s
+  echo "== $1: $3 passed, $4 failed, $5 skipped"
+  passed=$((passed + $3)); failed=$((failed + $4)); skipped=$((skipped + $5))
+  [ "$2" -eq 0 ] || [ "$4" -gt 0 ] || failed=$((failed + 1))
+}
+
+# Unit tests.
+out=$(cd "$BUILD" && ctest --output-on-failure 2>&1); rc=$?
+echo "$out" | tail -n 25
+t=$(echo "$out" | sed -n 's/.*tests passed, \([0-9]*\) tests failed out of \([0-9]*\).*/\1 \2/p')
+f=${t%% *}; n=${t##* }
+tally "unit" $rc $(( ${n:-0} - ${f:-0} )) ${f:-1} 0
+
+# lit.
+out=$("$PY" -m lit -sv "$BUILD/test" 2>&1); rc=$?
+echo "$out" | grep -vE '^PASS' | tail -n 40
+p=$(echo "$out" | sed -n 's/^ *Passed *: *\([0-9]*\).*/\1/p'); f=$(echo "$out" | sed -n 's/^ *Failed *: *\([0-9]*\).*/\1/p')
+s=$(echo "$out" | sed -n 's/^ *Unsupported *: *\([0-9]*\).*/\1/p')
+tally "lit" $rc ${p:-0} ${f:-0} ${s:-0}
+
+# ONNX node tests (import conformance).
+if [ -f "$ROOT/test/onnx-node-tests/run_node_tests.py" ]; then
+  out=$("$PY" "$ROOT/test/onnx-node-tests/run_node_tests.py" --kiln-translate "$BUILD/bin/kiln-translate" 2>&1); rc=$?
+  echo "$out" | tail -n 8
+  last=$(echo "$out" | tail -n 1)
+  p=$(echo "$last" | sed -n 's/^\([0-9]*\) passed.*/\1/p'); f=$(echo "$last" | sed -n 's/.*, \([0-9]*\) failed.*/\1/p')
+  s=$(echo "$last" | sed -n 's/.*, \([0-9]*\) skipped.*/\1/p')
+  tally "onnx-node-tests" $rc ${p:-0} ${f:-0} ${s:-0}
+fi
+
+# The default model: build SmolLM2-135M's ONNX (cached) and compile it.
+out=$("$ROOT/scripts/models/check_default_model.sh" 2>&1); rc=$?
+echo "$out" | tail -n 12
+tally "default-model" $rc $([ $rc -eq 0 ] && echo 1 || echo 0) $([ $rc -eq 0 ] && echo 0 || echo 1) 0
+
+# Formatting of C/C++ sources (clang-format from LLVM 22 when present).
+CF=$(command -v clang-format-22 || command -v clang-format || true)
+if [ -n "$CF" ]; then
+  bad=$(cd "$ROOT" && git ls-files '*.cpp' '*.h' '*.c' | xargs "$CF" --dry-run 2>&1 | grep -c 'warning:' || true)
+  tally "format" $([ "$bad" -eq 0 ] && echo 0 || echo 1) $([ "$bad" -eq 0 ] && echo 1 || echo 0) $([ "$bad" -eq 0 ] && echo 0 || echo 1) 0
+  [ "$bad" -eq 0 ] || echo "clang-format: $bad lines need formatting (run: git ls-files '*.cpp' '*.h' '*.c' | xargs $CF -i)"
+fi
+
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]
