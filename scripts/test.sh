@@ -28,7 +28,7 @@ f=${t%% *}; n=${t##* }
 tally "unit" $rc $(( ${n:-0} - ${f:-0} )) ${f:-1} 0
 
 # lit.
-out=$("$PY" -m lit -sv "$BUILD/test" 2>&1); rc=$?
+out=$(/usr/lib/llvm-22/bin/lit -sv "$BUILD/test" 2>&1); rc=$?
 echo "$out" | grep -vE '^PASS' | tail -n 40
 p=$(echo "$out" | sed -n 's/^ *Passed *: *\([0-9]*\).*/\1/p'); f=$(echo "$out" | sed -n 's/^ *Failed *: *\([0-9]*\).*/\1/p')
 s=$(echo "$out" | sed -n 's/^ *Unsupported *: *\([0-9]*\).*/\1/p')

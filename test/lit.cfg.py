@@ -10,7 +10,7 @@ from lit.llvm import llvm_config
 config.name = "kiln"
 config.test_format = lit.formats.ShTest(not llvm_config.use_lit_shell)
 config.suffixes = [".mlir", ".onnxtext", ".test"]
-config.excludes = ["Inputs", "CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py", "unit"]
+config.excludes = ["Inputs", "onnx-node-tests", "fixtures", "CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py", "unit"]
 config.test_source_root = os.path.dirname(__file__)
 config.test_exec_root = os.path.join(config.kiln_obj_root, "test")
 
@@ -19,7 +19,7 @@ llvm_config.use_default_substitutions()
 
 config.substitutions.append(
     ("%kiln-onnx-text", f"{config.kiln_python} {config.test_source_root}/lit/onnx_text.py"))
-config.substitutions.append(("%python", config.kiln_python))
+config.substitutions.append(("%kiln-python", config.kiln_python))
 config.substitutions.append(("%fixtures", os.path.join(config.test_source_root, "fixtures")))
 
 tool_dirs = [config.kiln_tools_dir, config.llvm_tools_dir]

@@ -74,8 +74,10 @@ private:
   //===--- diagnostics ---------------------------------------------------===//
   InFlightDiagnostic error() {
     InFlightDiagnostic d = emitError(fileLoc);
-    if (node)
+    if (node && !node->name().empty())
       d << "node '" << node->name() << "' (" << opLabel() << "): ";
+    else if (node)
+      d << "node #" << nodeIndex << " (" << opLabel() << "): ";
     return d;
   }
   std::string opLabel() const {
@@ -201,6 +203,7 @@ private:
   ModuleOp module;
   std::map<std::string, int64_t> opsets;
   const onnx::NodeProto *node = nullptr;
+  int nodeIndex = 0; // position of `node` in the graph, for unnamed nodes
   llvm::StringMap<Value> values;
   struct Init {
     const onnx::TensorProto *tensor;
@@ -2509,6 +2512,7 @@ OwningOpRef<ModuleOp> Importer::run(const onnx::ModelProto &model,
   builder.setInsertionPointToEnd(entry);
 
   for (const onnx::NodeProto &n : graph.node()) {
+    nodeIndex = &n - &graph.node(0);
     builder.setInsertionPointToEnd(entry);
     if (failed(importNode(n)))
       return nullptr;

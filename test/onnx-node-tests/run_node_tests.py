@@ -219,6 +219,16 @@ def is_expanded(name: str) -> bool:
 _OPEN = {"(": ")", "[": "]", "{": "}", "<": ">"}
 
 
+def _skip_string(text: str, i: int) -> int:
+    """Given text[i] is `"`, returns the index after the closing quote."""
+    i += 1
+    while i < len(text) and text[i] != '"':
+        i += 2 if text[i] == "\\" else 1
+    if i >= len(text):
+        raise ValueError("unterminated string")
+    return i + 1
+
+
 def _skip_balanced(text: str, i: int) -> int:
     """Given text[i] is an opening bracket, returns the index after its match.
 
@@ -230,10 +240,9 @@ def _skip_balanced(text: str, i: int) -> int:
     while i < n:
         c = text[i]
         if c == '"':
-            i += 1
-            while i < n and text[i] != '"':
-                i += 2 if text[i] == "\\" else 1
-        elif c in _OPEN:
+            i = _skip_string(text, i)
+            continue
+        if c in _OPEN:
             stack.append(_OPEN[c])
         elif c in ")]}>" and not (c == ">" and text[i - 1] == "-"):
             if not stack or stack.pop() != c:
@@ -250,7 +259,7 @@ def _split_top_level(text: str) -> list[str]:
     while i < len(text):
         c = text[i]
         if c in _OPEN or c == '"':
-            i = _skip_balanced(text, i) if c != '"' else text.index('"', i + 1) + 1
+            i = _skip_balanced(text, i) if c != '"' else _skip_string(text, i)
             continue
         if c == ",":
             parts.append(text[start:i].strip())
@@ -261,31 +270,43 @@ def _split_top_level(text: str) -> list[str]:
     return parts
 
 
-def main_result_types(mlir: str) -> list[str]:
-    """The result types of `func.func @main`, attributes stripped."""
+def _leading_token(text: str) -> str:
+    """The first whitespace-delimited token, brackets nesting (`tensor<a, b>`)."""
+    j = 0
+    while j < len(text) and not text[j].isspace():
+        j = _skip_balanced(text, j) if text[j] in _OPEN else j + 1
+    return text[:j]
+
+
+@dataclass
+class MainFunc:
+    arg_names: list[str]     # the `kiln.name` of each argument ("" if none)
+    result_types: list[str]  # attributes stripped
+    body: str                # the text after the signature
+
+
+def parse_main(mlir: str) -> MainFunc:
+    """Picks the signature of `func.func @main` out of printed MLIR."""
     m = re.search(r"func\.func\s+(?:\w+\s+)?@main\s*\(", mlir)
     if not m:
         raise ValueError("no func.func @main in the output")
     i = _skip_balanced(mlir, m.end() - 1)
+    arg_names = []
+    for arg in _split_top_level(mlir[m.end():i - 1]):
+        name = re.search(r'kiln\.name = "((?:[^"\\]|\\.)*)"', arg)
+        arg_names.append(name.group(1) if name else "")
     rest = mlir[i:].lstrip()
     if not rest.startswith("->"):
-        return []  # no results
+        return MainFunc(arg_names, [], rest)  # no results
     rest = rest[2:].lstrip()
     if rest.startswith("("):
         end = _skip_balanced(rest, 0)
-        items = _split_top_level(rest[1:end - 1])
-    else:  # a single result without parentheses: up to the body or attributes
-        j = 0
-        while j < len(rest) and not rest[j].isspace():
-            j = _skip_balanced(rest, j) if rest[j] in _OPEN else j + 1
-        items = [rest[:j]]
-    types = []
-    for item in items:
-        j = 0  # the type is the leading token; `{...}` after it is attributes
-        while j < len(item) and not item[j].isspace():
-            j = _skip_balanced(item, j) if item[j] in _OPEN else j + 1
-        types.append(item[:j])
-    return types
+        items, body = _split_top_level(rest[1:end - 1]), rest[end:]
+    else:  # a single result without parentheses
+        items = [_leading_token(rest)]
+        body = rest[len(items[0]):]
+    # `{...}` after a result type holds its attributes.
+    return MainFunc(arg_names, [_leading_token(item) for item in items], body)
 
 
 def parse_tensor_type(t: str) -> tuple[list[int | None] | None, str]:
@@ -313,11 +334,11 @@ class Result:
     reason: str = ""
     seconds: float = 0.0
     imprecise: list[str] = field(default_factory=list)  # `?` where static expected
+    dropped: list[str] = field(default_factory=list)  # graph inputs left unused
 
 
-def expected_outputs(test_dir: Path) -> list[tuple[list[int], str]]:
+def expected_outputs(test_dir: Path, model: onnx.ModelProto) -> list[tuple[list[int], str]]:
     """(dims, MLIR element type) of each reference output of data set 0."""
-    model = onnx.load(str(test_dir / "model.onnx"), load_external_data=False)
     outs = []
     for i, vi in enumerate(model.graph.output):
         if not vi.type.HasField("tensor_type"):
@@ -351,6 +372,34 @@ def compare(types: list[str], expected: list[tuple[list[int], str]], res: Result
         if any(g is None for g in got_dims):
             res.imprecise.append(f"result {i}: got {t}, expected {want}")
     return ""
+
+
+# Node inputs an importer may legitimately leave unused: they carry only a
+# type (CastLike's target), are no-ops at inference (Dropout's ratio and
+# training_mode), or fold to a constant when the shape is static (Shape, Size).
+TYPE_ONLY_INPUTS = frozenset({("CastLike", 1), ("Dropout", 1), ("Dropout", 2),
+                              ("Shape", 0), ("Size", 0)})
+
+
+def dropped_inputs(main: MainFunc, graph: onnx.GraphProto) -> list[str]:
+    """Graph inputs that no op of @main uses although a node computes with them.
+
+    Not a failure by the pass criterion (types can still match), but usually
+    an importer that silently ignored an operand, e.g. a variadic op lowered
+    as binary -- a miscompile the type check cannot see.
+    """
+    body = main.body.split("func.func", 1)[0]
+    uses: dict[str, list[tuple[str, int]]] = {}
+    for node in graph.node:
+        for k, name in enumerate(node.input):
+            uses.setdefault(name, []).append((node.op_type, k))
+    dropped = []
+    for idx, name in enumerate(main.arg_names):
+        consumers = [u for u in uses.get(name, []) if u not in TYPE_ONLY_INPUTS]
+        if consumers and not re.search(rf"%arg{idx}\b", body):
+            dropped.append(f"graph input '{name}' (input {consumers[0][1]} of "
+                           f"{consumers[0][0]}) is never used")
+    return dropped
 
 
 def _first_line(text: str) -> str:
@@ -390,7 +439,10 @@ def run_test(kiln: Path, test_dir: Path, timeout: float) -> Result:
         res.reason = _first_line(proc.stderr) or f"exit code {rc}, no message"
         return res
     try:
-        res.reason = compare(main_result_types(proc.stdout), expected_outputs(test_dir), res)
+        model = onnx.load(str(test_dir / "model.onnx"), load_external_data=False)
+        main = parse_main(proc.stdout)
+        res.reason = compare(main.result_types, expected_outputs(test_dir, model), res)
+        res.dropped = dropped_inputs(main, model.graph)
     except (ValueError, OSError) as e:
         res.reason = f"cannot check output: {e}"
     if not res.reason:
@@ -513,6 +565,9 @@ def main() -> int:
         print(f"CRASH: {r.name}: {r.reason}")
     for r in unexpected_fail:
         print(f"FAIL: {r.name}: {r.reason}")
+    for r in passed:
+        for note in r.dropped:
+            print(f"WARNING: {r.name} passes, but {note}: did the importer drop it?")
     if args.verbose:
         for r in expected_fail:
             print(f"XFAIL: {r.name}: {r.reason}")
@@ -549,6 +604,9 @@ def main() -> int:
     print(f"  non-expanded tests: {pct(sum(r.status == 'pass' for r in plain), len(plain))}; "
           f"function-expanded tests: "
           f"{pct(sum(r.status == 'pass' for r in expanded), len(expanded))}")
+    dropped = sum(1 for r in passed if r.dropped)
+    if dropped:
+        print(f"  WARNING: {dropped} passing tests leave a graph input unused (see above)")
     if imprecise:
         print(f"  {imprecise} passing tests have a '?' where the reference output is "
               "static (-v lists them)")
