@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Builds the default model (SmolLM2-135M-Instruct ONNX, cached outside the
+# repo) and checks that kilnc imports and canonicalizes it within the
+# foundation's budget: peak RSS < 300 MB and < 10 s (measured with
+# /usr/bin/time -v, printed). Exit non-zero on failure.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+BUILD="${KILN_BUILD_DIR:-$ROOT/build}"
+MODEL_DIR="${KILN_CACHE:-$HOME/.cache/kiln}/models/smollm2-135m-instruct"
+"$ROOT/scripts/models/build_smollm2.sh" "$MODEL_DIR" >/dev/null
+command -v /usr/bin/time >/dev/null || { apt-get install -y -q time >/dev/null; }
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+/usr/bin/time -v "$BUILD/bin/kilnc" "$MODEL_DIR/model.onnx" -o "$out/model.mlir" 2>"$out/time.txt" || {
+  cat "$out/time.txt"; exit 1; }
+rss_kb=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$out/time.txt")
+wall=$(sed -n 's/.*Elapsed (wall clock) time (h:mm:ss or m:ss): //p' "$out/time.txt")
+secs=$(echo "$wall" | awk -F: '{ s = 0; for (i = 1; i <= NF; i++) s = s * 60 + $i; print s }')
+globals=$(grep -c 'kiln.global' "$out/model.mlir")
+shape_ops=$(grep -cE 'kiln\.(shape|dim) ' "$out/model.mlir" || true)
+echo "smollm2-135m: kilnc import+canonicalize ${secs}s, peak RSS $((rss_kb / 1024)) MB, $globals weights, $shape_ops shape/dim ops left"
+weights_bytes=$(stat -c %s "$MODEL_DIR/model.onnx_data")
+echo "smollm2-135m: weights file $((weights_bytes / 1048576)) MB (mapped, not read)"
+[ "$rss_kb" -lt 307200 ] || { echo "FAIL: peak RSS over 300 MB"; exit 1; }
+awk "BEGIN { exit !($secs < 10) }" || { echo "FAIL: slower than 10 s"; exit 1; }
+grep -q 'kiln.concat.*past_sequence_length + sequence_length' "$out/model.mlir" ||
+  { echo "FAIL: the KV-cache concat lost its symbolic length"; exit 1; }
