@@ -467,14 +467,31 @@ def read_xfail(path: Path) -> dict[str, str]:
     return entries
 
 
+_NODE_PREFIX = re.compile(r"^node (?:'(?:[^'\\]|\\.)*'|#-?\d+) ")
+
+
+def short_reason(reason: str) -> str:
+    """The reason without the node's name or index, which say nothing here."""
+    return _NODE_PREFIX.sub("", reason)
+
+
 def category(reason: str) -> str:
-    """A coarse bucket for grouping failure reasons in xfail.txt and summaries."""
-    m = re.match(r"node '.*?' \((\S+?)::(\w+), opset \d+\): (.*)", reason)
+    """A coarse bucket for a failure reason, for grouping in xfail.txt."""
+    reason = short_reason(reason)
+    if m := re.match(r"default-domain opset (\d+) is not supported; expected (\d+) to (\d+)",
+                     reason):
+        opset, lo, hi = map(int, m.groups())
+        return f"opset older than {lo}" if opset < lo else f"opset newer than {hi}"
+    if m := re.match(r"value '.*' has data type \d+ \((\w+)\)", reason):
+        return f"element type {m.group(1)} not supported"
+    if re.match(r"value '.*' is not a tensor", reason):
+        return "non-tensor graph inputs/outputs"
+    if reason.startswith(("result", "@main")):
+        return "result types differ from the reference outputs"
+    m = re.match(r"\(\S+?::(\w+), opset \d+\): (.*)", reason)
     if not m:
-        if reason.startswith(("result", "@main")):
-            return "result types differ from the reference outputs"
         return re.sub(r"\d+", "N", reason)[:100]
-    domain, op, msg = m.groups()
+    op, msg = m.groups()
     if msg.startswith("unsupported op"):
         return f"unsupported op {op}"
     msg = re.sub(r"tensor<[^>]*(<[^>]*>[^>]*)?>", "tensor<...>", msg)
@@ -497,7 +514,7 @@ def write_xfail(path: Path, entries: dict[str, str]) -> None:
         lines += ["", f"# {cat} ({len(groups[cat])})"]
         width = max(len(n) for n in groups[cat])
         for name in groups[cat]:
-            reason = entries[name]
+            reason = short_reason(entries[name])
             if len(reason) > 110:
                 reason = reason[:107] + "..."
             lines.append(f"{name:<{width}}  {reason}".rstrip())
@@ -552,7 +569,16 @@ def main() -> int:
     with ThreadPoolExecutor(max_workers=max(1, args.j)) as pool:
         results = list(pool.map(lambda t: run_test(args.kiln_translate, t, args.timeout),
                                 selected))
-    elapsed = time.monotonic() - t0
+
+    ran = {t.name for t in selected}
+    if args.update_xfail:
+        # Keep the entries for tests this run did not cover (--filter) and take
+        # the rest from this run. Crashes are listed too, but still fail runs.
+        new = {n: r for n, r in xfail.items() if args.filter not in n}
+        new.update({r.name: r.reason for r in results if r.status != "pass"})
+        write_xfail(args.xfail, new)
+        print(f"wrote {len(new)} entries to {args.xfail}")
+        xfail = new
 
     passed = [r for r in results if r.status == "pass"]
     crashes = [r for r in results if r.status == "crash"]
@@ -565,6 +591,8 @@ def main() -> int:
         print(f"CRASH: {r.name}: {r.reason}")
     for r in unexpected_fail:
         print(f"FAIL: {r.name}: {r.reason}")
+    for r in unexpected_pass:
+        print(f"UNEXPECTED PASS: {r.name}: remove it from {args.xfail.name}")
     for r in passed:
         for note in r.dropped:
             print(f"WARNING: {r.name} passes, but {note}: did the importer drop it?")
@@ -574,51 +602,38 @@ def main() -> int:
         for r in passed:
             for note in r.imprecise:
                 print(f"note: {r.name} passes with a dynamic dim: {note}")
-    if not args.update_xfail:
-        for r in unexpected_pass:
-            print(f"UNEXPECTED PASS: {r.name}: remove it from {args.xfail.name}")
-    ran = {t.name for t in selected}
     # Listed tests that this selection should have run but did not: gone from
     # onnx, or no longer selected. Not an error; --update-xfail drops them.
-    stale = sorted(n for n in xfail if args.filter in n and n not in ran)
-    for n in stale:
+    for n in sorted(n for n in xfail if args.filter in n and n not in ran):
         print(f"note: {args.xfail.name} lists {n}, which is not a selected node test")
-
-    if args.update_xfail:
-        # Keep entries for tests this run did not cover (--filter); the rest
-        # come from this run. Crashes are listed too, but still fail the run.
-        kept = {n: r for n, r in xfail.items() if args.filter not in n}
-        kept.update({r.name: r.reason for r in failed + crashes})
-        write_xfail(args.xfail, kept)
-        print(f"wrote {len(kept)} entries to {args.xfail}")
-        xfail = kept
-        expected_fail, unexpected_fail, unexpected_pass = failed, [], []
 
     total = len(results)
     plain = [r for r in results if not is_expanded(r.name)]
     expanded = [r for r in results if is_expanded(r.name)]
-    imprecise = sum(1 for r in passed if r.imprecise)
     print(f"onnx node tests (import): {pct(len(passed), total)}, "
           f"{len(expected_fail)} expected failures, {len(unexpected_fail)} unexpected "
           f"failures, {len(crashes)} crashes, {len(unexpected_pass)} unexpected passes")
     print(f"  non-expanded tests: {pct(sum(r.status == 'pass' for r in plain), len(plain))}; "
           f"function-expanded tests: "
           f"{pct(sum(r.status == 'pass' for r in expanded), len(expanded))}")
-    dropped = sum(1 for r in passed if r.dropped)
-    if dropped:
-        print(f"  WARNING: {dropped} passing tests leave a graph input unused (see above)")
-    if imprecise:
-        print(f"  {imprecise} passing tests have a '?' where the reference output is "
-              "static (-v lists them)")
+    if crashes:
+        print(f"  *** {len(crashes)} CRASHES (fatal even when listed in "
+              f"{args.xfail.name}) ***")
     timeouts = sum(r.status == "timeout" for r in results)
     if timeouts:
         print(f"  {timeouts} imports timed out after {args.timeout:g} s")
-    print(f"  {elapsed:.1f} s with -j {args.j}")
+    dropped = sum(1 for r in passed if r.dropped)
+    if dropped:
+        print(f"  WARNING: {dropped} passing tests leave a graph input unused (see above)")
+    imprecise = sum(1 for r in passed if r.imprecise)
+    if imprecise:
+        print(f"  {imprecise} passing tests have a '?' where the reference output is "
+              "static (-v lists them)")
+    print(f"  {time.monotonic() - t0:.1f} s with -j {args.j}")
     n_failed = len(unexpected_fail) + len(crashes) + len(unexpected_pass)
     print(f"{len(passed) - len(unexpected_pass)} passed, {n_failed} failed, "
           f"{len(expected_fail)} skipped")
     return 1 if n_failed else 0
-
 
 if __name__ == "__main__":
     sys.exit(main())
