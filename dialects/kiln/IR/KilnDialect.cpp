@@ -282,8 +282,8 @@ Attribute QuantAttr::parse(AsmParser &parser, Type) {
   if (!kind)
     return parser.emitError(loc, "zero_point must be none, mid, int or float"),
            Attribute();
-  return parser.getChecked<QuantAttr>(loc, parser.getContext(), bits,
-                                      isSigned, group, axis, scale, *kind);
+  return parser.getChecked<QuantAttr>(loc, parser.getContext(), bits, isSigned,
+                                      group, axis, scale, *kind);
 }
 
 void QuantAttr::print(AsmPrinter &printer) const {
