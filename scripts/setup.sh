@@ -49,5 +49,7 @@ if [ ! -f "$BUILD/build.ninja" ]; then
     -DLLVM_EXTERNAL_LIT=/usr/lib/llvm-22/bin/lit \
     -DKILN_PYTHON="$VENV/bin/python"
 fi
-# Two cores: -j2. ccache makes rebuilds from a fresh clone cheap.
+# Two cores: -j2. ccache makes rebuilds from a fresh clone cheap; a base dir
+# makes its hashes independent of where the clone lives.
+export CCACHE_BASEDIR="$ROOT"
 ninja -C "$BUILD" -j "${KILN_JOBS:-2}"
