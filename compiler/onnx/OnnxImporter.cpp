@@ -19,8 +19,10 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/Matchers.h"
 #include "mlir/IR/Verifier.h"
 #include "mlir/Tools/mlir-translate/Translation.h"
+#include "llvm/ADT/SmallBitVector.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/ADT/StringSet.h"
 #include "llvm/Support/FileSystem.h"
@@ -145,7 +147,8 @@ private:
   Value i64Const(ArrayRef<int64_t> values, bool scalar = false);
   Value reshapeTo(Value v, ArrayRef<DimExpr> target);
   Value transpose(Value v, ArrayRef<int64_t> perm);
-  template <typename OpTy> LogicalResult binary(bool boolResult = false);
+  template <typename OpTy>
+  LogicalResult binary(bool boolResult = false, bool variadic = false);
   template <typename OpTy> LogicalResult unary();
 
   // Handlers (named after the ONNX op).
@@ -204,6 +207,9 @@ private:
   std::map<std::string, int64_t> opsets;
   const onnx::NodeProto *node = nullptr;
   int nodeIndex = 0; // position of `node` in the graph, for unnamed nodes
+  /// Inputs of `node` that its handler consumed; any other non-empty input
+  /// would be silently dropped, so importNode() rejects it.
+  llvm::SmallBitVector inputsRead;
   llvm::StringMap<Value> values;
   struct Init {
     const onnx::TensorProto *tensor;
@@ -594,6 +600,8 @@ Importer::quantizedWeight(StringRef symbol, ArrayRef<int64_t> shape,
 //===----------------------------------------------------------------------===//
 
 FailureOr<Value> Importer::input(int i, bool required) {
+  if (i < static_cast<int>(inputsRead.size()))
+    inputsRead.set(i);
   if (!hasInput(i)) {
     if (required) {
       error() << "missing required input " << i;
@@ -694,22 +702,37 @@ Value Importer::transpose(Value v, ArrayRef<int64_t> perm) {
                              builder.getDenseI64ArrayAttr(perm));
 }
 
-template <typename OpTy> LogicalResult Importer::binary(bool boolResult) {
-  FailureOr<Value> a = input(0), b = input(1);
-  if (failed(a) || failed(b))
-    return failure();
-  if (elt(*a) != elt(*b)) {
-    error() << "operand element types differ: " << elt(*a) << " vs " << elt(*b);
-    return failure();
-  }
-  FailureOr<Dims> shape = broadcastShapes(dims(*a), dims(*b));
-  if (failed(shape)) {
-    error() << "operand shapes " << a->getType() << " and " << b->getType()
-            << " do not broadcast";
+template <typename OpTy>
+LogicalResult Importer::binary(bool boolResult, bool variadic) {
+  // Variadic ops (Max, Min) fold their inputs left to right; one input is
+  // the identity.
+  int count = variadic ? node->input_size() : 2;
+  if (count < 1) {
+    error() << "needs at least one input";
     return failure();
   }
-  Type e = boolResult ? Type(builder.getI1Type()) : elt(*a);
-  return setOutput(0, OpTy::create(builder, loc(), ty(*shape, e), *a, *b));
+  FailureOr<Value> acc = input(0);
+  if (failed(acc))
+    return failure();
+  for (int i = 1; i < count; ++i) {
+    FailureOr<Value> b = input(i);
+    if (failed(b))
+      return failure();
+    if (elt(*acc) != elt(*b)) {
+      error() << "operand element types differ: " << elt(*acc) << " vs "
+              << elt(*b);
+      return failure();
+    }
+    FailureOr<Dims> shape = broadcastShapes(dims(*acc), dims(*b));
+    if (failed(shape)) {
+      error() << "operand shapes " << acc->getType() << " and " << b->getType()
+              << " do not broadcast";
+      return failure();
+    }
+    Type e = boolResult ? Type(builder.getI1Type()) : elt(*acc);
+    acc = OpTy::create(builder, loc(), ty(*shape, e), *acc, *b).getResult();
+  }
+  return setOutput(0, *acc);
 }
 
 template <typename OpTy> LogicalResult Importer::unary() {
@@ -1571,9 +1594,24 @@ LogicalResult Importer::importIdentity() {
   FailureOr<Value> x = input(0);
   if (failed(x))
     return failure();
-  if (node->op_type() == "Dropout" && outputUsed(1)) {
-    error() << "the mask output of Dropout is not supported at inference";
-    return failure();
+  if (node->op_type() == "Dropout") {
+    if (outputUsed(1)) {
+      error() << "the mask output of Dropout is not supported at inference";
+      return failure();
+    }
+    // The ratio does not matter at inference; training mode must be off.
+    FailureOr<Value> ratio = input(1, false), training = input(2, false);
+    if (failed(ratio) || failed(training))
+      return failure();
+    if (*training) {
+      DenseElementsAttr c;
+      if (!matchPattern(*training, m_Constant(&c)) ||
+          c.getSplatValue<bool>()) {
+        error() << "training_mode must be a constant false; kiln compiles "
+                   "for inference";
+        return failure();
+      }
+    }
   }
   return setOutput(0, *x);
 }
@@ -1601,6 +1639,7 @@ LogicalResult Importer::importDequantizeLinear() {
                  zp->getDefiningOp<WeightOp>() || !hasInput(2) ||
                  initializers.count(node->input(2)));
   if (weight) {
+    inputsRead.set(0);
     // A quantized weight: keep its bytes packed and describe them with
     // #kiln.quant, exactly as MatMulNBits and kiln's quantizer do.
     const onnx::TensorProto &t = *init->second.tensor;
@@ -1754,6 +1793,8 @@ LogicalResult Importer::importMatMulNBits() {
   }
   int64_t nBlocks = K / block;
   auto initOf = [&](int i) -> const Init * {
+    if (i < static_cast<int>(inputsRead.size()))
+      inputsRead.set(i);
     if (!hasInput(i))
       return nullptr;
     auto it = initializers.find(node->input(i));
@@ -1832,6 +1873,8 @@ LogicalResult Importer::importGatherBlockQuantized() {
   if (failed(idx))
     return failure();
   auto initOf = [&](int i) -> const Init * {
+    if (i < static_cast<int>(inputsRead.size()))
+      inputsRead.set(i);
     if (!hasInput(i))
       return nullptr;
     auto it = initializers.find(node->input(i));
@@ -2086,6 +2129,10 @@ LogicalResult Importer::importGroupQueryAttention() {
                    pastV = input(4, false), seqlens = input(5),
                    cos = input(7, false), sin = input(8, false),
                    posIds = input(9, false);
+  // total_sequence_length is max(seqlens_k) + 1; key_lengths carries the
+  // per-sequence truth, so the scalar is not needed.
+  if (failed(input(6, false)))
+    return failure();
   if (failed(query) || failed(key) || failed(value) || failed(pastK) ||
       failed(pastV) || failed(seqlens) || failed(cos) || failed(sin) ||
       failed(posIds))
@@ -2294,8 +2341,8 @@ void Importer::registerHandlers() {
   h["Sub"] = [this] { return binary<SubOp>(); };
   h["Mul"] = [this] { return binary<MulOp>(); };
   h["Div"] = [this] { return binary<DivOp>(); };
-  h["Max"] = [this] { return binary<MaxOp>(); };
-  h["Min"] = [this] { return binary<MinOp>(); };
+  h["Max"] = [this] { return binary<MaxOp>(false, true); };
+  h["Min"] = [this] { return binary<MinOp>(false, true); };
   h["Equal"] = [this] { return binary<EqualOp>(true); };
   h["Less"] = [this] { return binary<LessOp>(true); };
   h["Greater"] = [this] { return binary<GreaterOp>(true); };
@@ -2442,8 +2489,16 @@ LogicalResult Importer::importNode(const onnx::NodeProto &n) {
     error() << "unsupported op '" << n.op_type() << "'";
     return failure();
   }
+  inputsRead.clear();
+  inputsRead.resize(n.input_size());
   if (failed(it->second()))
     return failure();
+  for (int i = 0; i < n.input_size(); ++i)
+    if (!n.input(i).empty() && !inputsRead.test(i)) {
+      error() << "input " << i << " '" << n.input(i)
+              << "' is not supported by kiln's import of this op";
+      return failure();
+    }
   for (int i = 0; i < n.output_size(); ++i)
     if (!n.output(i).empty() && !values.count(n.output(i))) {
       error() << "output " << i << " '" << n.output(i)
@@ -2511,10 +2566,10 @@ OwningOpRef<ModuleOp> Importer::run(const onnx::ModelProto &model,
   }
   builder.setInsertionPointToEnd(entry);
 
-  for (const onnx::NodeProto &n : graph.node()) {
-    nodeIndex = &n - &graph.node(0);
+  for (int i = 0; i < graph.node_size(); ++i) {
+    nodeIndex = i;
     builder.setInsertionPointToEnd(entry);
-    if (failed(importNode(n)))
+    if (failed(importNode(graph.node(i))))
       return nullptr;
   }
   node = nullptr;
