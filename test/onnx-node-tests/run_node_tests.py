@@ -401,8 +401,15 @@ def dropped_inputs(main: MainFunc, graph: onnx.GraphProto) -> list[str]:
     for node in graph.node:
         for k, name in enumerate(node.input):
             uses.setdefault(name, []).append((node.op_type, k))
+    # A graph input whose declared shape has a static 0 holds no data: an
+    # empty `axes` tensor means "no axes", and dropping it loses nothing.
+    empty = {vi.name for vi in graph.input
+             if any(d.HasField("dim_value") and d.dim_value == 0
+                    for d in vi.type.tensor_type.shape.dim)}
     dropped = []
     for idx, name in enumerate(main.arg_names):
+        if name in empty:
+            continue
         consumers = [u for u in uses.get(name, []) if u not in TYPE_ONLY_INPUTS]
         if consumers and not re.search(rf"%arg{idx}\b", body):
             dropped.append(f"graph input '{name}' (input {consumers[0][1]} of "

@@ -35,7 +35,23 @@ std::optional<Values> evaluateBinary(Operation *op, int depth,
   return r;
 }
 
+std::optional<Values> evaluateKnown(Value value, int depth);
+
+/// Like evaluateKnown(), but a tensor of static length whose elements cannot
+/// be derived still yields that many unknown elements, so that a Concat
+/// keeps the parts it does know.
 std::optional<Values> evaluate(Value value, int depth) {
+  if (std::optional<Values> v = evaluateKnown(value, depth))
+    return v;
+  auto type = dyn_cast<RankedTensorType>(value.getType());
+  if (!type || type.getRank() > 1 || !type.hasStaticShape() ||
+      type.getNumElements() > kMaxElements ||
+      !type.getElementType().isSignlessInteger())
+    return std::nullopt;
+  return Values(type.getNumElements(), DimExpr());
+}
+
+std::optional<Values> evaluateKnown(Value value, int depth) {
   auto type = dyn_cast<RankedTensorType>(value.getType());
   if (!type || depth > kMaxDepth || type.getRank() > 1 ||
       !type.getElementType().isSignlessInteger())
@@ -120,6 +136,42 @@ std::optional<Values> evaluate(Value value, int depth) {
     int64_t b = std::clamp<int64_t>(*s < 0 ? *s + n : *s, 0, n);
     int64_t f = std::clamp<int64_t>(*e < 0 ? *e + n : *e, b, n);
     return Values(data->begin() + b, data->begin() + f);
+  }
+  if (isa<NegOp>(op)) {
+    std::optional<Values> a = evaluate(op->getOperand(0), depth + 1);
+    if (!a)
+      return std::nullopt;
+    for (DimExpr &e : *a)
+      e = e * DimExpr::constant(-1);
+    return a;
+  }
+  if (auto fill = dyn_cast<ConstantOfShapeOp>(op)) {
+    std::optional<Values> shape = evaluate(fill.getShape(), depth + 1);
+    auto value = dyn_cast<IntegerAttr>(fill.getValue());
+    if (!shape || shape->size() > 1 || !value)
+      return std::nullopt;
+    std::optional<int64_t> n = shape->empty() ? 1 : (*shape)[0].getConstant();
+    if (!n || *n < 0 || *n > kMaxElements)
+      return std::nullopt;
+    return Values(*n, DimExpr::constant(value.getInt()));
+  }
+  if (auto range = dyn_cast<RangeOp>(op)) {
+    std::optional<Values> a = evaluate(range.getStart(), depth + 1);
+    std::optional<Values> b = evaluate(range.getLimit(), depth + 1);
+    std::optional<Values> c = evaluate(range.getDelta(), depth + 1);
+    if (!a || !b || !c || a->size() != 1 || b->size() != 1 || c->size() != 1)
+      return std::nullopt;
+    std::optional<int64_t> x = (*a)[0].getConstant(), y = (*b)[0].getConstant(),
+                           d = (*c)[0].getConstant();
+    if (!x || !y || !d || *d == 0)
+      return std::nullopt;
+    Values r;
+    for (int64_t v = *x; (*d > 0 ? v < *y : v > *y); v += *d) {
+      if (static_cast<int64_t>(r.size()) >= kMaxElements)
+        return std::nullopt;
+      r.push_back(DimExpr::constant(v));
+    }
+    return r;
   }
   if (isa<AddOp>(op))
     return evaluateBinary(
