@@ -1605,8 +1605,7 @@ LogicalResult Importer::importIdentity() {
       return failure();
     if (*training) {
       DenseElementsAttr c;
-      if (!matchPattern(*training, m_Constant(&c)) ||
-          c.getSplatValue<bool>()) {
+      if (!matchPattern(*training, m_Constant(&c)) || c.getSplatValue<bool>()) {
         error() << "training_mode must be a constant false; kiln compiles "
                    "for inference";
         return failure();

@@ -399,11 +399,6 @@ def main(argv=None) -> int:
         if diff > 1e-2:
             raise BuildError(f"onnxruntime first-step logits differ from PyTorch by {diff:.3g}")
         top = np.argsort(-first_logits)[:10]
-        import onnx
-        import onnxruntime
-        import optimum.version
-        import transformers
-
         reference = {
             "model": MODEL_NAME,
             "prompt": args.prompt,

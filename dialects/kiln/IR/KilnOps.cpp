@@ -604,9 +604,60 @@ void ReshapeOp::getCanonicalizationPatterns(RewritePatternSet &results,
 LogicalResult ExpandOp::verify() {
   if (failed(verifySameElement(*this, getInput(), getResult())))
     return failure();
-  if (rankOf(getShape()) != 1)
-    return emitOpError("shape operand must be 1-D");
+  if (getShape()) {
+    if (rankOf(getShape()) != 1)
+      return emitOpError("shape operand must be 1-D");
+    return success();
+  }
+  SmallVector<DimExpr> in = exprsOf(getInput()), out = exprsOf(getResult());
+  if (in.size() > out.size())
+    return emitOpError("result rank must be at least the input rank");
+  for (size_t i = 0; i < in.size(); ++i) {
+    const DimExpr &o = out[out.size() - in.size() + i];
+    if (in[i].getConstant() != 1 && !dimsCompatible(in[i], o))
+      return emitOpError() << "input dimension " << i << " (" << in[i]
+                           << ") is neither 1 nor the result's " << o;
+  }
   return success();
+}
+
+namespace {
+/// Drops the shape operand of an Expand whose symbolic value, broadcast with
+/// the input, gives exactly the result type.
+struct DropKnownExpandShape : OpRewritePattern<ExpandOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(ExpandOp op,
+                                PatternRewriter &rewriter) const override {
+    if (!op.getShape())
+      return failure();
+    std::optional<SmallVector<DimExpr>> target =
+        evaluateSymbolic(op.getShape());
+    if (!target)
+      return failure();
+    FailureOr<SmallVector<DimExpr>> b =
+        broadcastShapes(exprsOf(op.getInput()), *target);
+    SmallVector<DimExpr> stated = exprsOf(op.getResult());
+    if (failed(b) || b->size() != stated.size())
+      return failure();
+    for (auto [r, s] : llvm::zip(*b, stated))
+      if (r.isUnknown() || r != s)
+        return failure();
+    rewriter.replaceOpWithNewOp<ExpandOp>(op, op.getType(), op.getInput(),
+                                          Value());
+    return success();
+  }
+};
+} // namespace
+
+OpFoldResult ExpandOp::fold(FoldAdaptor) {
+  if (!getShape() && getInput().getType() == getType())
+    return getInput();
+  return {};
+}
+
+void ExpandOp::getCanonicalizationPatterns(RewritePatternSet &results,
+                                           MLIRContext *context) {
+  results.add<DropKnownExpandShape>(context);
 }
 
 LogicalResult TileOp::verify() {

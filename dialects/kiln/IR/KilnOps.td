@@ -409,18 +409,23 @@ def Kiln_ExpandOp : Kiln_Op<"expand", [Pure]> {
   let summary = "Broadcasts to a shape";
   let description = [{
     ONNX `Expand`: broadcasts `input` against the 1-D `shape` with numpy
-    rules (the result may be larger than `shape`).
+    rules (the result may be larger than `shape`). Without a `shape` operand
+    the result type is the target: every input dimension is 1 or equals the
+    result's. Canonicalization drops the operand when its value is known.
 
     Example:
 
     ```mlir
     %r = kiln.expand %x, %s : (tensor<1x1x?x?xf32>, tensor<4xi64>) -> tensor<?x1x?x?xf32>
+    %b = kiln.expand %y : (tensor<1x64xf32>) -> tensor<?x64xf32, #kiln.dims<[seq]>>
     ```
   }];
-  let arguments = (ins Kiln_Tensor:$input, Kiln_IntTensor:$shape);
+  let arguments = (ins Kiln_Tensor:$input, Optional<Kiln_IntTensor>:$shape);
   let results = (outs Kiln_Tensor:$result);
-  let assemblyFormat = "$input `,` $shape attr-dict `:` functional-type(operands, results)";
+  let assemblyFormat = "$input (`,` $shape^)? attr-dict `:` functional-type(operands, results)";
   let hasVerifier = 1;
+  let hasFolder = 1;
+  let hasCanonicalizer = 1;
 }
 
 def Kiln_TileOp : Kiln_Op<"tile", [Pure]> {

@@ -63,7 +63,8 @@ std::optional<Values> evaluateKnown(Value value, int depth) {
   if (matchPattern(value, m_Constant(&dense))) {
     Values r;
     for (const APInt &v : dense.getValues<APInt>())
-      r.push_back(DimExpr::constant(v.getSExtValue()));
+      r.push_back(DimExpr::constant(v.getBitWidth() == 1 ? v.getZExtValue()
+                                                         : v.getSExtValue()));
     return r;
   }
   Operation *op = value.getDefiningOp();
@@ -170,6 +171,40 @@ std::optional<Values> evaluateKnown(Value value, int depth) {
       if (static_cast<int64_t>(r.size()) >= kMaxElements)
         return std::nullopt;
       r.push_back(DimExpr::constant(v));
+    }
+    return r;
+  }
+  if (isa<EqualOp>(op)) {
+    // Shape vectors compared with a constant (exporters test for -1): a
+    // symbolic dimension is a size, so it never equals a negative constant.
+    return evaluateBinary(op, depth, [](const DimExpr &a, const DimExpr &b) {
+      if (a == b && !a.isUnknown())
+        return DimExpr::constant(1);
+      std::optional<int64_t> x = a.getConstant(), y = b.getConstant();
+      if (x && y)
+        return DimExpr::constant(*x == *y);
+      if ((x && *x < 0 && !b.isUnknown()) || (y && *y < 0 && !a.isUnknown()))
+        return DimExpr::constant(0);
+      return DimExpr();
+    });
+  }
+  if (auto where = dyn_cast<WhereOp>(op)) {
+    std::optional<Values> c = evaluate(where.getCondition(), depth + 1);
+    std::optional<Values> a = evaluate(where.getLhs(), depth + 1);
+    std::optional<Values> b = evaluate(where.getRhs(), depth + 1);
+    if (!c || !a || !b)
+      return std::nullopt;
+    size_t n = std::max({c->size(), a->size(), b->size()});
+    auto at = [&](const Values &v, size_t i) -> const DimExpr & {
+      return v[v.size() == 1 ? 0 : i];
+    };
+    for (const Values *v : {&*c, &*a, &*b})
+      if (v->size() != n && v->size() != 1)
+        return std::nullopt;
+    Values r;
+    for (size_t i = 0; i < n; ++i) {
+      std::optional<int64_t> cond = at(*c, i).getConstant();
+      r.push_back(!cond ? DimExpr() : *cond ? at(*a, i) : at(*b, i));
     }
     return r;
   }
