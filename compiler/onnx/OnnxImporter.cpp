@@ -192,7 +192,10 @@ private:
   LogicalResult importTensorScatter();
 
   // Shared pieces of attention imports.
-  Value splitHeads(Value x, int64_t heads);
+  FailureOr<Value> splitHeads(Value x, int64_t heads);
+  /// The KV cache after this step: `past` with `cur` appended along the
+  /// sequence axis (both [batch, kv_heads, len, head_dim]).
+  FailureOr<Value> appendPast(Value past, Value cur);
   Value mergeHeads(Value x);
   FailureOr<Value> rotary4D(Value x, Value cos, Value sin, Value positions,
                             int64_t rotaryDim, bool interleaved);
@@ -1099,6 +1102,11 @@ LogicalResult Importer::importSplit() {
     }
   } else {
     int64_t pieces = attrInt("num_outputs", n);
+    if (n <= 0 || pieces != n) {
+      error() << "num_outputs (" << pieces << ") must equal the number of "
+              << "outputs (" << n << ") and be positive";
+      return failure();
+    }
     std::optional<int64_t> len = d[*axis].getConstant();
     if (len) {
       int64_t chunk = (*len + pieces - 1) / pieces;
@@ -1155,9 +1163,13 @@ LogicalResult Importer::importSlice() {
       return failure();
     steps = *st;
   }
+  auto endsType = cast<RankedTensorType>(ends->getType());
   if (static_cast<int64_t>(axes.size()) != count ||
-      static_cast<int64_t>(steps.size()) != count) {
-    error() << "starts, ends, axes and steps must have the same length";
+      static_cast<int64_t>(steps.size()) != count ||
+      endsType.getRank() != 1 || endsType.getDimSize(0) != count ||
+      (s && static_cast<int64_t>(s->size()) != count) ||
+      (e && static_cast<int64_t>(e->size()) != count)) {
+    error() << "starts, ends, axes and steps must be 1-D of the same length";
     return failure();
   }
   Dims out = d;
@@ -1958,10 +1970,37 @@ LogicalResult Importer::importGatherBlockQuantized() {
 // Handlers: transformer blocks
 //===----------------------------------------------------------------------===//
 
-Value Importer::splitHeads(Value x, int64_t heads) {
+FailureOr<Value> Importer::appendPast(Value past, Value cur) {
+  Dims p = dims(past), c = dims(cur);
+  if (p.size() != 4 || elt(past) != elt(cur) || !dimsCompatible(p[0], c[0]) ||
+      !dimsCompatible(p[1], c[1]) || !dimsCompatible(p[3], c[3])) {
+    error() << "past cache " << past.getType()
+            << " must be 4-D [batch, kv_heads, past, head_dim] matching the "
+               "new keys/values "
+            << cur.getType();
+    return failure();
+  }
+  p[2] = p[2] + c[2];
+  return ConcatOp::create(builder, loc(), ty(p, elt(cur)),
+                          ValueRange{past, cur}, builder.getI64IntegerAttr(2))
+      .getResult();
+}
+
+FailureOr<Value> Importer::splitHeads(Value x, int64_t heads) {
   Dims d = dims(x); // [B, S, H*D]
-  DimExpr headDim = d[2].exactDiv(DimExpr::constant(heads));
-  Value r = reshapeTo(x, {d[0], d[1], DimExpr::constant(heads), headDim});
+  if (d.size() != 3) {
+    error() << "expected a 3-D [batch, seq, heads * head_dim] tensor, got "
+            << x.getType();
+    return failure();
+  }
+  std::optional<int64_t> width = d[2].getConstant();
+  if (!width || heads <= 0 || *width % heads != 0) {
+    error() << "hidden size " << d[2] << " is not a static multiple of "
+            << heads << " heads";
+    return failure();
+  }
+  Value r = reshapeTo(x, {d[0], d[1], DimExpr::constant(heads),
+                          DimExpr::constant(*width / heads)});
   return transpose(r, {0, 2, 1, 3});
 }
 
@@ -2016,6 +2055,12 @@ LogicalResult Importer::importRotary(bool microsoft) {
                "not supported; expected position_ids";
     return failure();
   }
+  if (rank(*cos) != 2 || rank(*sin) != 2) {
+    error() << "cos/sin caches must be 2-D [max_position, rotary_dim / 2], "
+               "got "
+            << cos->getType() << " and " << sin->getType();
+    return failure();
+  }
   int64_t heads = attrInt("num_heads", 0);
   int64_t rotaryDim = attrInt("rotary_embedding_dim", 0);
   bool interleaved = attrInt("interleaved", 0) != 0;
@@ -2037,16 +2082,19 @@ LogicalResult Importer::importRotary(bool microsoft) {
     // Full rotation: the head size is twice the cache width.
     std::optional<int64_t> half = dims(*cos)[1].getConstant();
     std::optional<int64_t> hidden = dims(*x)[2].getConstant();
-    if (half && hidden && rotaryDim == 0 && *hidden % (2 * *half) == 0)
+    if (half && *half > 0 && hidden && rotaryDim == 0 &&
+        *hidden % (2 * *half) == 0)
       heads = *hidden / (2 * *half);
   }
   if (heads <= 0) {
     error() << "a 3-D input needs the num_heads attribute";
     return failure();
   }
-  Value split = splitHeads(*x, heads);
+  FailureOr<Value> split = splitHeads(*x, heads);
+  if (failed(split))
+    return failure();
   FailureOr<Value> r =
-      rotary4D(split, *cos, *sin, *pos, rotaryDim, interleaved);
+      rotary4D(*split, *cos, *sin, *pos, rotaryDim, interleaved);
   if (failed(r))
     return failure();
   return setOutput(0, reshapeTo(mergeHeads(*r), dims(*x)));
@@ -2081,24 +2129,25 @@ LogicalResult Importer::importAttention() {
       error() << "3-D inputs need the q_num_heads and kv_num_heads attributes";
       return failure();
     }
-    Q = splitHeads(Q, hq);
-    K = splitHeads(K, hkv);
-    V = splitHeads(V, hkv);
+    FailureOr<Value> sq = splitHeads(Q, hq);
+    FailureOr<Value> sk = failed(sq) ? sq : splitHeads(K, hkv);
+    FailureOr<Value> sv = failed(sk) ? sk : splitHeads(V, hkv);
+    if (failed(sv))
+      return failure();
+    Q = *sq;
+    K = *sk;
+    V = *sv;
   } else if (rank(*q) != 4 || rank(*k) != 4 || rank(*v) != 4) {
     error() << "Q, K and V must all be 3-D or all be 4-D";
     return failure();
   }
   if (*pastK) {
-    auto cat = [&](Value past, Value cur) {
-      Dims d = dims(past);
-      d[2] = d[2] + dims(cur)[2];
-      return ConcatOp::create(builder, loc(), ty(d, elt(cur)),
-                              ValueRange{past, cur},
-                              builder.getI64IntegerAttr(2))
-          .getResult();
-    };
-    K = cat(*pastK, K);
-    V = cat(*pastV, V);
+    FailureOr<Value> pk = appendPast(*pastK, K);
+    FailureOr<Value> pv = failed(pk) ? pk : appendPast(*pastV, V);
+    if (failed(pv))
+      return failure();
+    K = *pk;
+    V = *pv;
   }
   float scale = attrFloat("scale", 0.0f);
   if (scale == 0.0f)
@@ -2182,7 +2231,12 @@ LogicalResult Importer::importGroupQueryAttention() {
     error() << "key is given without value";
     return failure();
   }
-  Value Q = splitHeads(q, hq), K = splitHeads(k, hkv), V = splitHeads(v, hkv);
+  FailureOr<Value> sq = splitHeads(q, hq);
+  FailureOr<Value> sk = failed(sq) ? sq : splitHeads(k, hkv);
+  FailureOr<Value> sv = failed(sk) ? sk : splitHeads(v, hkv);
+  if (failed(sv))
+    return failure();
+  Value Q = *sq, K = *sk, V = *sv;
   // Valid keys per sequence: seqlens_k + 1 (ORT's convention). The cache
   // may be longer (a shared buffer); its capacity is not the token count.
   auto i64 = builder.getI64Type();
@@ -2227,21 +2281,16 @@ LogicalResult Importer::importGroupQueryAttention() {
     K = *rk;
   }
   if (*pastK) {
-    if (!*pastV || rank(*pastK) != 4) {
-      error() << "past_key and past_value must be given together as 4-D "
-                 "[batch, kv_heads, past, head_dim]";
+    if (!*pastV) {
+      error() << "past_key and past_value must be given together";
       return failure();
     }
-    auto cat = [&](Value past, Value cur) {
-      Dims d = dims(past);
-      d[2] = d[2] + dims(cur)[2];
-      return ConcatOp::create(builder, loc(), ty(d, elt(cur)),
-                              ValueRange{past, cur},
-                              builder.getI64IntegerAttr(2))
-          .getResult();
-    };
-    K = cat(*pastK, K);
-    V = cat(*pastV, V);
+    FailureOr<Value> pk = appendPast(*pastK, K);
+    FailureOr<Value> pv = failed(pk) ? pk : appendPast(*pastV, V);
+    if (failed(pv))
+      return failure();
+    K = *pk;
+    V = *pv;
   }
   float scale = attrFloat("scale", 0.0f);
   if (scale == 0.0f)
