@@ -196,6 +196,9 @@ private:
   /// The KV cache after this step: `past` with `cur` appended along the
   /// sequence axis (both [batch, kv_heads, len, head_dim]).
   FailureOr<Value> appendPast(Value past, Value cur);
+  /// `cache` with `update` written at positions start[b] + s along `axis`
+  /// (start: [batch] i64, or null for 0). Both have the same rank.
+  Value writeRows(Value cache, Value update, Value start, int64_t axis);
   Value mergeHeads(Value x);
   FailureOr<Value> rotary4D(Value x, Value cos, Value sin, Value positions,
                             int64_t rotaryDim, bool interleaved);
@@ -842,14 +845,21 @@ LogicalResult Importer::importGemm() {
   Type e = elt(A);
   auto scalar = [&](float f) {
     auto t = RankedTensorType::get({}, e);
-    return ConstantOp::create(
-               builder, loc(),
-               DenseElementsAttr::get(t, builder.getFloatAttr(e, f)))
+    Attribute v = isa<FloatType>(e)
+                      ? Attribute(builder.getFloatAttr(e, f))
+                      : Attribute(builder.getIntegerAttr(e, int64_t(f)));
+    return ConstantOp::create(builder, loc(), DenseElementsAttr::get(t, v))
         .getResult();
   };
   Dims out = {dims(A)[0], dims(B)[1]};
   Value y = MatMulOp::create(builder, loc(), ty(out, e), A, B);
   float alpha = attrFloat("alpha", 1.0f), beta = attrFloat("beta", 1.0f);
+  if (!isa<FloatType>(e) &&
+      (alpha != std::trunc(alpha) || (*c && beta != std::trunc(beta)))) {
+    error() << "alpha and beta must be whole numbers for integer inputs, got "
+            << alpha << " and " << beta;
+    return failure();
+  }
   if (alpha != 1.0f)
     y = MulOp::create(builder, loc(), y.getType(), y, scalar(alpha));
   if (*c && beta != 0.0f) {
@@ -1165,8 +1175,8 @@ LogicalResult Importer::importSlice() {
   }
   auto endsType = cast<RankedTensorType>(ends->getType());
   if (static_cast<int64_t>(axes.size()) != count ||
-      static_cast<int64_t>(steps.size()) != count ||
-      endsType.getRank() != 1 || endsType.getDimSize(0) != count ||
+      static_cast<int64_t>(steps.size()) != count || endsType.getRank() != 1 ||
+      endsType.getDimSize(0) != count ||
       (s && static_cast<int64_t>(s->size()) != count) ||
       (e && static_cast<int64_t>(e->size()) != count)) {
     error() << "starts, ends, axes and steps must be 1-D of the same length";
@@ -1632,106 +1642,169 @@ LogicalResult Importer::importIdentity() {
 //===----------------------------------------------------------------------===//
 
 LogicalResult Importer::importDequantizeLinear() {
-  FailureOr<Value> scale = input(1), zp = input(2, false);
-  if (failed(scale) || failed(zp))
-    return failure();
   int64_t axisAttr = attrInt("axis", 1), block = attrInt("block_size", 0);
-  Type outType = elt(*scale);
-  if (const auto *a = attr("output_dtype"); a && a->i() != 0) {
-    FailureOr<Type> e = elementType(a->i(), "attribute 'output_dtype'");
-    if (failed(e))
-      return failure();
-    outType = *e;
+  auto outputType = [&](Type scaleType) -> FailureOr<Type> {
+    if (const auto *a = attr("output_dtype"); a && a->i() != 0)
+      return elementType(a->i(), "attribute 'output_dtype'");
+    return scaleType;
+  };
+  // A quantized weight (x, scale and zero point all initializers, x of 4 or
+  // 8 bits) keeps its bytes packed and is described by #kiln.quant, exactly
+  // as MatMulNBits and kiln's quantizer do. Decide that before reading any
+  // input: reading would materialize the initializers as constants.
+  auto initOf = [&](int i) -> const Init * {
+    if (!hasInput(i) || values.count(node->input(i)))
+      return nullptr;
+    auto it = initializers.find(node->input(i));
+    return it == initializers.end() ? nullptr : &it->second;
+  };
+  const Init *xi = initOf(0), *si = initOf(1), *zi = initOf(2);
+  std::optional<IntegerType> storage;
+  if (xi && (xi->tensor->data_type() == onnx::TensorProto::INT4 ||
+             xi->tensor->data_type() == onnx::TensorProto::UINT4)) {
+    // 4-bit data exists only as a packed weight: its scale and zero point
+    // must be weights too.
+    for (int i : {1, 2})
+      if (hasInput(i) && !initOf(i)) {
+        error() << "input " << i << " '" << node->input(i)
+                << "' of a quantized weight must be an initializer";
+        return failure();
+      }
   }
-  StringRef xName = hasInput(0) ? StringRef(node->input(0)) : StringRef();
-  auto init = initializers.find(xName);
-  bool weight = init != initializers.end() && !values.count(xName) &&
-                (!*zp || zp->getDefiningOp<ConstantOp>() ||
-                 zp->getDefiningOp<WeightOp>() || !hasInput(2) ||
-                 initializers.count(node->input(2)));
-  if (weight) {
-    inputsRead.set(0);
-    // A quantized weight: keep its bytes packed and describe them with
-    // #kiln.quant, exactly as MatMulNBits and kiln's quantizer do.
-    const onnx::TensorProto &t = *init->second.tensor;
-    FailureOr<Type> e = elementType(t.data_type(), "tensor '" + t.name() + "'");
-    if (failed(e))
-      return failure();
-    auto intType = dyn_cast<IntegerType>(*e);
-    if (intType && (intType.getWidth() == 4 || intType.getWidth() == 8)) {
-      SmallVector<int64_t> shape(t.dims().begin(), t.dims().end());
-      int64_t r = shape.size();
-      int64_t scaleRank = rank(*scale);
-      int64_t axis = -1, group = 0;
-      if (scaleRank > 0) {
-        FailureOr<int64_t> n = normAxis(axisAttr, r);
-        if (failed(n))
-          return failure();
-        axis = *n;
-        group = block;
-        if (block > 0 && scaleRank != r) {
-          error() << "blocked quantization needs a scale of rank " << r
-                  << ", got " << scale->getType();
-          return failure();
-        }
-        if (block == 0 && scaleRank != 1) {
-          error() << "per-axis quantization needs a 1-D scale, got "
-                  << scale->getType();
-          return failure();
-        }
-      }
-      bool isSigned = !intType.isUnsigned();
-      ZeroPointKind zpKind = ZeroPointKind::None;
-      if (*zp) {
-        if (elt(*zp) != intType) {
-          error() << "zero point type " << elt(*zp)
-                  << " differs from the quantized type " << intType;
-          return failure();
-        }
-        zpKind = ZeroPointKind::Int;
-      }
-      auto quant = QuantAttr::getChecked([&] { return error(); }, ctx,
-                                         intType.getWidth(), isSigned, group,
-                                         axis, elt(*scale), zpKind);
-      if (!quant)
-        return failure();
-      uint64_t n = 1;
-      for (int64_t d : shape)
-        n *= d;
-      uint64_t bits = intType.getWidth();
-      FailureOr<mlir::kiln::BlobAttr> data =
-          tensorBlob(t, init->second.index, (n * bits + 7) / 8);
-      if (failed(data))
-        return failure();
-      SmallVector<mlir::kiln::BlobAttr> blobs = {*data};
-      // Scale and zero point: reuse their initializers' bytes.
-      for (int i : {1, 2}) {
-        if (!hasInput(i))
-          continue;
-        auto it = initializers.find(node->input(i));
-        if (it == initializers.end()) {
-          error() << "input " << i << " '" << node->input(i)
-                  << "' of a quantized weight must be an initializer";
-          return failure();
-        }
-        std::optional<uint64_t> count = numElements(*it->second.tensor);
-        uint64_t width = i == 1 ? elt(*scale).getIntOrFloatBitWidth() : bits;
-        FailureOr<mlir::kiln::BlobAttr> b = tensorBlob(
-            *it->second.tensor, it->second.index, (*count * width + 7) / 8);
-        if (failed(b))
-          return failure();
-        blobs.push_back(*b);
-      }
-      FailureOr<Value> w = quantizedWeight(xName, shape, quant, blobs);
-      if (failed(w))
-        return failure();
-      return setOutput(
-          0, DequantizeOp::create(builder, loc(),
-                                  RankedTensorType::get(shape, outType), *w));
+  if (xi && si && (!hasInput(2) || zi)) {
+    using T = onnx::TensorProto;
+    switch (xi->tensor->data_type()) {
+    case T::INT4:
+    case T::INT8:
+      storage = IntegerType::get(
+          ctx, xi->tensor->data_type() == T::INT4 ? 4 : 8, IntegerType::Signed);
+      break;
+    case T::UINT4:
+    case T::UINT8:
+      storage =
+          IntegerType::get(ctx, xi->tensor->data_type() == T::UINT4 ? 4 : 8,
+                           IntegerType::Unsigned);
+      break;
+    default:
+      break;
     }
   }
-  FailureOr<Value> x = input(0);
-  if (failed(x))
+  if (storage) {
+    for (int i = 0; i < 3; ++i)
+      if (i < static_cast<int>(inputsRead.size()))
+        inputsRead.set(i);
+    const onnx::TensorProto &t = *xi->tensor;
+    SmallVector<int64_t> shape(t.dims().begin(), t.dims().end());
+    SmallVector<int64_t> scaleShape(si->tensor->dims().begin(),
+                                    si->tensor->dims().end());
+    FailureOr<Type> scaleType =
+        elementType(si->tensor->data_type(), "scale '" + node->input(1) + "'");
+    if (failed(scaleType))
+      return failure();
+    if (!isa<FloatType>(*scaleType)) {
+      error() << "scale must be a float tensor, got " << *scaleType;
+      return failure();
+    }
+    FailureOr<Type> outType = outputType(*scaleType);
+    if (failed(outType))
+      return failure();
+    int64_t r = shape.size();
+    int64_t axis = -1, group = 0;
+    SmallVector<int64_t> expectedScale;
+    // A scalar (or one-element 1-D) scale without blocks is per-tensor.
+    bool perTensor =
+        scaleShape.empty() ||
+        (block == 0 && scaleShape.size() == 1 && scaleShape[0] == 1);
+    if (!perTensor) {
+      FailureOr<int64_t> n = normAxis(axisAttr, r);
+      if (failed(n))
+        return failure();
+      axis = *n;
+      group = block;
+      if (block > 0) {
+        if (shape[axis] % block != 0) {
+          error() << "dimension " << axis << " of '" << t.name() << "' ("
+                  << shape[axis] << ") is not a multiple of block_size "
+                  << block;
+          return failure();
+        }
+        expectedScale = shape;
+        expectedScale[axis] /= block;
+      } else {
+        expectedScale = {shape[axis]};
+      }
+      if (scaleShape != expectedScale) {
+        std::string want;
+        llvm::raw_string_ostream os(want);
+        llvm::interleave(expectedScale, os, "x");
+        error() << "scale '" << node->input(1) << "' must have shape [" << want
+                << "] for " << (block ? "blocked" : "per-axis")
+                << " quantization along axis " << axis;
+        return failure();
+      }
+    }
+    ZeroPointKind zpKind = ZeroPointKind::None;
+    if (zi) {
+      if (zi->tensor->data_type() != t.data_type()) {
+        FailureOr<Type> zt = elementType(zi->tensor->data_type(),
+                                         "zero point '" + node->input(2) + "'");
+        FailureOr<Type> xt =
+            elementType(t.data_type(), "tensor '" + t.name() + "'");
+        if (succeeded(zt) && succeeded(xt))
+          error() << "zero point type " << *zt
+                  << " differs from the quantized type " << *xt;
+        return failure();
+      }
+      SmallVector<int64_t> zpShape(zi->tensor->dims().begin(),
+                                   zi->tensor->dims().end());
+      if (zpShape != scaleShape) {
+        error() << "zero point '" << node->input(2)
+                << "' must have the scale's shape";
+        return failure();
+      }
+      zpKind = ZeroPointKind::Int;
+    }
+    unsigned bits = storage->getWidth();
+    auto quant = QuantAttr::getChecked([&] { return error(); }, ctx, bits,
+                                       storage->isSigned(), group, axis,
+                                       *scaleType, zpKind);
+    if (!quant)
+      return failure();
+    auto bytesOf = [](ArrayRef<int64_t> dims, uint64_t width) {
+      uint64_t n = 1;
+      for (int64_t d : dims)
+        n *= d;
+      return (n * width + 7) / 8;
+    };
+    FailureOr<mlir::kiln::BlobAttr> data =
+        tensorBlob(t, xi->index, bytesOf(shape, bits));
+    if (failed(data))
+      return failure();
+    FailureOr<mlir::kiln::BlobAttr> scales =
+        tensorBlob(*si->tensor, si->index,
+                   bytesOf(scaleShape, scaleType->getIntOrFloatBitWidth()));
+    if (failed(scales))
+      return failure();
+    SmallVector<mlir::kiln::BlobAttr> blobs = {*data, *scales};
+    if (zi) {
+      FailureOr<mlir::kiln::BlobAttr> zeros =
+          tensorBlob(*zi->tensor, zi->index, bytesOf(scaleShape, bits));
+      if (failed(zeros))
+        return failure();
+      blobs.push_back(*zeros);
+    }
+    FailureOr<Value> w = quantizedWeight(node->input(0), shape, quant, blobs);
+    if (failed(w))
+      return failure();
+    return setOutput(
+        0, DequantizeOp::create(builder, loc(),
+                                RankedTensorType::get(shape, *outType), *w));
+  }
+  FailureOr<Value> x = input(0), scale = input(1), zp = input(2, false);
+  if (failed(x) || failed(scale) || failed(zp))
+    return failure();
+  FailureOr<Type> outType = outputType(elt(*scale));
+  if (failed(outType))
     return failure();
   int64_t axis = 0;
   if (rank(*scale) > 0) {
@@ -1741,7 +1814,7 @@ LogicalResult Importer::importDequantizeLinear() {
     axis = *n;
   }
   return setOutput(0, DequantizeLinearOp::create(
-                          builder, loc(), ty(dims(*x), outType), *x, *scale,
+                          builder, loc(), ty(dims(*x), *outType), *x, *scale,
                           *zp, builder.getI64IntegerAttr(axis),
                           builder.getI64IntegerAttr(block)));
 }
@@ -2289,8 +2362,17 @@ LogicalResult Importer::importGroupQueryAttention() {
     FailureOr<Value> pv = failed(pk) ? pk : appendPast(*pastV, V);
     if (failed(pv))
       return failure();
-    K = *pk;
-    V = *pv;
+    // ORT writes the new tokens at seqlens_k + 1 - S of each sequence: for
+    // a padded batch or a shared buffer that is before the end of `past`.
+    // Appending makes room; rewriting the rows puts them where the valid
+    // keys end (for an unpadded batch both coincide).
+    auto scalar = RankedTensorType::get({}, i64);
+    Value seq =
+        DimOp::create(builder, loc(), scalar, K, builder.getI64IntegerAttr(2));
+    Value start =
+        SubOp::create(builder, loc(), keyLens.getType(), keyLens, seq);
+    K = writeRows(*pk, K, start, 2);
+    V = writeRows(*pv, V, start, 2);
   }
   float scale = attrFloat("scale", 0.0f);
   if (scale == 0.0f)
@@ -2327,18 +2409,27 @@ LogicalResult Importer::importTensorScatter() {
                "cache's rank";
     return failure();
   }
+  Value start = *idx;
+  if (start && !elt(start).isInteger(64))
+    start = CastOp::create(builder, loc(),
+                           ty(dims(start), builder.getI64Type()), start);
+  return setOutput(0, writeRows(*cache, *update, start, *axis));
+}
+
+Value Importer::writeRows(Value cache, Value update, Value start,
+                          int64_t axis) {
+  int64_t r = rank(cache);
   // Move the sequence axis next to batch, scatter rows [b, pos], move back.
-  SmallVector<int64_t> perm = {0, *axis};
+  SmallVector<int64_t> perm = {0, axis};
   for (int64_t i = 1; i < r; ++i)
-    if (i != *axis)
+    if (i != axis)
       perm.push_back(i);
   SmallVector<int64_t> inverse(r);
   for (int64_t i = 0; i < r; ++i)
     inverse[perm[i]] = i;
-  Value c = transpose(*cache, perm), u = transpose(*update, perm);
+  Value c = transpose(cache, perm), u = transpose(update, perm);
   Dims ud = dims(u);
   auto i64 = builder.getI64Type();
-  Value start = *idx;
   if (!start) {
     start = ConstantOfShapeOp::create(
         builder, loc(), ty({ud[0]}, i64),
@@ -2346,8 +2437,6 @@ LogicalResult Importer::importTensorScatter() {
                         builder.getI64IntegerAttr(0),
                         builder.getI64IntegerAttr(1)),
         builder.getI64IntegerAttr(0));
-  } else if (!elt(start).isInteger(64)) {
-    start = CastOp::create(builder, loc(), ty(dims(start), i64), start);
   }
   auto scalar = RankedTensorType::get({}, i64);
   Value seq =
@@ -2376,7 +2465,7 @@ LogicalResult Importer::importTensorScatter() {
       builder.getI64IntegerAttr(2));
   Value scattered = ScatterNDOp::create(builder, loc(), c.getType(), c, indices,
                                         u, builder.getStringAttr("none"));
-  return setOutput(0, transpose(scattered, inverse));
+  return transpose(scattered, inverse);
 }
 
 //===----------------------------------------------------------------------===//

@@ -301,7 +301,8 @@ OpFoldResult CastOp::fold(FoldAdaptor adaptor) {
     return {};
   SmallVector<int64_t> values;
   for (const APInt &v : in.getValues<APInt>())
-    values.push_back(v.getSExtValue());
+    values.push_back(v.getBitWidth() == 1 ? v.getZExtValue()
+                                          : v.getSExtValue());
   return intConstant(outType, values);
 }
 
@@ -477,7 +478,12 @@ LogicalResult ReshapeOp::verify() {
 }
 
 OpFoldResult ReshapeOp::fold(FoldAdaptor adaptor) {
-  if (getInput().getType() == getType())
+  // Equal types prove an identity only when every dimension is static or
+  // named; `?` to `?` may still move elements between dimensions.
+  if (getInput().getType() == getType() &&
+      (!getShape() || llvm::none_of(exprsOf(getResult()), [](const DimExpr &d) {
+        return d.isUnknown();
+      })))
     return getInput();
   if (auto dense = dyn_cast_or_null<DenseElementsAttr>(adaptor.getInput()))
     if (cast<RankedTensorType>(getType()).hasStaticShape())
@@ -546,10 +552,8 @@ struct GatherOfShape : OpRewritePattern<GatherOp> {
     std::optional<SmallVector<int64_t>> idx = constantInts(op.getIndices());
     if (!idx || idx->size() != 1)
       return failure();
-    int64_t rank = rankOf(shape.getInput());
-    int64_t start = std::clamp<int64_t>(shape.getStart(), 0, rank);
-    int64_t len =
-        std::clamp<int64_t>(shape.getEnd().value_or(rank), start, rank) - start;
+    auto [start, end] = shape.getDimRange();
+    int64_t len = end - start;
     int64_t i = (*idx)[0] < 0 ? (*idx)[0] + len : (*idx)[0];
     if (i < 0 || i >= len)
       return failure();
@@ -571,9 +575,7 @@ struct ExpandShape : OpRewritePattern<ShapeOp> {
                       [](Operation *u) { return isa<ConcatOp, SliceOp>(u); }))
       return failure();
     auto type = cast<RankedTensorType>(op.getInput().getType());
-    int64_t rank = type.getRank();
-    int64_t start = std::clamp<int64_t>(op.getStart(), 0, rank);
-    int64_t end = std::clamp<int64_t>(op.getEnd().value_or(rank), start, rank);
+    auto [start, end] = op.getDimRange();
     auto one = RankedTensorType::get({1}, rewriter.getI64Type());
     SmallVector<Value> parts;
     for (int64_t i = start; i < end; ++i) {
@@ -794,16 +796,20 @@ LogicalResult ScatterNDOp::verify() {
   return verifyShape(*this, exprsOf(getInput()), getResult(), "result");
 }
 
-LogicalResult ShapeOp::verify() {
-  auto type = cast<RankedTensorType>(getType());
-  if (type.getRank() != 1)
-    return emitOpError("result must be 1-D");
+std::pair<int64_t, int64_t> ShapeOp::getDimRange() {
   int64_t rank = rankOf(getInput());
   auto clampIdx = [&](int64_t v) {
     return std::clamp<int64_t>(v < 0 ? v + rank : v, 0, rank);
   };
   int64_t start = clampIdx(getStart());
-  int64_t end = std::max(start, clampIdx(getEnd().value_or(rank)));
+  return {start, std::max(start, clampIdx(getEnd().value_or(rank)))};
+}
+
+LogicalResult ShapeOp::verify() {
+  auto type = cast<RankedTensorType>(getType());
+  if (type.getRank() != 1)
+    return emitOpError("result must be 1-D");
+  auto [start, end] = getDimRange();
   if (!type.isDynamicDim(0) && type.getDimSize(0) != end - start)
     return emitOpError() << "result has " << type.getDimSize(0)
                          << " elements, expected " << end - start;

@@ -593,6 +593,11 @@ def Kiln_ShapeOp : Kiln_Op<"shape", [Pure]> {
                        OptionalAttr<I64Attr>:$end);
   let results = (outs RankedTensorOf<[I64]>:$result);
   let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
+  let extraClassDeclaration = [{
+    /// The dimensions [start, end) this op reads, with ONNX's rules applied:
+    /// negative values count from the end, then both clamp to [0, rank].
+    std::pair<int64_t, int64_t> getDimRange();
+  }];
   let hasVerifier = 1;
   let hasFolder = 1;
   let hasCanonicalizer = 1;

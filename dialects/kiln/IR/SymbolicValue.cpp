@@ -74,10 +74,7 @@ std::optional<Values> evaluateKnown(Value value, int depth) {
   if (auto shape = dyn_cast<ShapeOp>(op)) {
     Values dims =
         getShapeExprs(cast<RankedTensorType>(shape.getInput().getType()));
-    int64_t rank = dims.size();
-    int64_t start = std::clamp<int64_t>(shape.getStart(), 0, rank);
-    int64_t end =
-        std::clamp<int64_t>(shape.getEnd().value_or(rank), start, rank);
+    auto [start, end] = shape.getDimRange();
     return Values(dims.begin() + start, dims.begin() + end);
   }
   if (auto dim = dyn_cast<DimOp>(op))
