@@ -2628,8 +2628,29 @@ LogicalResult Importer::importNode(const onnx::NodeProto &n) {
   }
   inputsRead.clear();
   inputsRead.resize(n.input_size());
+  Block *block = builder.getInsertionBlock();
+  Operation *last = block->empty() ? nullptr : &block->back();
   if (failed(it->second()))
     return failure();
+  // Op verifiers catch what the handler did not check (a bad enum string, a
+  // cache that does not fit the head size). Report their message as this
+  // node's one-line error instead of a generic-form dump at the end.
+  Operation *first =
+      last ? last->getNextNode() : (block->empty() ? nullptr : &block->front());
+  for (Operation *op = first; op; op = op->getNextNode()) {
+    std::string message;
+    {
+      ScopedDiagnosticHandler capture(ctx, [&](Diagnostic &d) {
+        if (message.empty() && d.getSeverity() == DiagnosticSeverity::Error)
+          message = d.str();
+        return success();
+      });
+      if (succeeded(mlir::verify(op, /*verifyRecursively=*/false)))
+        continue;
+    }
+    error() << message;
+    return failure();
+  }
   for (int i = 0; i < n.input_size(); ++i)
     if (!n.input(i).empty() && !inputsRead.test(i)) {
       error() << "input " << i << " '" << n.input(i)
