@@ -491,6 +491,18 @@ OpFoldResult ReshapeOp::fold(FoldAdaptor adaptor) {
   return {};
 }
 
+/// Whether the type of `result` states exactly the (fully known) `derived`
+/// dimensions: then an operand that computes them is redundant.
+static bool statesExactly(ArrayRef<DimExpr> derived, Value result) {
+  SmallVector<DimExpr> stated = exprsOf(result);
+  if (derived.size() != stated.size())
+    return false;
+  for (auto [d, s] : llvm::zip(derived, stated))
+    if (d.isUnknown() || d != s)
+      return false;
+  return true;
+}
+
 namespace {
 /// Drops the shape operand of a reshape when its symbolic value equals what
 /// the result type already states: the shape subgraph then has no user left
@@ -510,12 +522,8 @@ struct DropKnownReshapeShape : OpRewritePattern<ReshapeOp> {
         exprsOf(op.getInput()), *target, op.getAllowzero());
     if (!resolved)
       return failure();
-    SmallVector<DimExpr> stated = exprsOf(op.getResult());
-    if (resolved->size() != stated.size())
+    if (!statesExactly(*resolved, op.getResult()))
       return failure();
-    for (auto [r, s] : llvm::zip(*resolved, stated))
-      if (r.isUnknown() || r != s)
-        return failure();
     rewriter.replaceOpWithNewOp<ReshapeOp>(op, op.getType(), op.getInput(),
                                            Value(), nullptr);
     return success();
@@ -638,12 +646,8 @@ struct DropKnownExpandShape : OpRewritePattern<ExpandOp> {
       return failure();
     FailureOr<SmallVector<DimExpr>> b =
         broadcastShapes(exprsOf(op.getInput()), *target);
-    SmallVector<DimExpr> stated = exprsOf(op.getResult());
-    if (failed(b) || b->size() != stated.size())
+    if (failed(b) || !statesExactly(*b, op.getResult()))
       return failure();
-    for (auto [r, s] : llvm::zip(*b, stated))
-      if (r.isUnknown() || r != s)
-        return failure();
     rewriter.replaceOpWithNewOp<ExpandOp>(op, op.getType(), op.getInput(),
                                           Value());
     return success();
