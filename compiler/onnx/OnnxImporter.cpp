@@ -32,6 +32,7 @@
 
 #include <cmath>
 #include <functional>
+#include <limits>
 
 using namespace mlir;
 using namespace mlir::kiln;
@@ -2181,9 +2182,9 @@ static float defaultScale(Value q) {
 
 LogicalResult Importer::importAttention() {
   FailureOr<Value> q = input(0), k = input(1), v = input(2),
-                   mask = input(3, false), pastK = input(4, false),
+                   mask0 = input(3, false), pastK = input(4, false),
                    pastV = input(5, false), nonpad = input(6, false);
-  if (failed(q) || failed(k) || failed(v) || failed(mask) || failed(pastK) ||
+  if (failed(q) || failed(k) || failed(v) || failed(mask0) || failed(pastK) ||
       failed(pastV) || failed(nonpad))
     return failure();
   if (outputUsed(3)) {
@@ -2222,6 +2223,38 @@ LogicalResult Importer::importAttention() {
     K = *pk;
     V = *pv;
   }
+  // ONNX pads a mask shorter than the keys: -inf (or false) for the
+  // missing positions.
+  Value mask = *mask0;
+  if (mask && rank(mask) >= 1) {
+    Dims md = dims(mask);
+    std::optional<int64_t> have = md.back().getConstant(),
+                           want = dims(K)[2].getConstant();
+    if (have && want && *have < *want) {
+      auto i64 = builder.getI64Type();
+      Value lead = ShapeOp::create(builder, loc(),
+                                   RankedTensorType::get({rank(mask) - 1}, i64),
+                                   mask, builder.getI64IntegerAttr(0),
+                                   builder.getI64IntegerAttr(rank(mask) - 1));
+      Value padShape = ConcatOp::create(
+          builder, loc(), RankedTensorType::get({rank(mask)}, i64),
+          ValueRange{lead, i64Const({*want - *have})},
+          builder.getI64IntegerAttr(0));
+      Type e = elt(mask);
+      TypedAttr fill = e.isInteger(1)
+                           ? TypedAttr(builder.getBoolAttr(false))
+                           : TypedAttr(builder.getFloatAttr(
+                                 e, -std::numeric_limits<double>::infinity()));
+      Dims pd = md;
+      pd.back() = DimExpr::constant(*want - *have);
+      Value pad =
+          ConstantOfShapeOp::create(builder, loc(), ty(pd, e), padShape, fill);
+      Dims cd = md;
+      cd.back() = DimExpr::constant(*want);
+      mask = ConcatOp::create(builder, loc(), ty(cd, e), ValueRange{mask, pad},
+                              builder.getI64IntegerAttr(rank(mask) - 1));
+    }
+  }
   float scale = attrFloat("scale", 0.0f);
   if (scale == 0.0f)
     scale = defaultScale(Q);
@@ -2232,7 +2265,7 @@ LogicalResult Importer::importAttention() {
   }
   Dims qd = dims(Q), vd = dims(V);
   auto op = AttentionOp::create(
-      builder, loc(), ty({qd[0], qd[1], qd[2], vd[3]}, elt(Q)), Q, K, V, *mask,
+      builder, loc(), ty({qd[0], qd[1], qd[2], vd[3]}, elt(Q)), Q, K, V, mask,
       *nonpad, builder.getF32FloatAttr(scale),
       attrInt("is_causal", 0) ? builder.getUnitAttr() : nullptr,
       builder.getF32FloatAttr(attrFloat("softcap", 0.0f)));
@@ -2535,7 +2568,8 @@ void Importer::registerHandlers() {
     int64_t b = attrInt("batch_dims", 0);
     std::optional<int64_t> k =
         i.empty() ? std::nullopt : i.back().getConstant();
-    if (!k || b < 0 || b + *k > static_cast<int64_t>(d.size())) {
+    if (!k || b < 0 || *k < 0 || b > static_cast<int64_t>(d.size()) ||
+        *k > static_cast<int64_t>(d.size()) - b) {
       error() << "indices " << idx->getType()
               << " must end in a static size k with batch_dims + k <= "
               << d.size();

@@ -47,12 +47,15 @@ std::optional<std::string> DimExpr::getSymbol() const {
   return mono.front();
 }
 
+// Dimension arithmetic that overflows int64 describes no real tensor: the
+// result is an unknown dimension rather than undefined behaviour.
 DimExpr DimExpr::operator+(const DimExpr &other) const {
   if (unknown || other.unknown)
     return DimExpr();
   DimExpr r = *this;
   for (const auto &[mono, coeff] : other.terms)
-    r.terms[mono] += coeff;
+    if (__builtin_add_overflow(r.terms[mono], coeff, &r.terms[mono]))
+      return DimExpr();
   r.normalize();
   return r;
 }
@@ -71,7 +74,10 @@ DimExpr DimExpr::operator*(const DimExpr &other) const {
       Monomial m = ma;
       m.insert(m.end(), mb.begin(), mb.end());
       std::sort(m.begin(), m.end());
-      r.terms[m] += ca * cb;
+      int64_t product;
+      if (__builtin_mul_overflow(ca, cb, &product) ||
+          __builtin_add_overflow(r.terms[m], product, &r.terms[m]))
+        return DimExpr();
     }
   r.normalize();
   return r;
@@ -83,12 +89,12 @@ DimExpr DimExpr::exactDiv(const DimExpr &other) const {
   // Only division by a single term (c * m) is supported: enough for the
   // `-1` of Reshape, whose divisor is a product of the other dimensions.
   const auto &[divMono, divCoeff] = *other.terms.begin();
-  if (divCoeff == 0)
+  if (divCoeff == 0 || divCoeff == INT64_MIN)
     return DimExpr();
   DimExpr r;
   r.unknown = false;
   for (const auto &[mono, coeff] : terms) {
-    if (coeff % divCoeff != 0)
+    if (coeff == INT64_MIN || coeff % divCoeff != 0)
       return DimExpr();
     Monomial rest = mono;
     for (const std::string &s : divMono) {

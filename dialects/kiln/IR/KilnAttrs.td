@@ -162,6 +162,7 @@ def Kiln_KVCacheType : Kiln_Type<"KVCache", "kv_cache"> {
   let parameters = (ins "int64_t":$layers, "int64_t":$heads,
                         "int64_t":$headDim, "int64_t":$block,
                         "::mlir::Type":$elementType);
+  let genVerifyDecl = 1;
   let assemblyFormat = [{
     `<` `layers` `=` $layers `,` `heads` `=` $heads `,` `head_dim` `=` $headDim
     `,` `block` `=` $block `,` $elementType `>`

@@ -3,6 +3,7 @@
 #include "dialects/kiln/IR/KilnDialect.h"
 
 #include "mlir/IR/DialectImplementation.h"
+#include "llvm/ADT/StringSet.h"
 #include "llvm/ADT/TypeSwitch.h"
 
 using namespace mlir;
@@ -84,9 +85,12 @@ Attribute DimsAttr::parse(AsmParser &parser, Type) {
       int64_t value;
       if (succeeded(parser.parseOptionalKeyword(&keyword)))
         text += keyword.str();
-      else if (parser.parseOptionalInteger(value).has_value())
+      else if (OptionalParseResult r = parser.parseOptionalInteger(value);
+               r.has_value()) {
+        if (failed(*r))
+          return failure();
         text += std::to_string(value);
-      else
+      } else
         return parser.emitError(loc, "expected a dimension expression");
       if (succeeded(parser.parseOptionalPlus()))
         text += " + ";
@@ -251,11 +255,16 @@ Attribute QuantAttr::parse(AsmParser &parser, Type) {
   if ((!storage.consume_front("i") && !storage.consume_front("u")) ||
       storage.getAsInteger(10, bits))
     return parser.emitError(loc, "expected i4, u4, i8 or u8"), Attribute();
+  llvm::StringSet<> seen;
   while (succeeded(parser.parseOptionalComma())) {
     StringRef key;
     SMLoc keyLoc = parser.getCurrentLocation();
     if (parser.parseKeyword(&key) || parser.parseEqual())
       return {};
+    if (!seen.insert(key).second)
+      return parser.emitError(keyLoc, "#kiln.quant key '")
+                 << key << "' appears twice",
+             Attribute();
     if (key == "group") {
       if (parser.parseInteger(group))
         return {};
@@ -343,4 +352,23 @@ void QTensorType::print(AsmPrinter &printer) const {
   printer << "<";
   printer.printDimensionList(getShape());
   printer << ", " << getQuant() << ">";
+}
+
+//===----------------------------------------------------------------------===//
+// !kiln.kv_cache
+//===----------------------------------------------------------------------===//
+
+LogicalResult KVCacheType::verify(function_ref<InFlightDiagnostic()> emitError,
+                                  int64_t layers, int64_t heads,
+                                  int64_t headDim, int64_t block,
+                                  Type elementType) {
+  if (layers <= 0 || heads <= 0 || headDim <= 0 || block <= 0)
+    return emitError() << "!kiln.kv_cache needs positive layers, heads, "
+                          "head_dim and block, got "
+                       << layers << ", " << heads << ", " << headDim << ", "
+                       << block;
+  if (!isa<FloatType>(elementType))
+    return emitError() << "!kiln.kv_cache element type must be a float, got "
+                       << elementType;
+  return success();
 }

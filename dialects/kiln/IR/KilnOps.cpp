@@ -163,7 +163,8 @@ LogicalResult GlobalOp::verify() {
     else if (quant.getZeroPoint() == ZeroPointKind::Float)
       expected.push_back(*byteSize(scaleShape, quant.getScaleType()));
   } else {
-    return emitOpError("weight type must be a tensor or !kiln.qtensor, got ")
+    return emitOpError(
+               "weight type must be a ranked tensor or !kiln.qtensor, got ")
            << type;
   }
   if (getBlobs().size() != expected.size())
@@ -330,7 +331,7 @@ static LogicalResult verifyNorm(Operation *op, Value input, Value scale,
                                 Value bias, int64_t axis, float epsilon) {
   if (failed(verifyAxis(op, axis, rankOf(input))))
     return failure();
-  if (epsilon < 0)
+  if (!(epsilon >= 0)) // also rejects NaN
     return op->emitOpError() << "epsilon must be >= 0, got " << epsilon;
   SmallVector<DimExpr> inShape = exprsOf(input);
   SmallVector<DimExpr> normalized(inShape.begin() + axis, inShape.end());
@@ -408,6 +409,13 @@ static LogicalResult verifyQuantLinear(Operation *op, Value input, Value scale,
   if (zeroPoint &&
       failed(verifyShape(op, exprsOf(scale), zeroPoint, "zero point")))
     return failure();
+  // Per-axis: one scale per slice along `axis`.
+  if (rankOf(scale) == 1 && blockSize == 0 &&
+      !dimsCompatible(exprsOf(scale)[0], exprsOf(input)[axis]) &&
+      exprsOf(scale)[0].getConstant() != 1)
+    return op->emitOpError() << "per-axis scale has " << exprsOf(scale)[0]
+                             << " elements for axis " << axis << " of size "
+                             << exprsOf(input)[axis];
   return verifyShape(op, exprsOf(input), op->getResult(0), "result");
 }
 
@@ -463,10 +471,8 @@ LogicalResult ReshapeOp::verify() {
       return emitOpError() << "shape operand has " << shapeType.getDimSize(0)
                            << " elements for a result of rank "
                            << resultType.getRank();
-    return success();
   }
-  // Without a shape operand the result type must say every dimension, and
-  // the element counts must agree.
+  // The element counts must agree whenever both are known.
   DimExpr in = DimExpr::constant(1), out = DimExpr::constant(1);
   for (const DimExpr &d : exprsOf(getInput()))
     in = in * d;
@@ -614,14 +620,14 @@ void ReshapeOp::getCanonicalizationPatterns(RewritePatternSet &results,
 LogicalResult ExpandOp::verify() {
   if (failed(verifySameElement(*this, getInput(), getResult())))
     return failure();
+  SmallVector<DimExpr> in = exprsOf(getInput()), out = exprsOf(getResult());
+  if (in.size() > out.size())
+    return emitOpError("result rank must be at least the input rank");
   if (getShape()) {
     if (rankOf(getShape()) != 1)
       return emitOpError("shape operand must be 1-D");
     return success();
   }
-  SmallVector<DimExpr> in = exprsOf(getInput()), out = exprsOf(getResult());
-  if (in.size() > out.size())
-    return emitOpError("result rank must be at least the input rank");
   for (size_t i = 0; i < in.size(); ++i) {
     const DimExpr &o = out[out.size() - in.size() + i];
     if (in[i].getConstant() != 1 && !dimsCompatible(in[i], o))
@@ -671,6 +677,12 @@ LogicalResult TileOp::verify() {
     return failure();
   if (rankOf(getInput()) != rankOf(getResult()))
     return emitOpError("result rank must equal input rank");
+  auto reps = cast<RankedTensorType>(getRepeats().getType());
+  if (reps.getRank() != 1 ||
+      (!reps.isDynamicDim(0) && reps.getDimSize(0) != rankOf(getInput())))
+    return emitOpError() << "repeats must be 1-D with one entry per input "
+                            "dimension, got "
+                         << reps;
   return success();
 }
 
@@ -733,9 +745,14 @@ LogicalResult SliceOp::verify() {
   int64_t rank = rankOf(getInput());
   if (getAxes().size() != getSteps().size())
     return emitOpError("axes and steps must have the same length");
-  for (int64_t a : getAxes())
+  SmallVector<bool> seen(rank, false);
+  for (int64_t a : getAxes()) {
     if (failed(verifyAxis(*this, a, rank, "slice axis")))
       return failure();
+    if (seen[a])
+      return emitOpError() << "slice axis " << a << " appears twice";
+    seen[a] = true;
+  }
   for (int64_t s : getSteps())
     if (s == 0)
       return emitOpError("steps must be non-zero");
@@ -769,7 +786,8 @@ LogicalResult GatherNDOp::verify() {
   int64_t b = getBatchDims();
   std::optional<int64_t> k =
       idx.empty() ? std::nullopt : idx.back().getConstant();
-  if (!k || b < 0 || b + *k > static_cast<int64_t>(in.size()) ||
+  if (!k || b < 0 || *k < 0 || b > static_cast<int64_t>(in.size()) ||
+      *k > static_cast<int64_t>(in.size()) - b ||
       b >= static_cast<int64_t>(idx.size()))
     return emitOpError("indices must end in a static size k with batch_dims + "
                        "k <= input rank");
@@ -797,7 +815,19 @@ LogicalResult ScatterNDOp::verify() {
                          << r;
   if (failed(verifySameElement(*this, getInput(), getUpdates())))
     return failure();
-  return verifyShape(*this, exprsOf(getInput()), getResult(), "result");
+  // updates.shape = indices.shape[:-1] + input.shape[k:], k = indices[-1].
+  SmallVector<DimExpr> in = exprsOf(getInput()), idx = exprsOf(getIndices());
+  std::optional<int64_t> k =
+      idx.empty() ? std::nullopt : idx.back().getConstant();
+  if (!k || *k < 1 || *k > static_cast<int64_t>(in.size()))
+    return emitOpError() << "indices must end in a static size between 1 and "
+                            "the input rank, got "
+                         << getIndices().getType();
+  SmallVector<DimExpr> expected(idx.begin(), idx.end() - 1);
+  expected.append(in.begin() + *k, in.end());
+  if (failed(verifyShape(*this, expected, getUpdates(), "updates")))
+    return failure();
+  return verifyShape(*this, in, getResult(), "result");
 }
 
 std::pair<int64_t, int64_t> ShapeOp::getDimRange() {
@@ -832,7 +862,8 @@ LogicalResult DimOp::verify() {
   if (failed(verifyAxis(*this, getIndex(), rankOf(getInput()), "index")))
     return failure();
   auto type = cast<RankedTensorType>(getType());
-  if (type.getNumElements() != 1 || type.getRank() > 1)
+  if (!type.hasStaticShape() || type.getNumElements() != 1 ||
+      type.getRank() > 1)
     return emitOpError("result must be tensor<i64> or tensor<1xi64>");
   return success();
 }
@@ -842,8 +873,14 @@ OpFoldResult DimOp::fold(FoldAdaptor) { return foldIntArith(*this, false); }
 OpFoldResult SizeOp::fold(FoldAdaptor) { return foldIntArith(*this, false); }
 
 LogicalResult ConstantOfShapeOp::verify() {
-  if (rankOf(getShape()) != 1)
+  auto shapeType = cast<RankedTensorType>(getShape().getType());
+  if (shapeType.getRank() != 1)
     return emitOpError("shape operand must be 1-D");
+  if (!shapeType.isDynamicDim(0) &&
+      shapeType.getDimSize(0) != rankOf(getResult()))
+    return emitOpError() << "shape operand has " << shapeType.getDimSize(0)
+                         << " elements for a result of rank "
+                         << rankOf(getResult());
   if (getValue().getType() != elementOf(getResult()))
     return emitOpError() << "value type " << getValue().getType()
                          << " differs from the result element type "
@@ -968,8 +1005,20 @@ LogicalResult AttentionOp::verify() {
   if (hq && hk && (*hk == 0 || *hq % *hk != 0))
     return emitOpError() << "query heads (" << *hq
                          << ") must be a multiple of KV heads (" << *hk << ")";
-  if (getSoftcap().convertToFloat() < 0)
+  if (!(getSoftcap().convertToFloat() >= 0)) // also rejects NaN
     return emitOpError("softcap must be >= 0");
+  if (!dimsCompatible(q[0], k[0]) || !dimsCompatible(q[0], v[0]))
+    return emitOpError() << "query, key and value batch sizes differ: " << q[0]
+                         << ", " << k[0] << ", " << v[0];
+  if (Value mask = getMask()) {
+    // The mask broadcasts to [batch, q_heads, seq, total].
+    FailureOr<SmallVector<DimExpr>> b =
+        broadcastShapes({q[0], q[1], q[2], k[2]}, exprsOf(mask));
+    if (failed(b) || b->size() != 4)
+      return emitOpError() << "mask " << mask.getType()
+                           << " does not broadcast to [batch, heads, seq, "
+                              "total]";
+  }
   if (getKeyLengths() && rankOf(getKeyLengths()) != 1)
     return emitOpError("key_lengths must be 1-D [batch]");
   if (failed(verifySameElement(*this, getQuery(), getKey())) ||
@@ -980,14 +1029,19 @@ LogicalResult AttentionOp::verify() {
 
 LogicalResult KVCacheWriteOp::verify() {
   auto cache = cast<KVCacheType>(getCache().getType());
-  if (getLayer() < 0 || getLayer() >= cache.getLayers())
-    return emitOpError() << "layer " << getLayer() << " is out of range for "
+  int64_t layer = static_cast<int64_t>(getLayer());
+  if (layer < 0 || layer >= cache.getLayers())
+    return emitOpError() << "layer " << layer << " is out of range for "
                          << cache.getLayers() << " layers";
+  if (rankOf(getSlots()) != 1)
+    return emitOpError("slots must be 1-D [tokens]");
+  if (elementOf(getKey()) != cache.getElementType() ||
+      elementOf(getValue()) != cache.getElementType())
+    return emitOpError() << "key and value must have the cache's element type "
+                         << cache.getElementType();
   SmallVector<DimExpr> expected = {exprsOf(getSlots())[0],
                                    DimExpr::constant(cache.getHeads()),
                                    DimExpr::constant(cache.getHeadDim())};
-  if (rankOf(getSlots()) != 1)
-    return emitOpError("slots must be 1-D [tokens]");
   if (failed(verifyShape(*this, expected, getKey(), "key")) ||
       failed(verifyShape(*this, expected, getValue(), "value")))
     return failure();
@@ -996,9 +1050,11 @@ LogicalResult KVCacheWriteOp::verify() {
 
 LogicalResult KVCacheReadOp::verify() {
   auto cache = cast<KVCacheType>(getCache().getType());
-  if (getLayer() < 0 || getLayer() >= cache.getLayers())
-    return emitOpError() << "layer " << getLayer() << " is out of range for "
+  int64_t layer = static_cast<int64_t>(getLayer());
+  if (layer < 0 || layer >= cache.getLayers())
+    return emitOpError() << "layer " << layer << " is out of range for "
                          << cache.getLayers() << " layers";
+
   if (rankOf(getBlockTables()) != 2 || rankOf(getLengths()) != 1)
     return emitOpError("block_tables must be 2-D and lengths 1-D");
   for (Value r : {getKey(), getValue()}) {
@@ -1010,5 +1066,10 @@ LogicalResult KVCacheReadOp::verify() {
                            << ", tokens, " << cache.getHeadDim() << "], got "
                            << r.getType();
   }
+  if (getKey().getType() != getValue().getType())
+    return emitOpError("key and value results must have the same type");
+  if (elementOf(getKey()) != cache.getElementType())
+    return emitOpError() << "results must have the cache's element type "
+                         << cache.getElementType();
   return success();
 }

@@ -217,7 +217,7 @@ std::optional<Values> evaluateKnown(Value value, int depth) {
   if (isa<DivOp>(op))
     return evaluateBinary(op, depth, [](const DimExpr &a, const DimExpr &b) {
       std::optional<int64_t> x = a.getConstant(), y = b.getConstant();
-      if (x && y && *y != 0)
+      if (x && y && *y != 0 && !(*x == INT64_MIN && *y == -1))
         return DimExpr::constant(*x / *y); // truncation, as ONNX integer Div
       return a.exactDiv(b);
     });

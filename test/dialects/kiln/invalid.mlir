@@ -178,7 +178,7 @@ kiln.global @index_elements : tensor<4xindex> []
 
 // -----
 
-// expected-error @+1 {{weight type must be a tensor or !kiln.qtensor, got 'memref<4xf32>'}}
+// expected-error @+1 {{weight type must be a ranked tensor or !kiln.qtensor, got 'memref<4xf32>'}}
 kiln.global @memref : memref<4xf32> []
 
 // -----
@@ -1458,5 +1458,136 @@ func.func @kv_read_value_head_dim(%c: !kiln.kv_cache<layers = 2, heads = 2, head
 func.func @kv_read_rank(%c: !kiln.kv_cache<layers = 2, heads = 2, head_dim = 16, block = 16, f32>, %t: tensor<1x4xi32>, %l: tensor<1xi32>) {
   // expected-error @+1 {{results must be [batch, 2, tokens, 16], got 'tensor<2x?x16xf32>'}}
   %k, %v = kiln.kv_cache_read %c, %t, %l {layer = 0 : i64} : !kiln.kv_cache<layers = 2, heads = 2, head_dim = 16, block = 16, f32>, tensor<1x4xi32>, tensor<1xi32> -> tensor<2x?x16xf32>, tensor<2x?x16xf32>
+  return
+}
+
+// -----
+
+func.func @tile_repeats_length(%a: tensor<2x3xf32>, %r: tensor<5xi64>) {
+  // expected-error @+1 {{repeats must be 1-D with one entry per input dimension, got 'tensor<5xi64>'}}
+  %0 = kiln.tile %a, %r : (tensor<2x3xf32>, tensor<5xi64>) -> tensor<?x?xf32>
+  return
+}
+
+// -----
+
+func.func @slice_axis_twice(%a: tensor<8xf32>, %s: tensor<2xi64>) {
+  // expected-error @+1 {{slice axis 0 appears twice}}
+  %0 = kiln.slice %a, %s, %s {axes = array<i64: 0, 0>, steps = array<i64: 1, 1>} : (tensor<8xf32>, tensor<2xi64>, tensor<2xi64>) -> tensor<?xf32>
+  return
+}
+
+// -----
+
+func.func @scatter_nd_updates(%a: tensor<4xf32>, %i: tensor<2x1xi64>, %u: tensor<7x7xf32>) {
+  // expected-error @+1 {{updates has rank 2, expected 1}}
+  %0 = kiln.scatter_nd %a, %i, %u : (tensor<4xf32>, tensor<2x1xi64>, tensor<7x7xf32>) -> tensor<4xf32>
+  return
+}
+
+// -----
+
+func.func @scatter_nd_rank0_indices(%a: tensor<4xf32>, %i: tensor<i64>, %u: tensor<f32>) {
+  // expected-error @+1 {{indices must end in a static size between 1 and the input rank, got 'tensor<i64>'}}
+  %0 = kiln.scatter_nd %a, %i, %u : (tensor<4xf32>, tensor<i64>, tensor<f32>) -> tensor<4xf32>
+  return
+}
+
+// -----
+
+func.func @attention_batch(%q: tensor<1x4x4x16xf32>, %k: tensor<3x4x4x16xf32>) {
+  // expected-error @+1 {{query, key and value batch sizes differ: 1, 3, 3}}
+  %0 = kiln.attention %q, %k, %k {scale = 0.25 : f32} : (tensor<1x4x4x16xf32>, tensor<3x4x4x16xf32>, tensor<3x4x4x16xf32>) -> tensor<1x4x4x16xf32>
+  return
+}
+
+// -----
+
+func.func @attention_mask(%q: tensor<1x4x4x16xf32>, %m: tensor<7x7x7xf32>) {
+  // expected-error @+1 {{mask 'tensor<7x7x7xf32>' does not broadcast to [batch, heads, seq, total]}}
+  %0 = kiln.attention %q, %q, %q mask(%m) {scale = 0.25 : f32} : (tensor<1x4x4x16xf32>, tensor<1x4x4x16xf32>, tensor<1x4x4x16xf32>, tensor<7x7x7xf32>) -> tensor<1x4x4x16xf32>
+  return
+}
+
+// -----
+
+func.func @attention_softcap_nan(%q: tensor<1x4x4x16xf32>) {
+  // expected-error @+1 {{softcap must be >= 0}}
+  %0 = kiln.attention %q, %q, %q {scale = 0.25 : f32, softcap = 0x7FC00000 : f32} : (tensor<1x4x4x16xf32>, tensor<1x4x4x16xf32>, tensor<1x4x4x16xf32>) -> tensor<1x4x4x16xf32>
+  return
+}
+
+// -----
+
+func.func @kv_negative_layer(%c: !kiln.kv_cache<layers = 2, heads = 2, head_dim = 16, block = 16, f32>, %k: tensor<3x2x16xf32>, %s: tensor<3xi64>) {
+  // expected-error @+1 {{layer -1 is out of range for 2 layers}}
+  kiln.kv_cache_write %c, %k, %k, %s {layer = -1 : i64} : !kiln.kv_cache<layers = 2, heads = 2, head_dim = 16, block = 16, f32>, tensor<3x2x16xf32>, tensor<3x2x16xf32>, tensor<3xi64>
+  return
+}
+
+// -----
+
+func.func @kv_rank0_slots(%c: !kiln.kv_cache<layers = 2, heads = 2, head_dim = 16, block = 16, f32>, %k: tensor<3x2x16xf32>, %s: tensor<i64>) {
+  // expected-error @+1 {{slots must be 1-D [tokens]}}
+  kiln.kv_cache_write %c, %k, %k, %s {layer = 0 : i64} : !kiln.kv_cache<layers = 2, heads = 2, head_dim = 16, block = 16, f32>, tensor<3x2x16xf32>, tensor<3x2x16xf32>, tensor<i64>
+  return
+}
+
+// -----
+
+func.func @kv_element_type(%c: !kiln.kv_cache<layers = 2, heads = 2, head_dim = 16, block = 16, f16>, %k: tensor<3x2x16xf32>, %s: tensor<3xi64>) {
+  // expected-error @+1 {{key and value must have the cache's element type 'f16'}}
+  kiln.kv_cache_write %c, %k, %k, %s {layer = 0 : i64} : !kiln.kv_cache<layers = 2, heads = 2, head_dim = 16, block = 16, f16>, tensor<3x2x16xf32>, tensor<3x2x16xf32>, tensor<3xi64>
+  return
+}
+
+// -----
+
+// expected-error @+1 {{!kiln.kv_cache needs positive layers, heads, head_dim and block, got -1, 0, -5, 0}}
+func.func @kv_type(%c: !kiln.kv_cache<layers = -1, heads = 0, head_dim = -5, block = 0, f32>) {
+  return
+}
+
+// -----
+
+// expected-error @+1 {{#kiln.quant key 'group' appears twice}}
+kiln.global @q : !kiln.qtensor<8x64, #kiln.quant<u4, group = 32, group = 16, axis = 1, scale = f32, zero_point = none>> []
+
+// -----
+
+// expected-error @+1 {{integer value too large}}
+func.func @dims_overflow(%a: tensor<?xf32, #kiln.dims<[a + 99999999999999999999]>>) {
+  return
+}
+
+// -----
+
+func.func @constant_of_shape_length(%s: tensor<3xi64>) {
+  // expected-error @+1 {{shape operand has 3 elements for a result of rank 1}}
+  %0 = kiln.constant_of_shape %s {value = 0.0 : f32} : (tensor<3xi64>) -> tensor<?xf32>
+  return
+}
+
+// -----
+
+func.func @reshape_operand_count(%a: tensor<2x3xf32>, %s: tensor<2xi64>) {
+  // expected-error @+1 {{element counts differ: 6 vs 8}}
+  %0 = kiln.reshape %a, %s : tensor<2xi64> : tensor<2x3xf32> -> tensor<4x2xf32>
+  return
+}
+
+// -----
+
+func.func @expand_operand_rank(%a: tensor<2x3xf32>, %s: tensor<1xi64>) {
+  // expected-error @+1 {{result rank must be at least the input rank}}
+  %0 = kiln.expand %a, %s : (tensor<2x3xf32>, tensor<1xi64>) -> tensor<7xf32>
+  return
+}
+
+// -----
+
+func.func @per_axis_scale(%q: tensor<4x8xi8>, %s: tensor<5xf32>) {
+  // expected-error @+1 {{per-axis scale has 5 elements for axis 1 of size 8}}
+  %0 = kiln.dequantize_linear %q, %s {axis = 1 : i64, block_size = 0 : i64} : (tensor<4x8xi8>, tensor<5xf32>) -> tensor<4x8xf32>
   return
 }

@@ -39,3 +39,13 @@ TEST(DimExpr, ParseRoundTrips) {
   for (const char *bad : {"", "+", "a +", "a ** b", "3x", "a b", "(a)"})
     EXPECT_FALSE(DimExpr::parse(bad).has_value()) << bad;
 }
+
+TEST(DimExpr, OverflowGivesUnknown) {
+  DimExpr big = DimExpr::constant(INT64_MAX), a = DimExpr::symbol("a");
+  EXPECT_TRUE((big + DimExpr::constant(1)).isUnknown());
+  EXPECT_TRUE((big * DimExpr::constant(2)).isUnknown());
+  EXPECT_TRUE((big * a * DimExpr::constant(4)).isUnknown());
+  DimExpr min = DimExpr::constant(INT64_MIN);
+  EXPECT_TRUE(min.exactDiv(DimExpr::constant(-1)).isUnknown());
+  EXPECT_TRUE(DimExpr::constant(8).exactDiv(min).isUnknown());
+}
