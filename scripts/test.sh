@@ -49,6 +49,15 @@ out=$("$ROOT/scripts/models/check_default_model.sh" 2>&1); rc=$?
 echo "$out" | tail -n 12
 tally "default-model" $rc $([ $rc -eq 0 ] && echo 1 || echo 0) $([ $rc -eq 0 ] && echo 0 || echo 1) 0
 
+# The dialect reference in docs/ is generated from ODS: it must be current.
+ninja -C "$BUILD" mlir-doc >/dev/null 2>&1
+if diff -q "$BUILD/docs/kiln/KilnDialect.md" "$ROOT/docs/dialect/KilnDialect.md" >/dev/null; then
+  tally "docs" 0 1 0 0
+else
+  echo "docs/dialect/KilnDialect.md is stale: run 'ninja -C build kiln-doc' and commit it"
+  tally "docs" 1 0 1 0
+fi
+
 # Formatting of C/C++ sources (clang-format from LLVM 22 when present).
 CF=$(command -v clang-format-22 || command -v clang-format || true)
 if [ -n "$CF" ]; then
