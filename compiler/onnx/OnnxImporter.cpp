@@ -43,7 +43,7 @@ using ::kiln::WeightStore;
 namespace {
 
 constexpr int64_t kMinOpset = 13;
-constexpr int64_t kMaxOpset = 25;
+constexpr int64_t kMaxOpset = 28; // the newest opset of the pinned onnx package
 constexpr llvm::StringLiteral kMsDomain = "com.microsoft";
 
 using Dims = SmallVector<DimExpr>;
@@ -2191,6 +2191,7 @@ LogicalResult Importer::importAttention() {
     error() << "the qk_matmul_output output is not supported";
     return failure();
   }
+
   if (!!*pastK != !!*pastV) {
     error() << "past_key and past_value must be given together";
     return failure();
@@ -2268,7 +2269,9 @@ LogicalResult Importer::importAttention() {
       builder, loc(), ty({qd[0], qd[1], qd[2], vd[3]}, elt(Q)), Q, K, V, mask,
       *nonpad, builder.getF32FloatAttr(scale),
       attrInt("is_causal", 0) ? builder.getUnitAttr() : nullptr,
-      builder.getF32FloatAttr(attrFloat("softcap", 0.0f)));
+      builder.getF32FloatAttr(attrFloat("softcap", 0.0f)),
+      builder.getI64IntegerAttr(attrInt("left_window_size", -1)),
+      builder.getI64IntegerAttr(attrInt("right_window_size", -1)));
   if (failed(op.verify()))
     return failure();
   Value y = op.getResult();
@@ -2414,7 +2417,8 @@ LogicalResult Importer::importGroupQueryAttention() {
   auto op = AttentionOp::create(
       builder, loc(), ty({d[0], d[1], d[2], dims(V)[3]}, elt(Q)), Q, K, V,
       Value(), keyLens, builder.getF32FloatAttr(scale), builder.getUnitAttr(),
-      builder.getF32FloatAttr(attrFloat("softcap", 0.0f)));
+      builder.getF32FloatAttr(attrFloat("softcap", 0.0f)),
+      builder.getI64IntegerAttr(-1), builder.getI64IntegerAttr(-1));
   if (failed(op.verify()))
     return failure();
   (void)setOutput(0, mergeHeads(op.getResult()));

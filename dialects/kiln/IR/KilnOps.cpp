@@ -1007,6 +1007,11 @@ LogicalResult AttentionOp::verify() {
                          << ") must be a multiple of KV heads (" << *hk << ")";
   if (!(getSoftcap().convertToFloat() >= 0)) // also rejects NaN
     return emitOpError("softcap must be >= 0");
+  for (int64_t w : {static_cast<int64_t>(getWindowLeft()),
+                    static_cast<int64_t>(getWindowRight())})
+    if (w < -1)
+      return emitOpError() << "window sizes must be >= -1 (unbounded), got "
+                           << w;
   if (!dimsCompatible(q[0], k[0]) || !dimsCompatible(q[0], v[0]))
     return emitOpError() << "query, key and value batch sizes differ: " << q[0]
                          << ", " << k[0] << ", " << v[0];

@@ -767,6 +767,9 @@ def Kiln_AttentionOp : Kiln_Op<"attention", [Pure, AttrSizedOperandSegments]> {
       `key_lengths[b]` are ignored; the cache may be longer than the valid
       tokens, and the causal offset then uses `key_lengths[b]` as `total`.
     * `softcap` > 0 applies `softcap * tanh(score / softcap)`.
+    * `window_left` / `window_right` (-1: unbounded) restrict query `i`, at
+      absolute position `p = i + (total - seq)`, to keys `j` with
+      `p - window_left <= j <= p + window_right` (sliding-window attention).
 
     Example:
 
@@ -780,7 +783,9 @@ def Kiln_AttentionOp : Kiln_Op<"attention", [Pure, AttrSizedOperandSegments]> {
                        Optional<Kiln_Tensor>:$mask,
                        Optional<Kiln_IndexTensor>:$key_lengths,
                        F32Attr:$scale, UnitAttr:$causal,
-                       DefaultValuedAttr<F32Attr, "0.0f">:$softcap);
+                       DefaultValuedAttr<F32Attr, "0.0f">:$softcap,
+                       DefaultValuedAttr<I64Attr, "-1">:$window_left,
+                       DefaultValuedAttr<I64Attr, "-1">:$window_right);
   let results = (outs Kiln_FloatTensor:$result);
   let assemblyFormat = [{
     $query `,` $key `,` $value (`mask` `(` $mask^ `)`)? (`key_lengths` `(` $key_lengths^ `)`)?
