@@ -11,6 +11,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "compiler/onnx/OnnxImporter.h"
+#include "compiler/onnx/OnnxText.h"
 #include "compiler/onnx/OnnxWire.h"
 
 #include "dialects/kiln/IR/KilnDialect.h"
@@ -2832,7 +2833,15 @@ static OwningOpRef<ModuleOp> importImpl(ArrayRef<uint8_t> bytes,
   }
   onnx::ModelProto model;
   std::map<int, ByteRange> raw;
-  if (llvm::Error e = ::kiln::parseModelLean(bytes, model, raw)) {
+  StringRef asText(reinterpret_cast<const char *>(bytes.data()), bytes.size());
+  if (::kiln::looksLikeOnnxText(asText)) {
+    // ONNX's textual syntax (tests and hand-written models).
+    if (llvm::Error e = ::kiln::parseOnnxText(asText, model)) {
+      emitError(fileLoc) << "cannot parse ONNX text: "
+                         << llvm::toString(std::move(e));
+      return nullptr;
+    }
+  } else if (llvm::Error e = ::kiln::parseModelLean(bytes, model, raw)) {
     emitError(fileLoc) << "cannot parse ONNX model: "
                        << llvm::toString(std::move(e));
     return nullptr;
