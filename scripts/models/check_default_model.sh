@@ -8,7 +8,6 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 BUILD="${KILN_BUILD_DIR:-$ROOT/build}"
 MODEL_DIR="${KILN_CACHE:-$HOME/.cache/kiln}/models/smollm2-135m-instruct"
 "$ROOT/scripts/models/build_smollm2.sh" "$MODEL_DIR" >/dev/null
-command -v /usr/bin/time >/dev/null || { apt-get install -y -q time >/dev/null; }
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 /usr/bin/time -v "$BUILD/bin/kilnc" "$MODEL_DIR/model.onnx" -o "$out/model.mlir" 2>"$out/time.txt" || {
