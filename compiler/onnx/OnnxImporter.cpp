@@ -2904,12 +2904,13 @@ void registerOnnxImportTranslation() {
         options.maxConstantElements = maxConstant;
         // The store must outlive the module: kiln-translate prints it after
         // this callback returns.
-        static WeightStore *store = nullptr;
+        static std::unique_ptr<WeightStore> store;
         if (llvm::sys::fs::exists(name) && name != "-") {
-          store = new WeightStore(llvm::sys::path::parent_path(name).str());
+          store = std::make_unique<WeightStore>(
+              llvm::sys::path::parent_path(name).str());
           return importOnnxFile(name, ctx, *store, options);
         }
-        store = new WeightStore(".");
+        store = std::make_unique<WeightStore>(".");
         ArrayRef<uint8_t> bytes(
             reinterpret_cast<const uint8_t *>(buffer->getBufferStart()),
             buffer->getBufferSize());

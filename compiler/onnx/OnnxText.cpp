@@ -294,34 +294,45 @@ private:
     return Error::success();
   }
 
+  /// open literal (',' literal)* close, where a literal is a number or a
+  /// string; used by tensor values `{...}` and attribute lists `[...]`.
+  Error parseLiterals(char open, char close, const llvm::Twine &what,
+                      llvm::SmallVectorImpl<Number> &numbers,
+                      llvm::SmallVectorImpl<std::string> &strings) {
+    if (Error e = expect(open, llvm::Twine("'") + llvm::Twine(open) +
+                                   "' starting " + what))
+      return e;
+    if (consume(close))
+      return Error::success();
+    do {
+      if (peekString()) {
+        Expected<std::string> s = parseString();
+        if (!s)
+          return s.takeError();
+        strings.push_back(*s);
+        continue;
+      }
+      Expected<Number> n = parseNumber();
+      if (!n)
+        return n.takeError();
+      numbers.push_back(*n);
+    } while (consume(','));
+    return expect(close, llvm::Twine("',' or '") + llvm::Twine(close) +
+                             "' in " + what);
+  }
+
   /// '{' literal (',' literal)* '}'
   Error parseTensorValues(onnx::TensorProto &t) {
-    if (Error e = expect('{', "'{' starting the tensor's values"))
-      return e;
     llvm::SmallVector<Number> values;
     llvm::SmallVector<std::string> strings;
-    if (!consume('}')) {
-      do {
-        if (peekString()) {
-          Expected<std::string> s = parseString();
-          if (!s)
-            return s.takeError();
-          strings.push_back(*s);
-          continue;
-        }
-        Expected<Number> n = parseNumber();
-        if (!n)
-          return n.takeError();
-        values.push_back(*n);
-      } while (consume(','));
-      if (Error e = expect('}', "',' or '}' in the tensor's values"))
-        return e;
-    }
+    if (Error e =
+            parseLiterals('{', '}', "the tensor's values", values, strings))
+      return e;
     return setTensorValues(t, values, strings);
   }
 
-  /// type[dims] [name] {values}: a tensor literal (attribute or initializer).
-  Error parseTensorLiteral(onnx::TensorProto &t, bool named) {
+  /// type[dims] {values}: a tensor-valued attribute.
+  Error parseTensorLiteral(onnx::TensorProto &t) {
     onnx::TypeProto type;
     if (Error e = parseTensorType(type))
       return e;
@@ -330,14 +341,6 @@ private:
       if (!d.has_dim_value())
         return error("a tensor literal needs a static shape");
       t.add_dims(d.dim_value());
-    }
-    if (named) {
-      Expected<std::string> name = parseId("the tensor's name");
-      if (!name)
-        return name.takeError();
-      t.set_name(*name);
-      if (Error e = expect('=', "'=' before the tensor's values"))
-        return e;
     }
     return parseTensorValues(t);
   }
@@ -552,28 +555,14 @@ private:
     }
     if (peekDataType()) {
       attr.set_type(A::TENSOR);
-      return parseTensorLiteral(*attr.mutable_t(), /*named=*/false);
+      return parseTensorLiteral(*attr.mutable_t());
     }
-    if (consume('[')) {
+    if (peek('[')) {
       llvm::SmallVector<Number> numbers;
       llvm::SmallVector<std::string> strings;
-      if (!consume(']')) {
-        do {
-          if (peekString()) {
-            Expected<std::string> s = parseString();
-            if (!s)
-              return s.takeError();
-            strings.push_back(*s);
-            continue;
-          }
-          Expected<Number> n = parseNumber();
-          if (!n)
-            return n.takeError();
-          numbers.push_back(*n);
-        } while (consume(','));
-        if (Error e = expect(']', "',' or ']' in the attribute's list"))
-          return e;
-      }
+      if (Error e =
+              parseLiterals('[', ']', "the attribute's list", numbers, strings))
+        return e;
       bool anyFloat =
           llvm::any_of(numbers, [](const Number &n) { return n.isFloat; });
       A::AttributeType kind = !strings.empty() ? A::STRINGS
