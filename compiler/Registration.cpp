@@ -3,6 +3,7 @@
 #include "compiler/Registration.h"
 
 #include "dialects/kiln/IR/KilnDialect.h"
+#include "passes/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Transforms/Passes.h"
@@ -15,4 +16,6 @@ void kiln::registerAllPasses() {
   mlir::registerCanonicalizerPass();
   mlir::registerCSEPass();
   mlir::registerSymbolDCEPass();
+  mlir::kiln::registerKilnPasses();
+  mlir::kiln::registerKilnPipelines();
 }

@@ -22,5 +22,8 @@ weights_bytes=$(stat -c %s "$MODEL_DIR/model.onnx_data")
 echo "smollm2-135m: weights file $((weights_bytes / 1048576)) MB (mapped, not read)"
 [ "$rss_kb" -lt 307200 ] || { echo "FAIL: peak RSS over 300 MB"; exit 1; }
 awk "BEGIN { exit !($secs < 10) }" || { echo "FAIL: slower than 10 s"; exit 1; }
+norms=$(grep -c 'kiln.rms_norm' "$out/model.mlir" || true)
+echo "smollm2-135m: $norms RMSNorms raised to kiln.rms_norm (30 layers x 2 + final = 61)"
+[ "$norms" -eq 61 ] || { echo "FAIL: expected 61 kiln.rms_norm"; exit 1; }
 grep -q 'kiln.concat.*past_sequence_length + sequence_length' "$out/model.mlir" ||
   { echo "FAIL: the KV-cache concat lost its symbolic length"; exit 1; }

@@ -11,6 +11,7 @@
 
 #include "compiler/Registration.h"
 #include "compiler/onnx/OnnxImporter.h"
+#include "passes/Passes.h"
 
 #include "mlir/IR/AsmState.h"
 #include "mlir/IR/MLIRContext.h"
@@ -74,8 +75,7 @@ int main(int argc, char **argv) {
     mlir::PassManager pm(&ctx);
     if (failed(mlir::applyPassManagerCLOptions(pm)))
       return 1;
-    pm.addPass(mlir::createCanonicalizerPass());
-    pm.addPass(mlir::createCSEPass());
+    mlir::kiln::buildCanonicalFormPipeline(pm);
     if (failed(pm.run(*module)))
       return 1;
   }
