@@ -37,4 +37,28 @@ def RaiseNormsPass : Pass<"kiln-raise-norms"> {
   let dependentDialects = ["::mlir::kiln::KilnDialect"];
 }
 
+def RaiseGeluPass : Pass<"kiln-raise-gelu"> {
+  let summary = "Raise decomposed GELU activations to kiln.gelu";
+  let description = [{
+    Exporters write GELU as arithmetic. Two forms are recognized, with the
+    factors of each product in any order and grouping:
+
+    ```
+    tanh: 0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x^3)))
+    erf:  0.5 * x * (1 + erf(x / sqrt(2)))      (or x * (1/sqrt(2)))
+    ```
+
+    `x^3` may be `pow(x, 3)` or `x * x * x`. Matches become
+
+    ```mlir
+    %y = kiln.gelu %x {approximate = "tanh"} : tensor<?x?x256xf32>
+    ```
+
+    Constants must equal the formula's to within 1e-5 relative error. The
+    pass does nothing when any factor differs (another constant, another
+    value than `x`, a different activation such as `x * sigmoid(1.702 x)`).
+  }];
+  let dependentDialects = ["::mlir::kiln::KilnDialect"];
+}
+
 #endif // KILN_PASSES_TD

@@ -13,6 +13,7 @@ void mlir::kiln::buildCanonicalFormPipeline(OpPassManager &pm) {
   // raise, then clean up what raising left dead.
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createRaiseNormsPass());
+  pm.addPass(createRaiseGeluPass());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
 }
