@@ -61,4 +61,35 @@ def RaiseGeluPass : Pass<"kiln-raise-gelu"> {
   let dependentDialects = ["::mlir::kiln::KilnDialect"];
 }
 
+def RaiseAttentionPass : Pass<"kiln-raise-attention"> {
+  let summary = "Raise decomposed scaled dot-product attention to kiln.attention";
+  let description = [{
+    Matches `softmax(scale * q k^T + mask) v` as exporters write it and
+    replaces it with one `kiln.attention`:
+
+    * the scale may be applied to q, to k^T (either side of the transpose),
+      or to the scores (multiply or divide by a scalar constant); factors
+      multiply. No scale at all means 1.
+    * the mask is an added float tensor (either operand order) or absent;
+      it becomes the op's additive mask.
+    * a NaN guard `where(is_nan(p), 0, p)` after the softmax is absorbed
+      (kiln.attention yields zeros for rows that see no key).
+    * keys and values repeated for grouped-query attention
+      (`reshape -> expand -> reshape`, "repeat_kv") are unwrapped, so the op
+      reads the KV heads once.
+
+    Example result:
+
+    ```mlir
+    %o = kiln.attention %q, %k, %v mask(%m) {scale = 2.500000e-01 : f32}
+        : (tensor<?x4x?x16xf32>, tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>, tensor<?x1x?x?xf32>) -> tensor<?x4x?x16xf32>
+    ```
+
+    It does nothing when the softmax is not over the last axis, the key
+    operand is not a transpose of the last two dimensions, a scale is not a
+    scalar constant, or shapes do not line up as [batch, heads, seq, dim].
+  }];
+  let dependentDialects = ["::mlir::kiln::KilnDialect"];
+}
+
 #endif // KILN_PASSES_TD

@@ -25,5 +25,8 @@ awk "BEGIN { exit !($secs < 10) }" || { echo "FAIL: slower than 10 s"; exit 1; }
 norms=$(grep -c 'kiln.rms_norm' "$out/model.mlir" || true)
 echo "smollm2-135m: $norms RMSNorms raised to kiln.rms_norm (30 layers x 2 + final = 61)"
 [ "$norms" -eq 61 ] || { echo "FAIL: expected 61 kiln.rms_norm"; exit 1; }
+attn=$(grep -c 'kiln.attention' "$out/model.mlir" || true)
+echo "smollm2-135m: $attn attentions raised to kiln.attention (one per layer: 30)"
+[ "$attn" -eq 30 ] || { echo "FAIL: expected 30 kiln.attention"; exit 1; }
 grep -q 'kiln.concat.*past_sequence_length + sequence_length' "$out/model.mlir" ||
   { echo "FAIL: the KV-cache concat lost its symbolic length"; exit 1; }

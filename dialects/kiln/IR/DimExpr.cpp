@@ -83,30 +83,55 @@ DimExpr DimExpr::operator*(const DimExpr &other) const {
   return r;
 }
 
-DimExpr DimExpr::exactDiv(const DimExpr &other) const {
-  if (unknown || other.unknown || other.terms.size() != 1)
-    return DimExpr();
-  // Only division by a single term (c * m) is supported: enough for the
-  // `-1` of Reshape, whose divisor is a product of the other dimensions.
-  const auto &[divMono, divCoeff] = *other.terms.begin();
-  if (divCoeff == 0 || divCoeff == INT64_MIN)
-    return DimExpr();
-  DimExpr r;
-  r.unknown = false;
-  for (const auto &[mono, coeff] : terms) {
-    if (coeff == INT64_MIN || coeff % divCoeff != 0)
-      return DimExpr();
-    Monomial rest = mono;
-    for (const std::string &s : divMono) {
-      auto it = std::find(rest.begin(), rest.end(), s);
-      if (it == rest.end())
-        return DimExpr();
-      rest.erase(it);
-    }
-    r.terms[rest] += coeff / divCoeff;
+/// Divides a single term (coeff * mono) by another; nullopt if inexact.
+static std::optional<std::pair<DimExpr::Monomial, int64_t>>
+divideTerm(const DimExpr::Monomial &mono, int64_t coeff,
+           const DimExpr::Monomial &divMono, int64_t divCoeff) {
+  if (divCoeff == 0 || divCoeff == INT64_MIN || coeff == INT64_MIN ||
+      coeff % divCoeff != 0)
+    return std::nullopt;
+  DimExpr::Monomial rest = mono;
+  for (const std::string &s : divMono) {
+    auto it = std::find(rest.begin(), rest.end(), s);
+    if (it == rest.end())
+      return std::nullopt;
+    rest.erase(it);
   }
-  r.normalize();
-  return r;
+  return std::make_pair(rest, coeff / divCoeff);
+}
+
+DimExpr DimExpr::exactDiv(const DimExpr &other) const {
+  if (unknown || other.unknown || other.terms.empty())
+    return DimExpr();
+  if (other.terms.size() == 1) {
+    // Division by one term: divide every term.
+    const auto &[divMono, divCoeff] = *other.terms.begin();
+    DimExpr r;
+    r.unknown = false;
+    for (const auto &[mono, coeff] : terms) {
+      auto q = divideTerm(mono, coeff, divMono, divCoeff);
+      if (!q)
+        return DimExpr();
+      r.terms[q->first] += q->second;
+    }
+    r.normalize();
+    return r;
+  }
+  // Division by a sum: look for a one-term quotient q with q * other equal
+  // to this expression (Reshape's -1 over `(past + seq) * 16` is the case).
+  const auto &[firstMono, firstCoeff] = *other.terms.begin();
+  for (const auto &[mono, coeff] : terms) {
+    auto q = divideTerm(mono, coeff, firstMono, firstCoeff);
+    if (!q)
+      continue;
+    DimExpr quotient;
+    quotient.unknown = false;
+    quotient.terms[q->first] = q->second;
+    quotient.normalize();
+    if (quotient * other == *this)
+      return quotient;
+  }
+  return DimExpr();
 }
 
 void DimExpr::print(llvm::raw_ostream &os) const {

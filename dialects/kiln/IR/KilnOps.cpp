@@ -13,6 +13,8 @@
 #include "mlir/IR/Matchers.h"
 #include "mlir/IR/PatternMatch.h"
 
+#include <cmath>
+
 using namespace mlir;
 using namespace mlir::kiln;
 
@@ -241,10 +243,57 @@ KILN_BINARY_VERIFIER(AndOp, true, true)
 KILN_BINARY_VERIFIER(OrOp, true, true)
 #undef KILN_BINARY_VERIFIER
 
-OpFoldResult AddOp::fold(FoldAdaptor) { return foldIntArith(*this); }
-OpFoldResult SubOp::fold(FoldAdaptor) { return foldIntArith(*this); }
-OpFoldResult MulOp::fold(FoldAdaptor) { return foldIntArith(*this); }
-OpFoldResult DivOp::fold(FoldAdaptor) { return foldIntArith(*this); }
+/// Folds float arithmetic on small constants (scale factors computed from
+/// static head sizes: sqrt(1 / sqrt(cast(dim)))). Only splat/scalar operands:
+/// weights never fold here.
+static OpFoldResult foldFloatArith(Operation *op, ArrayRef<Attribute> operands,
+                                   double (*fn)(double, double)) {
+  auto type = dyn_cast<RankedTensorType>(op->getResult(0).getType());
+  if (!type || !type.hasStaticShape() || !isa<FloatType>(type.getElementType()))
+    return {};
+  SmallVector<double> values;
+  for (Attribute a : operands) {
+    auto dense = dyn_cast_or_null<DenseFPElementsAttr>(a);
+    if (!dense || !dense.isSplat())
+      return {};
+    values.push_back(dense.getSplatValue<APFloat>().convertToDouble());
+  }
+  double r = values.size() == 1 ? fn(values[0], 0) : fn(values[0], values[1]);
+  APFloat f(r);
+  bool lost;
+  f.convert(cast<FloatType>(type.getElementType()).getFloatSemantics(),
+            APFloat::rmNearestTiesToEven, &lost);
+  return DenseElementsAttr::get(type, f);
+}
+
+OpFoldResult AddOp::fold(FoldAdaptor a) {
+  if (OpFoldResult r = foldIntArith(*this))
+    return r;
+  return foldFloatArith(*this, a.getOperands(),
+                        [](double x, double y) { return x + y; });
+}
+OpFoldResult SubOp::fold(FoldAdaptor a) {
+  if (OpFoldResult r = foldIntArith(*this))
+    return r;
+  return foldFloatArith(*this, a.getOperands(),
+                        [](double x, double y) { return x - y; });
+}
+OpFoldResult MulOp::fold(FoldAdaptor a) {
+  if (OpFoldResult r = foldIntArith(*this))
+    return r;
+  return foldFloatArith(*this, a.getOperands(),
+                        [](double x, double y) { return x * y; });
+}
+OpFoldResult DivOp::fold(FoldAdaptor a) {
+  if (OpFoldResult r = foldIntArith(*this))
+    return r;
+  return foldFloatArith(*this, a.getOperands(),
+                        [](double x, double y) { return x / y; });
+}
+OpFoldResult SqrtOp::fold(FoldAdaptor a) {
+  return foldFloatArith(*this, a.getOperands(),
+                        [](double x, double) { return std::sqrt(x); });
+}
 
 static LogicalResult verifyUnary(Operation *op, bool floatOnly, bool boolOnly) {
   Value in = op->getOperand(0), out = op->getResult(0);
@@ -294,9 +343,20 @@ LogicalResult CastOp::verify() {
 OpFoldResult CastOp::fold(FoldAdaptor adaptor) {
   if (getInput().getType() == getType())
     return getInput();
+  auto outType = cast<RankedTensorType>(getType());
+  // A splat integer cast to float (a head size turned into a scale).
+  if (auto splat = dyn_cast_or_null<DenseIntElementsAttr>(adaptor.getInput());
+      splat && splat.isSplat() && outType.hasStaticShape() &&
+      isa<FloatType>(outType.getElementType()) &&
+      !splat.getElementType().isInteger(1)) {
+    APFloat f(static_cast<double>(splat.getSplatValue<APInt>().getSExtValue()));
+    bool lost;
+    f.convert(cast<FloatType>(outType.getElementType()).getFloatSemantics(),
+              APFloat::rmNearestTiesToEven, &lost);
+    return DenseElementsAttr::get(outType, f);
+  }
   // Integer-to-integer casts of shape constants (i32 <-> i64).
   auto in = dyn_cast_or_null<DenseIntElementsAttr>(adaptor.getInput());
-  auto outType = cast<RankedTensorType>(getType());
   if (!in || !outType.getElementType().isSignlessInteger() ||
       outType.getElementType().isInteger(1))
     return {};
@@ -715,7 +775,7 @@ LogicalResult ConcatOp::verify() {
 OpFoldResult ConcatOp::fold(FoldAdaptor adaptor) {
   if (getInputs().size() == 1 && getInputs().front().getType() == getType())
     return getInputs().front();
-  return foldIntArith(*this);
+  return foldIntArith(*this, false);
 }
 
 LogicalResult SplitOp::verify() {
@@ -774,12 +834,12 @@ LogicalResult GatherOp::verify() {
   return verifyShape(*this, expected, getResult(), "result");
 }
 
-OpFoldResult GatherOp::fold(FoldAdaptor) {
-  if (!matchPattern(getInput(), m_Constant()) ||
-      !matchPattern(getIndices(), m_Constant()))
-    return {};
-  return foldIntArith(*this);
-}
+// Shape-vector gathers, slices and concats fold whenever the elements they
+// produce are known constants, even if their operands are not (a static
+// dimension read out of a partially dynamic shape).
+OpFoldResult GatherOp::fold(FoldAdaptor) { return foldIntArith(*this, false); }
+
+OpFoldResult SliceOp::fold(FoldAdaptor) { return foldIntArith(*this, false); }
 
 LogicalResult GatherNDOp::verify() {
   SmallVector<DimExpr> in = exprsOf(getInput()), idx = exprsOf(getIndices());

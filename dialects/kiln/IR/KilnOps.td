@@ -131,7 +131,7 @@ class Kiln_UnaryOp<string mnemonic, string what, list<Trait> traits = []>
   let hasVerifier = 1;
 }
 
-def Kiln_SqrtOp : Kiln_UnaryOp<"sqrt", "square root">;
+def Kiln_SqrtOp : Kiln_UnaryOp<"sqrt", "square root"> { let hasFolder = 1; }
 def Kiln_ReciprocalOp : Kiln_UnaryOp<"reciprocal", "1 / x">;
 def Kiln_NegOp : Kiln_UnaryOp<"neg", "negation">;
 def Kiln_AbsOp : Kiln_UnaryOp<"abs", "absolute value">;
@@ -498,6 +498,7 @@ def Kiln_SliceOp : Kiln_Op<"slice", [Pure]> {
                        DenseI64ArrayAttr:$steps);
   let results = (outs Kiln_Tensor:$result);
   let assemblyFormat = "$input `,` $starts `,` $ends attr-dict `:` functional-type(operands, results)";
+  let hasFolder = 1;
   let hasVerifier = 1;
 }
 
@@ -767,6 +768,8 @@ def Kiln_AttentionOp : Kiln_Op<"attention", [Pure, AttrSizedOperandSegments]> {
       `key_lengths[b]` are ignored; the cache may be longer than the valid
       tokens, and the causal offset then uses `key_lengths[b]` as `total`.
     * `softcap` > 0 applies `softcap * tanh(score / softcap)`.
+    * A query row that sees no key at all (everything masked) yields zeros,
+      as the NaN guards exporters put after softmax do.
     * `window_left` / `window_right` (-1: unbounded) restrict query `i`, at
       absolute position `p = i + (total - seq)`, to keys `j` with
       `p - window_left <= j <= p + window_right` (sliding-window attention).

@@ -24,6 +24,12 @@ TEST(DimExpr, ExactDivision) {
             b * s * DimExpr::constant(64));
   EXPECT_TRUE(total.exactDiv(DimExpr::constant(7)).isUnknown());
   EXPECT_TRUE((b + s).exactDiv(b).isUnknown());
+  // Division by a sum when the quotient is one term.
+  DimExpr p = DimExpr::symbol("past");
+  DimExpr n = b * DimExpr::constant(4) * (p + s) * DimExpr::constant(16);
+  EXPECT_EQ(n.exactDiv((p + s) * DimExpr::constant(16)),
+            b * DimExpr::constant(4));
+  EXPECT_TRUE(n.exactDiv(p + s + DimExpr::constant(1)).isUnknown());
   EXPECT_TRUE(b.exactDiv(s).isUnknown());
 }
 
