@@ -5,9 +5,12 @@
 #   scripts/setup.sh            # deps + build (build/)
 #   KILN_BUILD_DIR=... scripts/setup.sh
 #
-# Debian packages: LLVM/MLIR 22, clang/lld 22, ninja, ccache, protobuf, gtest.
-# Python (test-only: onnx for onnx.proto and the text parser, onnxruntime as
-# the reference, numpy) goes into a venv under ${KILN_CACHE:-~/.cache/kiln}.
+# Debian packages: LLVM/MLIR 22, clang/lld 22, ninja, ccache, protobuf, gtest,
+# and for the runtime's tokenizer nlohmann-json (reads tokenizer.json) and
+# PCRE2 (its Unicode pre-tokenizer regexes).
+# Python (test-only: onnx for onnx.proto and the text parser, onnxruntime and
+# tokenizers as references, numpy) goes into a venv under
+# ${KILN_CACHE:-~/.cache/kiln}.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -17,7 +20,7 @@ BUILD="${KILN_BUILD_DIR:-$ROOT/build}"
 
 APT_PACKAGES=(llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools clang-22 lld-22 clang-format-22
               cmake ninja-build ccache protobuf-compiler libprotobuf-dev libgtest-dev
-              python3-venv time)
+              nlohmann-json3-dev libpcre2-dev python3-venv time)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -34,7 +37,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   mkdir -p "$CACHE"
   python3 -m venv "$VENV"
 fi
-if ! "$VENV/bin/python" -c "import onnx, onnxruntime, numpy" 2>/dev/null ||
+if ! "$VENV/bin/python" -c "import onnx, onnxruntime, numpy, tokenizers" 2>/dev/null ||
    ! cmp -s "$ROOT/scripts/requirements-test.txt" "$VENV/.kiln-requirements"; then
   "$VENV/bin/pip" install -q --disable-pip-version-check -r "$ROOT/scripts/requirements-test.txt"
   cp "$ROOT/scripts/requirements-test.txt" "$VENV/.kiln-requirements"

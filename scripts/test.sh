@@ -5,6 +5,7 @@
 #   - lit + FileCheck tests (dialect, importer, canonicalization, fixtures)
 #   - ONNX backend node tests: import conformance with an expected-failure list
 #   - the default model (SmolLM2-135M) imports and canonicalizes
+#   - the runtime's tokenizer agrees with the `tokenizers` package
 #   - clang-format check of the C/C++ sources
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -57,6 +58,23 @@ fi
 out=$("$ROOT/scripts/models/check_default_model.sh" 2>&1); rc=$?
 echo "$out" | tail -n 12
 tally "default-model" $rc $([ $rc -eq 0 ] && echo 1 || echo 0) $([ $rc -eq 0 ] && echo 0 || echo 1) 0
+
+# The runtime's tokenizer against the `tokenizers` package, on SmolLM2's
+# tokenizer.json (built just above by check_default_model.sh), the fixture's
+# and variants of them: one pass/fail per (tokenizer, string).
+SMOLLM2_TOKENIZER="$CACHE/models/smollm2-135m-instruct/tokenizer.json"
+if [ -f "$SMOLLM2_TOKENIZER" ]; then
+  out=$("$PY" "$ROOT/test/runtime/check_tokenizer_agreement.py" \
+          --tool "$BUILD/bin/kiln-tokenize-tool" --smollm2 "$SMOLLM2_TOKENIZER" \
+          --fixture "$ROOT/test/fixtures/models/llama-genai-int4/tokenizer.json" 2>&1); rc=$?
+  echo "$out" | tail -n 12
+  last=$(echo "$out" | tail -n 1)
+  p=$(echo "$last" | sed -n 's/^\([0-9]*\) passed.*/\1/p'); f=$(echo "$last" | sed -n 's/.*, \([0-9]*\) failed.*/\1/p')
+  tally "tokenizer" $rc ${p:-0} ${f:-0} 0
+else
+  echo "tokenizer agreement skipped: $SMOLLM2_TOKENIZER is absent (scripts/models/build_smollm2.sh makes it)"
+  tally "tokenizer" 0 0 0 1
+fi
 
 # The dialect and pass references in docs/ are generated from ODS: they must
 # be current.

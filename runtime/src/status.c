@@ -19,13 +19,15 @@ const char *kiln_status_string(kiln_status_t status) {
   case KILN_ERROR_NOT_FOUND:
     return "not found";
   case KILN_ERROR_FORMAT:
-    return "malformed or incompatible artifact";
+    return "malformed or incompatible file";
   case KILN_ERROR_UNSUPPORTED:
-    return "unsupported on this machine";
+    return "unsupported by this machine or kiln version";
   case KILN_ERROR_OUT_OF_MEMORY:
     return "out of memory";
   case KILN_ERROR_INTERNAL:
     return "internal error";
+  case KILN_ERROR_BUFFER_TOO_SMALL:
+    return "output buffer too small";
   }
   return "unknown status";
 }

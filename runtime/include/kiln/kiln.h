@@ -3,19 +3,27 @@
  * The runtime loads compiled `.kiln` artifacts and runs them. This header is
  * the whole public surface; every handle is opaque. Conventions:
  *
- *  - Every call that can fail returns a kiln_status_t. KILN_OK is 0.
+ *  - Every call that can fail returns a kiln_status_t. KILN_OK is 0. A call
+ *    that fails also records a one-line message for the calling thread,
+ *    read with kiln_last_error_message().
  *  - Strings returned by the library are owned by it and live for the whole
  *    process unless a call says otherwise.
  *  - Unless a call says otherwise it is safe to call from any thread.
+ *  - Output buffers come with their capacity; a call whose result does not
+ *    fit returns KILN_ERROR_BUFFER_TOO_SMALL and reports the size it needs,
+ *    so the caller can grow the buffer and call again.
  *
  * This version holds the parts the compiler already needs (versioning and
- * status reporting); engine, step and sampling calls arrive with the CPU
- * backend.
+ * status reporting) and the tokenizer; engine, step and sampling calls
+ * arrive with the CPU backend. docs/runtime-api.md has a worked example.
  *
  *===----------------------------------------------------------------------===*/
 
 #ifndef KILN_KILN_H
 #define KILN_KILN_H
+
+#include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -29,13 +37,20 @@ extern "C" {
 /** Status codes. Values are stable across versions. */
 typedef enum kiln_status_t {
   KILN_OK = 0,
-  KILN_ERROR_INVALID_ARGUMENT = 1, /**< a parameter is out of its range */
-  KILN_ERROR_NOT_FOUND = 2,        /**< a file or name does not exist */
-  KILN_ERROR_FORMAT = 3, /**< an artifact is malformed or of another version */
-  KILN_ERROR_UNSUPPORTED = 4, /**< the artifact needs what this machine lacks */
-  KILN_ERROR_OUT_OF_MEMORY =
-      5,                  /**< an allocation or the KV cache is exhausted */
-  KILN_ERROR_INTERNAL = 6 /**< a bug in kiln; please report it */
+  /** a parameter is out of its range */
+  KILN_ERROR_INVALID_ARGUMENT = 1,
+  /** a file or name does not exist */
+  KILN_ERROR_NOT_FOUND = 2,
+  /** an artifact or tokenizer file is malformed or of another version */
+  KILN_ERROR_FORMAT = 3,
+  /** the file needs what this machine or this version of kiln lacks */
+  KILN_ERROR_UNSUPPORTED = 4,
+  /** an allocation or the KV cache is exhausted */
+  KILN_ERROR_OUT_OF_MEMORY = 5,
+  /** a bug in kiln; please report it */
+  KILN_ERROR_INTERNAL = 6,
+  /** an output buffer is too small; the call reported the size it needs */
+  KILN_ERROR_BUFFER_TOO_SMALL = 7
 } kiln_status_t;
 
 /** The runtime version as "MAJOR.MINOR.PATCH". Never NULL. */
@@ -44,6 +59,194 @@ const char *kiln_version_string(void);
 /** A short English description of `status`, e.g. "invalid argument".
  *  Unknown values give "unknown status". Never NULL. */
 const char *kiln_status_string(kiln_status_t status);
+
+/** What went wrong in the most recent failing kiln call on the calling
+ *  thread: one line naming the thing at fault and what was expected, e.g.
+ *  `tok.json: model.type is "WordPiece"; kiln supports only "BPE"`.
+ *  "" if no call on this thread has failed. Successful calls leave it as it
+ *  is, so read it right after the failing call.
+ *  The string is owned by kiln and stays valid until the next failing kiln
+ *  call on the same thread. Never NULL. Each thread has its own message. */
+const char *kiln_last_error_message(void);
+
+/*===-- Tokenizer ---------------------------------------------------------===*
+ *
+ * Reads a Hugging Face `tokenizer.json` and encodes text to token ids and
+ * back, giving the same ids as the `tokenizers` package (checked on thousands
+ * of strings by test/runtime/check_tokenizer_agreement.py). Supported:
+ *
+ *  - model: BPE (vocab + merges; ignore_merges, unk_token, fuse_unk,
+ *    byte_fallback, continuing_subword_prefix, end_of_word_suffix); dropout
+ *    must be null or 0, since sampled merges would make encoding random;
+ *  - normalizer: none;
+ *  - pre_tokenizer: none, ByteLevel, Digits, Split (regex or string), and a
+ *    Sequence of these in which ByteLevel, if present, comes last: the
+ *    byte-level BPE of GPT-2, Llama 3 and SmolLM2;
+ *  - decoder: ByteLevel or none;
+ *  - post_processor: none, ByteLevel, TemplateProcessing (its single-sequence
+ *    template), RobertaProcessing, BertProcessing, and Sequences of these;
+ *  - added tokens with their single_word, lstrip, rstrip and normalized
+ *    flags. They are found in the input before pre-tokenization, as
+ *    `tokenizers` does: text containing "<|im_start|>" gets that token's
+ *    id, so untrusted text can inject control tokens unless the caller
+ *    removes them first.
+ *
+ * "truncation" and "padding" are ignored: kiln never truncates or pads.
+ *===----------------------------------------------------------------------===*/
+
+/** A loaded tokenizer. Immutable once loaded: any number of threads may use
+ *  one tokenizer at the same time. */
+typedef struct kiln_tokenizer_t kiln_tokenizer_t;
+
+/** Loads the `tokenizer.json` at `path` (a NUL-terminated file name).
+ *
+ *  On success stores a new tokenizer in `*out`; the caller owns it and
+ *  releases it with kiln_tokenizer_free(). On failure stores NULL in `*out`
+ *  (when `out` is not NULL) and returns:
+ *   - KILN_ERROR_INVALID_ARGUMENT: `path` or `out` is NULL;
+ *   - KILN_ERROR_NOT_FOUND: the file cannot be opened (missing, a directory,
+ *     no permission; the message gives the reason);
+ *   - KILN_ERROR_FORMAT: the file is not JSON, or a field is missing, of the
+ *     wrong type or inconsistent (e.g. a merge of tokens that are not in the
+ *     vocabulary, a regex that does not compile);
+ *   - KILN_ERROR_UNSUPPORTED: a model, normalizer, pre-tokenizer, decoder or
+ *     post-processor type or option outside the list above;
+ *   - KILN_ERROR_OUT_OF_MEMORY: an allocation failed.
+ *  Loading SmolLM2's 3.5 MB tokenizer.json takes 0.15-0.25 s. */
+kiln_status_t kiln_tokenizer_load(const char *path, kiln_tokenizer_t **out);
+
+/** Releases `tok` and everything it owns (token strings returned by
+ *  kiln_tokenizer_id_to_token() included). NULL is ignored. No other call may
+ *  be using `tok`, and every detokenizer made from it must already be freed.
+ */
+void kiln_tokenizer_free(kiln_tokenizer_t *tok);
+
+/** Encodes `len` bytes of UTF-8 at `text` (no NUL terminator needed; NUL
+ *  bytes are ordinary characters; `text` may be NULL when `len` is 0).
+ *
+ *  With `add_special_tokens` nonzero the post-processor's tokens are added
+ *  (e.g. Llama 3's <|begin_of_text|>; SmolLM2's and GPT-2's add none).
+ *  With a byte-level BPE (GPT-2, Llama 3, SmolLM2) the text yields at most
+ *  `len` ids, so `len` plus the post-processor's few tokens suffices; other
+ *  models can yield more (byte_fallback spells a character in several ids),
+ *  so ask for the count when unsure.
+ *
+ *  Writes the ids to `ids[0 .. *n_ids)` and returns KILN_OK, or returns:
+ *   - KILN_ERROR_BUFFER_TOO_SMALL: more than `capacity` ids; `*n_ids` is the
+ *     number needed and `ids` is left as it was (pass `ids` = NULL and
+ *     `capacity` = 0 to ask for the count alone);
+ *   - KILN_ERROR_INVALID_ARGUMENT: `tok` or `n_ids` is NULL, `text` is NULL
+ *     while `len` > 0, `ids` is NULL while `capacity` > 0, or `text` is not
+ *     valid UTF-8 (the message gives the byte offset; `tokenizers` cannot
+ *     be given such text at all, so kiln rejects it rather than guess);
+ *     `*n_ids` is 0;
+ *   - KILN_ERROR_INTERNAL: the regex engine gave up (a resource limit);
+ *   - KILN_ERROR_OUT_OF_MEMORY.
+ *  Thread-safe: many threads may encode with one tokenizer at once. */
+kiln_status_t kiln_tokenizer_encode(const kiln_tokenizer_t *tok,
+                                    const char *text, size_t len,
+                                    int add_special_tokens, int32_t *ids,
+                                    size_t capacity, size_t *n_ids);
+
+/** Decodes `n` ids into UTF-8 text, as `tokenizers`' decode does.
+ *
+ *  With `skip_special_tokens` nonzero, special added tokens (e.g.
+ *  <|im_end|>) are left out. Byte sequences that are not valid UTF-8, as when
+ *  the ids end inside a multi-byte character, become U+FFFD, one per maximal
+ *  invalid subsequence (the Unicode-recommended practice, which `tokenizers`
+ *  follows too).
+ *
+ *  Writes the text and a terminating NUL to `out`, stores its length (NUL
+ *  excluded; the text itself may contain NUL bytes) in `*n_bytes` and
+ *  returns KILN_OK, or returns:
+ *   - KILN_ERROR_BUFFER_TOO_SMALL: `capacity` < `*n_bytes` + 1; `*n_bytes`
+ *     is the length needed (pass `out` = NULL, `capacity` = 0 to ask);
+ *   - KILN_ERROR_INVALID_ARGUMENT: `tok` or `n_bytes` is NULL, `ids` is NULL
+ *     while `n` > 0, `out` is NULL while `capacity` > 0, or an id is not a
+ *     token of this tokenizer (`tokenizers` skips such ids silently; kiln
+ *     reports them, since they mean the model and tokenizer disagree);
+ *     `*n_bytes` is 0;
+ *   - KILN_ERROR_OUT_OF_MEMORY.
+ *  Thread-safe. */
+kiln_status_t kiln_tokenizer_decode(const kiln_tokenizer_t *tok,
+                                    const int32_t *ids, size_t n,
+                                    int skip_special_tokens, char *out,
+                                    size_t capacity, size_t *n_bytes);
+
+/** One more than the largest token id of `tok` (model vocabulary and added
+ *  tokens): the number of logits a model for this tokenizer produces at
+ *  least. Ids below it that no token has are rejected by decode. 0 when
+ *  `tok` is NULL. */
+size_t kiln_tokenizer_vocab_size(const kiln_tokenizer_t *tok);
+
+/** Looks up the id of the token spelled `token` (NUL-terminated), added
+ *  tokens first, then the model's vocabulary, as `tokenizers`' token_to_id.
+ *  Regular byte-level tokens are spelled in the byte-level alphabet (" the"
+ *  is "\xC4\xA0the", U+0120 standing for the space); special tokens as
+ *  they are ("<|im_end|>").
+ *  Returns KILN_OK and stores the id in `*id`, or:
+ *   - KILN_ERROR_NOT_FOUND: no such token (`*id` is -1);
+ *   - KILN_ERROR_INVALID_ARGUMENT: `tok`, `token` or `id` is NULL. */
+kiln_status_t kiln_tokenizer_token_to_id(const kiln_tokenizer_t *tok,
+                                         const char *token, int32_t *id);
+
+/** The spelling of token `id` (the inverse of kiln_tokenizer_token_to_id;
+ *  use kiln_tokenizer_decode() for text). Stores a NUL-terminated string
+ *  owned by `tok`, valid until kiln_tokenizer_free(tok), in `*token` and
+ *  returns KILN_OK, or:
+ *   - KILN_ERROR_NOT_FOUND: no token has this id (`*token` is NULL);
+ *   - KILN_ERROR_INVALID_ARGUMENT: `tok` or `token` is NULL. */
+kiln_status_t kiln_tokenizer_id_to_token(const kiln_tokenizer_t *tok,
+                                         int32_t id, const char **token);
+
+/** 1 if `id` is a special added token (what decode's `skip_special_tokens`
+ *  leaves out, e.g. <|im_end|>), 0 otherwise, also for NULL `tok` and ids
+ *  that are not tokens. */
+int kiln_tokenizer_is_special(const kiln_tokenizer_t *tok, int32_t id);
+
+/** Incremental decoding for streaming output: ids go in one at a time and
+ *  text comes out as soon as it is complete UTF-8, so a character split over
+ *  several tokens (common for CJK and emoji) is never emitted half-way.
+ *  Concatenating everything kiln_detokenizer_push() and
+ *  kiln_detokenizer_finish() return gives exactly what
+ *  kiln_tokenizer_decode() returns for all the ids pushed.
+ *  A detokenizer is used by one thread at a time; any number of them may
+ *  share a tokenizer, which must outlive them. */
+typedef struct kiln_detokenizer_t kiln_detokenizer_t;
+
+/** Creates a detokenizer for `tok` in `*out`, to be released with
+ *  kiln_detokenizer_free(). `skip_special_tokens` as in
+ *  kiln_tokenizer_decode(). Returns KILN_OK, or
+ *  KILN_ERROR_INVALID_ARGUMENT (`tok` or `out` NULL) or
+ *  KILN_ERROR_OUT_OF_MEMORY, storing NULL in `*out` when `out` is not NULL.
+ */
+kiln_status_t kiln_detokenizer_init(const kiln_tokenizer_t *tok,
+                                    int skip_special_tokens,
+                                    kiln_detokenizer_t **out);
+
+/** Adds token `id` and writes the text it completes (often empty, never a
+ *  partial character) plus a NUL to `out`, its length in `*n_bytes`.
+ *  Returns KILN_OK, or, leaving the detokenizer as it was:
+ *   - KILN_ERROR_BUFFER_TOO_SMALL: `capacity` < `*n_bytes` + 1, `*n_bytes`
+ *     set to the length needed; call again with a larger buffer;
+ *   - KILN_ERROR_INVALID_ARGUMENT: `det` or `n_bytes` NULL, `out` NULL while
+ *     `capacity` > 0, or `id` not a token (`*n_bytes` is 0).
+ *  The output needs at most 3 * (the token's decoded bytes + 4) + 1 bytes:
+ *  up to 3 bytes held back and a separator join the token's bytes, and each
+ *  byte becomes at most one U+FFFD (3 bytes). */
+kiln_status_t kiln_detokenizer_push(kiln_detokenizer_t *det, int32_t id,
+                                    char *out, size_t capacity,
+                                    size_t *n_bytes);
+
+/** Ends the sequence: writes what is still held back (an incomplete
+ *  character, as U+FFFD) plus a NUL to `out`, its length in `*n_bytes`, and
+ *  resets `det` for a new sequence. Errors as kiln_detokenizer_push(), minus
+ *  the id check. */
+kiln_status_t kiln_detokenizer_finish(kiln_detokenizer_t *det, char *out,
+                                      size_t capacity, size_t *n_bytes);
+
+/** Releases `det`. NULL is ignored. */
+void kiln_detokenizer_free(kiln_detokenizer_t *det);
 
 #ifdef __cplusplus
 }

@@ -12,7 +12,8 @@ TEST(Status, EveryCodeHasItsOwnMessage) {
                                  KILN_ERROR_FORMAT,
                                  KILN_ERROR_UNSUPPORTED,
                                  KILN_ERROR_OUT_OF_MEMORY,
-                                 KILN_ERROR_INTERNAL};
+                                 KILN_ERROR_INTERNAL,
+                                 KILN_ERROR_BUFFER_TOO_SMALL};
   for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); ++i) {
     std::string a = kiln_status_string(codes[i]);
     EXPECT_NE(a, "unknown status") << i;
