@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "passes/Passes.h"
+#include "passes/PatternUtils.h"
 
 #include "mlir/IR/Matchers.h"
 #include "mlir/IR/PatternMatch.h"
@@ -18,13 +19,6 @@ namespace mlir::kiln {
 
 namespace {
 
-std::optional<double> scalarValue(Value v) {
-  DenseFPElementsAttr attr;
-  if (!matchPattern(v, m_Constant(&attr)) || !attr.isSplat())
-    return std::nullopt;
-  return attr.getSplatValue<APFloat>().convertToDouble();
-}
-
 SmallVector<DimExpr> dimsOf(Value v) {
   return getShapeExprs(cast<RankedTensorType>(v.getType()));
 }
@@ -34,19 +28,20 @@ SmallVector<DimExpr> dimsOf(Value v) {
 Value peelScale(Value v, double &scale) {
   while (true) {
     if (auto mul = v.getDefiningOp<MulOp>()) {
-      if (std::optional<double> c = scalarValue(mul.getRhs())) {
+      if (std::optional<double> c = getScalarFloat(mul.getRhs())) {
         scale *= *c;
         v = mul.getLhs();
         continue;
       }
-      if (std::optional<double> c = scalarValue(mul.getLhs())) {
+      if (std::optional<double> c = getScalarFloat(mul.getLhs())) {
         scale *= *c;
         v = mul.getRhs();
         continue;
       }
     }
     if (auto div = v.getDefiningOp<DivOp>()) {
-      if (std::optional<double> c = scalarValue(div.getRhs()); c && *c != 0) {
+      if (std::optional<double> c = getScalarFloat(div.getRhs());
+          c && *c != 0) {
         scale /= *c;
         v = div.getLhs();
         continue;
@@ -140,7 +135,7 @@ struct RaiseAttention : OpRewritePattern<MatMulOp> {
       // where(is_nan(p), 0, p)
       auto isNan = guard.getCondition().getDefiningOp<IsNaNOp>();
       if (isNan && isNan.getInput() == guard.getRhs() &&
-          scalarValue(guard.getLhs()) == 0.0)
+          getScalarFloat(guard.getLhs()) == 0.0)
         probs = guard.getRhs();
     }
     auto softmax = probs.getDefiningOp<SoftmaxOp>();

@@ -6,6 +6,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "passes/Passes.h"
+#include "passes/PatternUtils.h"
 
 #include "mlir/IR/Matchers.h"
 #include "mlir/IR/PatternMatch.h"
@@ -25,16 +26,9 @@ struct Factors {
   SmallVector<Value, 4> values;
 };
 
-std::optional<double> scalarValue(Value v) {
-  DenseFPElementsAttr attr;
-  if (!matchPattern(v, m_Constant(&attr)) || !attr.isSplat())
-    return std::nullopt;
-  return attr.getSplatValue<APFloat>().convertToDouble();
-}
-
 /// Flattens nested kiln.mul (and division by a constant) into factors.
 void collectFactors(Value v, Factors &out, int depth = 0) {
-  if (std::optional<double> c = scalarValue(v)) {
+  if (std::optional<double> c = getScalarFloat(v)) {
     out.constant *= *c;
     return;
   }
@@ -45,7 +39,8 @@ void collectFactors(Value v, Factors &out, int depth = 0) {
       return;
     }
     if (auto div = v.getDefiningOp<DivOp>()) {
-      if (std::optional<double> c = scalarValue(div.getRhs()); c && *c != 0) {
+      if (std::optional<double> c = getScalarFloat(div.getRhs());
+          c && *c != 0) {
         collectFactors(div.getLhs(), out, depth + 1);
         out.constant /= *c;
         return;
@@ -64,9 +59,11 @@ Value matchOnePlus(Value v) {
   auto add = v.getDefiningOp<AddOp>();
   if (!add)
     return {};
-  if (std::optional<double> c = scalarValue(add.getLhs()); c && near(*c, 1.0))
+  if (std::optional<double> c = getScalarFloat(add.getLhs());
+      c && near(*c, 1.0))
     return add.getRhs();
-  if (std::optional<double> c = scalarValue(add.getRhs()); c && near(*c, 1.0))
+  if (std::optional<double> c = getScalarFloat(add.getRhs());
+      c && near(*c, 1.0))
     return add.getLhs();
   return {};
 }
@@ -74,7 +71,7 @@ Value matchOnePlus(Value v) {
 /// Whether `v` is x^3: pow(x, 3) or a product x * x * x.
 bool isCube(Value v, Value x) {
   if (auto pow = v.getDefiningOp<PowOp>())
-    return pow.getLhs() == x && scalarValue(pow.getRhs()) == 3.0;
+    return pow.getLhs() == x && getScalarFloat(pow.getRhs()) == 3.0;
   Factors f;
   collectFactors(v, f);
   return near(f.constant, 1.0) && f.values.size() == 3 &&

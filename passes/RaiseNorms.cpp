@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "passes/Passes.h"
+#include "passes/PatternUtils.h"
 
 #include "mlir/IR/Matchers.h"
 #include "mlir/IR/PatternMatch.h"
@@ -18,20 +19,12 @@ namespace mlir::kiln {
 
 namespace {
 
-/// The float value of a scalar (or splat) constant.
-std::optional<double> scalarConstant(Value v) {
-  DenseFPElementsAttr attr;
-  if (!matchPattern(v, m_Constant(&attr)) || !attr.isSplat())
-    return std::nullopt;
-  return attr.getSplatValue<APFloat>().convertToDouble();
-}
-
 /// If `v` is `x * x` or `pow(x, 2)`, returns x.
 Value matchSquare(Value v) {
   if (auto mul = v.getDefiningOp<MulOp>())
     return mul.getLhs() == mul.getRhs() ? mul.getLhs() : Value();
   if (auto pow = v.getDefiningOp<PowOp>())
-    return scalarConstant(pow.getRhs()) == 2.0 ? pow.getLhs() : Value();
+    return getScalarFloat(pow.getRhs()) == 2.0 ? pow.getLhs() : Value();
   return {};
 }
 
@@ -44,10 +37,10 @@ std::optional<std::pair<Value, double>> matchRootMeanSquare(Value v) {
   if (!add)
     return std::nullopt;
   Value meanValue = add.getLhs();
-  std::optional<double> eps = scalarConstant(add.getRhs());
+  std::optional<double> eps = getScalarFloat(add.getRhs());
   if (!eps) {
     meanValue = add.getRhs();
-    eps = scalarConstant(add.getLhs());
+    eps = getScalarFloat(add.getLhs());
   }
   auto mean = meanValue.getDefiningOp<ReduceMeanOp>();
   if (!eps || *eps < 0 || !mean || !mean.getKeepdims())
@@ -79,7 +72,7 @@ std::optional<std::pair<Value, double>> matchNormalized(Value v) {
     if (auto recip = inv.getDefiningOp<ReciprocalOp>())
       root = recip.getInput();
     else if (auto div = inv.getDefiningOp<DivOp>();
-             div && scalarConstant(div.getLhs()) == 1.0)
+             div && getScalarFloat(div.getLhs()) == 1.0)
       root = div.getRhs();
     if (!root)
       continue;

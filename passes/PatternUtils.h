@@ -1,0 +1,26 @@
+//===- PatternUtils.h - helpers shared by kiln's raising patterns -*- C++
+//-*-===//
+
+#ifndef KILN_PASSES_PATTERNUTILS_H
+#define KILN_PASSES_PATTERNUTILS_H
+
+#include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/Matchers.h"
+#include "mlir/IR/Value.h"
+
+#include <optional>
+
+namespace mlir::kiln {
+
+/// The value of a scalar (or splat) float constant: the epsilons, scales and
+/// coefficients that exporters materialize as small constant tensors.
+inline std::optional<double> getScalarFloat(Value v) {
+  DenseFPElementsAttr attr;
+  if (!matchPattern(v, m_Constant(&attr)) || !attr.isSplat())
+    return std::nullopt;
+  return attr.getSplatValue<APFloat>().convertToDouble();
+}
+
+} // namespace mlir::kiln
+
+#endif // KILN_PASSES_PATTERNUTILS_H
