@@ -557,3 +557,69 @@ func.func @expand_broadcast_kept(%x: tensor<1x64xf32>) -> tensor<?x64xf32, #kiln
   %e = kiln.expand %x : (tensor<1x64xf32>) -> tensor<?x64xf32, #kiln.dims<[b]>>
   return %e : tensor<?x64xf32, #kiln.dims<[b]>>
 }
+
+// -----
+
+// An Expand without shape operand whose result type equals its input's is
+// the identity.
+// CHECK-LABEL: func.func @expand_identity
+// CHECK-NEXT: return %arg0
+func.func @expand_identity(%x: tensor<?x64xf32, #kiln.dims<[s]>>) -> tensor<?x64xf32, #kiln.dims<[s]>> {
+  %e = kiln.expand %x : (tensor<?x64xf32, #kiln.dims<[s]>>) -> tensor<?x64xf32, #kiln.dims<[s]>>
+  return %e : tensor<?x64xf32, #kiln.dims<[s]>>
+}
+
+// -----
+
+// Must not fold: a real broadcast.
+// CHECK-LABEL: func.func @expand_broadcast_kept
+// CHECK: kiln.expand
+func.func @expand_broadcast_kept(%x: tensor<1x64xf32>) -> tensor<?x64xf32, #kiln.dims<[s]>> {
+  %e = kiln.expand %x : (tensor<1x64xf32>) -> tensor<?x64xf32, #kiln.dims<[s]>>
+  return %e : tensor<?x64xf32, #kiln.dims<[s]>>
+}
+
+// -----
+
+// A head-size scale computed from a static dimension folds to a constant:
+// 1 / sqrt(cast(16)) = 0.25.
+// CHECK-LABEL: func.func @scale_from_static_dim
+// CHECK: %[[C:.+]] = kiln.constant dense<2.500000e-01> : tensor<1xf32>
+// CHECK-NEXT: return %[[C]]
+func.func @scale_from_static_dim(%x: tensor<?x4x?x16xf32, #kiln.dims<[b, s]>>) -> tensor<1xf32> {
+  %s = kiln.shape %x : tensor<?x4x?x16xf32, #kiln.dims<[b, s]>> -> tensor<4xi64>
+  %st = kiln.constant dense<3> : tensor<1xi64>
+  %en = kiln.constant dense<4> : tensor<1xi64>
+  %d = kiln.slice %s, %st, %en {axes = array<i64: 0>, steps = array<i64: 1>} : (tensor<4xi64>, tensor<1xi64>, tensor<1xi64>) -> tensor<1xi64>
+  %f = kiln.cast %d : tensor<1xi64> -> tensor<1xf32>
+  %r = kiln.sqrt %f : tensor<1xf32>
+  %one = kiln.constant dense<1.0> : tensor<1xf32>
+  %q = kiln.div %one, %r : (tensor<1xf32>, tensor<1xf32>) -> tensor<1xf32>
+  return %q : tensor<1xf32>
+}
+
+// -----
+
+// Must not fold: the sliced element is a dynamic dimension.
+// CHECK-LABEL: func.func @slice_of_dynamic_dim_kept
+// CHECK: kiln.sqrt
+func.func @slice_of_dynamic_dim_kept(%x: tensor<?x4x?x16xf32, #kiln.dims<[b, s]>>) -> tensor<1xf32> {
+  %s = kiln.shape %x : tensor<?x4x?x16xf32, #kiln.dims<[b, s]>> -> tensor<4xi64>
+  %st = kiln.constant dense<2> : tensor<1xi64>
+  %en = kiln.constant dense<3> : tensor<1xi64>
+  %d = kiln.slice %s, %st, %en {axes = array<i64: 0>, steps = array<i64: 1>} : (tensor<4xi64>, tensor<1xi64>, tensor<1xi64>) -> tensor<1xi64>
+  %f = kiln.cast %d : tensor<1xi64> -> tensor<1xf32>
+  %r = kiln.sqrt %f : tensor<1xf32>
+  return %r : tensor<1xf32>
+}
+
+// -----
+
+// Must not fold: float arithmetic on non-splat constants (weights) stays.
+// CHECK-LABEL: func.func @non_splat_float_kept
+// CHECK: kiln.mul
+func.func @non_splat_float_kept() -> tensor<2xf32> {
+  %a = kiln.constant dense<[1.0, 2.0]> : tensor<2xf32>
+  %m = kiln.mul %a, %a : (tensor<2xf32>, tensor<2xf32>) -> tensor<2xf32>
+  return %m : tensor<2xf32>
+}
