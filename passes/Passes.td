@@ -92,4 +92,43 @@ def RaiseAttentionPass : Pass<"kiln-raise-attention"> {
   let dependentDialects = ["::mlir::kiln::KilnDialect"];
 }
 
+def InsertKVCachePass : Pass<"kiln-insert-kv-cache", "::mlir::ModuleOp"> {
+  let summary = "Move attention onto the runtime's paged KV cache";
+  let description = [{
+    Turns the graph into kiln's step function, whatever the export style:
+
+    * `past_*` inputs concatenated (axis 2) with the new keys/values and
+      returned as `present_*` (Optimum, torch.onnx), or
+    * no cache at all (keys are the step's own tokens, causal).
+
+    Every `kiln.attention` becomes a `kiln.paged_attention` that writes the
+    new keys/values into the cache and attends over the token's sequence;
+    the `past` arguments, `present` results and padding masks disappear.
+    The batch dimension becomes 1 and the token dimension the symbol
+    `tokens` (all sequences of a step packed in one row). Positions computed
+    as `range(past_length, past_length + tokens)` become a `positions`
+    argument. The logits matmul reads only the rows of a new `logit_rows`
+    argument. Step inputs are marked with `kiln.step_input`:
+
+    ```mlir
+    func.func @main(%ids: tensor<1x?xi64, #kiln.dims<[tokens]>> {kiln.step_input = "token_ids"}, ...,
+                    %cache: !kiln.kv_cache<layers = 30, heads = 3, head_dim = 64, block = 16, f32> {kiln.step_input = "kv_cache"},
+                    %rows: tensor<?xi64, #kiln.dims<[logit_rows]>> {kiln.step_input = "logit_rows"})
+        -> tensor<1x?x49152xf32, #kiln.dims<[logit_rows]>>
+    ```
+
+    Masks may be computed only from padding-mask arguments, constants and
+    tensor sizes (a causal/padding mask); the cache then provides both. An
+    attention it cannot map (a shared-buffer cache with key_lengths, a
+    sliding window, bidirectional attention, a mask computed from anything
+    else, a past argument still used after the rewrite) is an error naming
+    the op. It does nothing when the function has no `kiln.attention`.
+  }];
+  let options = [
+    Option<"blockSize", "block-size", "int64_t", "16",
+           "Tokens per KV-cache block">,
+  ];
+  let dependentDialects = ["::mlir::kiln::KilnDialect"];
+}
+
 #endif // KILN_PASSES_TD

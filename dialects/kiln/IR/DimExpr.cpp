@@ -234,3 +234,27 @@ std::optional<DimExpr> DimExpr::parse(llvm::StringRef text) {
       return std::nullopt;
   }
 }
+
+DimExpr DimExpr::substitute(const std::map<std::string, DimExpr> &values) const {
+  if (unknown)
+    return *this;
+  DimExpr sum = constant(0);
+  for (const auto &[monomial, coefficient] : terms) {
+    DimExpr product = constant(coefficient);
+    for (const std::string &name : monomial) {
+      auto it = values.find(name);
+      product = product * (it == values.end() ? symbol(name) : it->second);
+    }
+    sum = sum + product;
+  }
+  return sum;
+}
+
+std::vector<std::string> DimExpr::symbols() const {
+  std::vector<std::string> names;
+  for (const auto &term : terms)
+    for (const std::string &name : term.first)
+      if (std::find(names.begin(), names.end(), name) == names.end())
+        names.push_back(name);
+  return names;
+}

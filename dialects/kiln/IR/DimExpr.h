@@ -49,6 +49,13 @@ public:
   /// this one term by term.
   DimExpr exactDiv(const DimExpr &other) const;
 
+  /// Replaces the symbols named in `values` by their expressions (other
+  /// symbols stay); unknown stays unknown.
+  DimExpr substitute(const std::map<std::string, DimExpr> &values) const;
+
+  /// The symbols the expression mentions.
+  std::vector<std::string> symbols() const;
+
   bool operator==(const DimExpr &other) const {
     return unknown == other.unknown && terms == other.terms;
   }

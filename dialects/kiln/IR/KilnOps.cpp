@@ -1113,6 +1113,39 @@ LogicalResult KVCacheWriteOp::verify() {
   return success();
 }
 
+LogicalResult PagedAttentionOp::verify() {
+  auto cache = cast<KVCacheType>(getCache().getType());
+  int64_t layer = static_cast<int64_t>(getLayer());
+  if (layer < 0 || layer >= cache.getLayers())
+    return emitOpError() << "layer " << layer << " is out of range for "
+                         << cache.getLayers() << " layers";
+  for (Value v : {getQuery(), getKey(), getValue(), getResult()}) {
+    if (rankOf(v) != 4)
+      return emitOpError("query, key, value and result must be 4-D "
+                         "[1, heads, tokens, head_dim]");
+    if (elementOf(v) != cache.getElementType())
+      return emitOpError() << "operands must have the cache's element type "
+                           << cache.getElementType();
+  }
+  SmallVector<DimExpr> q = exprsOf(getQuery());
+  DimExpr one = DimExpr::constant(1), tokens = q[2];
+  DimExpr headDim = DimExpr::constant(cache.getHeadDim());
+  if (!dimsCompatible(q[0], one) || !dimsCompatible(q[3], headDim))
+    return emitOpError() << "query must be [1, q_heads, tokens, "
+                         << cache.getHeadDim() << "], got "
+                         << getQuery().getType();
+  if (!q[1].getConstant() || *q[1].getConstant() % cache.getHeads() != 0)
+    return emitOpError() << "query heads must be a static multiple of the "
+                         << cache.getHeads() << " cache heads";
+  SmallVector<DimExpr> kv = {one, DimExpr::constant(cache.getHeads()), tokens,
+                             headDim};
+  if (failed(verifyShape(*this, kv, getKey(), "key")) ||
+      failed(verifyShape(*this, kv, getValue(), "value")) ||
+      failed(verifyShape(*this, q, getResult(), "result")))
+    return failure();
+  return success();
+}
+
 LogicalResult KVCacheReadOp::verify() {
   auto cache = cast<KVCacheType>(getCache().getType());
   int64_t layer = static_cast<int64_t>(getLayer());

@@ -848,4 +848,40 @@ def Kiln_KVCacheReadOp : Kiln_Op<"kv_cache_read"> {
   let hasVerifier = 1;
 }
 
+def Kiln_PagedAttentionOp : Kiln_Op<"paged_attention"> {
+  let summary = "Causal attention of the step's tokens over the paged KV cache";
+  let description = [{
+    The canonical form of every attention with a cache (inserted by
+    `--kiln-insert-kv-cache`). The operands hold only the step's new
+    tokens, packed into one row: `query [1, q_heads, tokens, d]`,
+    `key`/`value [1, kv_heads, tokens, d]`. The op first writes `key` and
+    `value` into layer `layer` of the runtime's paged cache at each token's
+    position, then computes, for every token and query head `h`,
+    `softmax(scale * q k^T) v` over the keys of the token's own sequence at
+    positions up to its own (causal). Query head `h` reads KV head
+    `h / (q_heads / kv_heads)`. Which sequence a token belongs to, its
+    position and the sequences' block tables are the step's inputs, owned
+    by the runtime (see `runtime/include/kiln/model_abi.h`). `softcap` > 0
+    applies `softcap * tanh(score / softcap)`.
+
+    Example:
+
+    ```mlir
+    %o = kiln.paged_attention %cache, %q, %k, %v {layer = 0 : i64, scale = 1.250000e-01 : f32}
+        : !kiln.kv_cache<layers = 30, heads = 3, head_dim = 64, block = 16, f32>,
+          tensor<1x9x?x64xf32>, tensor<1x3x?x64xf32>, tensor<1x3x?x64xf32> -> tensor<1x9x?x64xf32>
+    ```
+  }];
+  let arguments = (ins Kiln_KVCacheType:$cache, Kiln_FloatTensor:$query,
+                       Kiln_FloatTensor:$key, Kiln_FloatTensor:$value,
+                       I64Attr:$layer, F32Attr:$scale,
+                       DefaultValuedAttr<F32Attr, "0.0f">:$softcap);
+  let results = (outs Kiln_FloatTensor:$result);
+  let assemblyFormat = [{
+    $cache `,` $query `,` $key `,` $value attr-dict `:` qualified(type($cache)) `,`
+    type($query) `,` type($key) `,` type($value) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
 #endif // KILN_OPS_TD

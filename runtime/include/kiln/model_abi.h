@@ -1,0 +1,105 @@
+/*===- kiln/model_abi.h - contract between model.so and the runtime -*- C -*-===*
+ *
+ * kilnc compiles a model into `model.so`, which exports one function,
+ * kiln_model_step, with the C signature below. The runtime fills a
+ * kiln_step_args for every step and passes a table of its micro-kernels;
+ * the generated code never allocates and never calls anything but the
+ * table. Services do not call this directly: they use kiln.h's engine.
+ *
+ * Token batch. A step packs the new tokens of every sequence in the batch
+ * into one row of `num_tokens` tokens (prefill chunks and decode tokens
+ * mixed). Token i belongs to sequence token_seq[i] and sits at position
+ * positions[i] of it; a sequence's tokens are contiguous and in position
+ * order. seq_lens[s] is sequence s's context length after the step, so
+ * the keys a token attends to are its own sequence's positions 0..pos.
+ *
+ * Paged KV cache. The runtime owns `kv_cache`, a pool of blocks of
+ * `block_size` tokens. Block b of layer l holds keys then values:
+ *
+ *   keys(b, l)   = kv_cache + ((b * layers + l) * 2 + 0) * kv_heads * block_size * head_dim
+ *   values(b, l) = kv_cache + ((b * layers + l) * 2 + 1) * kv_heads * block_size * head_dim
+ *
+ * each laid out [kv_heads][block_size][head_dim]. Position p of sequence
+ * s lives in block block_tables[s * max_blocks_per_seq + p / block_size]
+ * at row p % block_size.
+ *
+ *===----------------------------------------------------------------------===*/
+
+#ifndef KILN_MODEL_ABI_H
+#define KILN_MODEL_ABI_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Bumped whenever kiln_step_args or kiln_kernels change layout. */
+#define KILN_MODEL_ABI_VERSION 1
+
+/** Everything one step reads and writes. All pointers are owned by the
+ *  runtime and valid for the duration of the call. */
+typedef struct kiln_step_args {
+  int64_t num_tokens;           /**< T, at most the compiled max batch tokens */
+  const int64_t *token_ids;     /**< [T] */
+  const int64_t *positions;     /**< [T] */
+  const int32_t *token_seq;     /**< [T] sequence index of each token */
+  int64_t num_seqs;             /**< S */
+  const int32_t *seq_lens;      /**< [S] context length after this step */
+  const int32_t *block_tables;  /**< [S][max_blocks_per_seq] */
+  int64_t max_blocks_per_seq;
+  float *kv_cache;              /**< the block pool */
+  int64_t num_logit_rows;       /**< R <= T */
+  const int64_t *logit_rows;    /**< [R] token indices whose logits are wanted */
+  float *logits;                /**< [R][vocab] output */
+  void *arena;                  /**< arena_bytes of scratch, 64-byte aligned */
+  const void *weights;          /**< the mapped weights file */
+  void *pool;                   /**< the runtime's thread pool, for kernels */
+} kiln_step_args;
+
+/** The runtime's micro-kernels, passed to every step. Generated code
+ *  calls them with scalar arguments only, so no struct layout is shared
+ *  with it beyond kiln_step_args. */
+typedef struct kiln_kernels {
+  uint32_t abi_version; /**< KILN_MODEL_ABI_VERSION */
+  uint32_t size;        /**< sizeof(kiln_kernels) */
+
+  /** C[m][n] = sum_k A[m][k] * B[k][n]; A is [M][K] with row stride lda,
+   *  B is [K][N] row-major (a weight), C is [M][N] with row stride ldc. */
+  void (*matmul_f32)(void *pool, const float *a, int64_t lda, const float *b,
+                     float *c, int64_t ldc, int64_t m, int64_t n, int64_t k);
+
+  /** Attention of layer `layer` over the paged cache. First the keys and
+   *  values of the step's T tokens are written into the cache at their
+   *  positions. Then, for every token t and query head h, with
+   *  g = h / (q_heads / kv_heads):
+   *
+   *    out[h][t] = sum_j softmax_j(s_j) V[g][j],  s_j = scale * q[h][t] . K[g][j]
+   *
+   *  with j over the token's own sequence, positions 0 .. positions[t]
+   *  (softcap > 0 first replaces s_j by softcap * tanh(s_j / softcap)).
+   *  q (q_heads heads), k and v (kv_heads heads) and out (q_heads heads)
+   *  are addressed base + head * stride_head + token * stride_token + d,
+   *  d in [0, head_dim) contiguous. */
+  void (*attention_paged_f32)(const kiln_step_args *step, int64_t layer,
+                              int64_t layers, int64_t q_heads,
+                              int64_t kv_heads, int64_t head_dim,
+                              int64_t block_size, float scale, float softcap,
+                              const float *q, int64_t q_stride_head,
+                              int64_t q_stride_token, const float *k,
+                              int64_t k_stride_head, int64_t k_stride_token,
+                              const float *v, int64_t v_stride_head,
+                              int64_t v_stride_token, float *out,
+                              int64_t out_stride_head,
+                              int64_t out_stride_token);
+} kiln_kernels;
+
+/** The entry point model.so exports. Returns 0 on success. */
+typedef int (*kiln_model_step_fn)(const kiln_step_args *step,
+                                  const kiln_kernels *kernels);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KILN_MODEL_ABI_H */
