@@ -92,6 +92,13 @@ typedef struct kiln_kernels {
                               int64_t v_stride_token, float *out,
                               int64_t out_stride_head,
                               int64_t out_stride_token);
+
+  /** C[m][n] = sum_k A[m][k] * B[n][k]: like matmul_f32 but B is stored
+   *  [N][K] row-major (a tied embedding table read as the output
+   *  projection). */
+  void (*matmul_bt_f32)(void *pool, const float *a, int64_t lda,
+                        const float *b, float *c, int64_t ldc, int64_t m,
+                        int64_t n, int64_t k);
 } kiln_kernels;
 
 /** The entry point model.so exports. Returns 0 on success. */

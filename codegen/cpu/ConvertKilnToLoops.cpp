@@ -1,0 +1,1125 @@
+//===- ConvertKilnToLoops.cpp - the step function as buffers and loops ----===//
+//
+// Lowers the step function that --kiln-insert-kv-cache produced to a C
+// entry point, `int kiln_model_step(const kiln_step_args *, const
+// kiln_kernels *)` (runtime/include/kiln/model_abi.h), in the memref,
+// linalg, scf and llvm dialects:
+//
+//  * Memory plan: every intermediate tensor gets a static byte offset in
+//    one arena, sized for --max-batch-tokens; buffers whose lifetimes do not
+//    overlap share bytes (linear scan, first fit). Reshapes alias their
+//    input. The logits are written straight into the caller's buffer.
+//  * Weights are views of the mapped weights file at the offsets the
+//    artifact writer assigned (`kiln.offset` on each kiln.global).
+//  * Matmuls with a weight and paged attention call the runtime's
+//    micro-kernels through the kernel table; everything else becomes
+//    linalg.generic / scf loops that LLVM vectorizes.
+//
+//===----------------------------------------------------------------------===//
+
+#include "codegen/cpu/CpuPasses.h"
+
+#include "dialects/kiln/IR/KilnDialect.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "llvm/ADT/TypeSwitch.h"
+
+#include <map>
+
+namespace mlir::kiln {
+#define GEN_PASS_DEF_CONVERTKILNTOLOOPSPASS
+#include "codegen/cpu/CpuPasses.h.inc"
+
+namespace {
+
+/// Field indices of kiln_step_args (model_abi.h); every field is 8 bytes.
+enum StepField {
+  kNumTokens = 0,
+  kTokenIds = 1,
+  kPositions = 2,
+  kNumLogitRows = 9,
+  kLogitRows = 10,
+  kLogits = 11,
+  kArena = 12,
+  kWeights = 13,
+  kPool = 14,
+  kNumStepFields = 15,
+};
+/// Field indices of kiln_kernels after the two u32 header fields.
+enum KernelField { kMatmul = 2, kAttention = 3, kMatmulBT = 4 };
+
+constexpr int64_t kAlign = 64;
+
+int64_t alignUp(int64_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
+
+int64_t elementBytes(Type t) {
+  return std::max<int64_t>(1, (t.getIntOrFloatBitWidth() + 7) / 8);
+}
+
+/// Where a buffer lives: a base pointer and a byte offset from it.
+struct Placement {
+  Value ptr;    // !llvm.ptr
+  Value bytes;  // memref<?xi8> over the same memory
+  int64_t offset = 0;
+};
+
+class StepLowering {
+public:
+  StepLowering(ModuleOp module, func::FuncOp graph, int64_t maxTokens)
+      : module(module), graph(graph), maxTokens(maxTokens),
+        ctx(module.getContext()), b(ctx) {}
+
+  LogicalResult run();
+
+private:
+  // Planning.
+  Value root(Value v) const;
+  bool isSkippedTranspose(Operation *op) const;
+  std::optional<int64_t> maxBytes(Value v) const;
+  LogicalResult plan();
+
+  // Building blocks.
+  Value loadStepField(StepField field, Type type);
+  Value bytesView(Value ptr);
+  Value index(int64_t v) { return arith::ConstantIndexOp::create(b, loc, v); }
+  FailureOr<Value> dimValue(const DimExpr &e, Operation *user);
+  FailureOr<Value> memrefOf(Value tensor, Operation *user);
+  FailureOr<Value> pointerOf(Value tensor, Operation *user);
+  Value kernel(KernelField field);
+  Value i64(int64_t v) {
+    return LLVM::ConstantOp::create(b, loc, b.getI64Type(),
+                                    b.getI64IntegerAttr(v));
+  }
+  Value toI64(Value idx) {
+    return arith::IndexCastOp::create(b, loc, b.getI64Type(), idx);
+  }
+
+  // Ops.
+  LogicalResult lower(Operation *op);
+  LogicalResult lowerElementwise(Operation *op);
+  LogicalResult lowerMatMul(MatMulOp op);
+  LogicalResult lowerNorm(Operation *op, Value input, Value scale, Value bias,
+                          int64_t axis, float eps, bool rms);
+  LogicalResult lowerPagedAttention(PagedAttentionOp op);
+  LogicalResult lowerGather(GatherOp op);
+  LogicalResult lowerSlice(SliceOp op);
+  LogicalResult lowerConcat(ConcatOp op);
+  LogicalResult lowerSplit(SplitOp op);
+  void emitGeneric(ValueRange inputs, Value output,
+                   function_ref<Value(OpBuilder &, Location, ValueRange)> body);
+
+  ModuleOp module;
+  func::FuncOp graph;
+  int64_t maxTokens;
+  MLIRContext *ctx;
+  OpBuilder b;
+  Location loc = UnknownLoc::get(ctx);
+
+  // Plan.
+  DenseMap<Value, int64_t> arenaOffset;
+  Value output; // root of the returned value
+  int64_t arenaBytes = 0;
+
+  // Lowering state.
+  Value stepArg, kernelsArg;
+  Value arenaPtr, arenaBytesView, weightsPtr, weightsBytesView;
+  DenseMap<Value, Placement> placements;
+  DenseMap<Value, Value> memrefs;
+  std::map<std::string, Value> symbols;
+  LLVM::LLVMStructType stepType, kernelsType;
+  int constantCount = 0;
+};
+
+Value StepLowering::root(Value v) const {
+  while (auto reshape = v.getDefiningOp<ReshapeOp>())
+    v = reshape.getInput();
+  return v;
+}
+
+/// `transpose(w)` of a static 2-D matrix read only as matmul right-hand
+/// sides: the matmul reads w as [N][K] instead.
+bool StepLowering::isSkippedTranspose(Operation *op) const {
+  auto t = dyn_cast<TransposeOp>(op);
+  if (!t || t.getPerm().size() != 2 || t.getPerm()[0] != 1)
+    return false;
+  auto in = cast<RankedTensorType>(t.getInput().getType());
+  if (!in.hasStaticShape() || !in.getElementType().isF32())
+    return false;
+  for (OpOperand &use : t.getResult().getUses()) {
+    auto mm = dyn_cast<MatMulOp>(use.getOwner());
+    if (!mm || use.getOperandNumber() != 1)
+      return false;
+  }
+  return true;
+}
+
+std::optional<int64_t> StepLowering::maxBytes(Value v) const {
+  auto type = dyn_cast<RankedTensorType>(v.getType());
+  if (!type)
+    return std::nullopt;
+  int64_t n = elementBytes(type.getElementType());
+  std::map<std::string, DimExpr> at = {
+      {"tokens", DimExpr::constant(maxTokens)},
+      {"logit_rows", DimExpr::constant(maxTokens)}};
+  for (const DimExpr &d : getShapeExprs(type)) {
+    std::optional<int64_t> c = d.substitute(at).getConstant();
+    if (!c || *c < 0)
+      return std::nullopt;
+    n *= *c;
+  }
+  return n;
+}
+
+LogicalResult StepLowering::plan() {
+  Block &body = graph.getBody().front();
+  output = root(body.getTerminator()->getOperand(0));
+  if (!output.getDefiningOp() || isa<WeightOp, ConstantOp>(output.getDefiningOp()))
+    return graph.emitError("the logits must be computed, not a weight, "
+                           "constant or argument");
+
+  // Last use of every root, counting uses through aliases.
+  DenseMap<Operation *, int64_t> order;
+  int64_t i = 0;
+  for (Operation &op : body)
+    order[&op] = i++;
+  DenseMap<Value, int64_t> lastUse;
+  for (Operation &op : body)
+    for (Value operand : op.getOperands()) {
+      Value r = root(operand);
+      lastUse[r] = std::max(lastUse.lookup(r), order[&op]);
+    }
+
+  // Linear scan over the arena: live intervals [offset, offset + size).
+  struct Live {
+    int64_t offset, size, end;
+  };
+  std::vector<Live> live;
+  for (Operation &op : body) {
+    int64_t now = order[&op];
+    llvm::erase_if(live, [&](const Live &l) { return l.end < now; });
+    if (isa<ReshapeOp, WeightOp, ConstantOp, func::ReturnOp>(op) ||
+        isSkippedTranspose(&op))
+      continue;
+    for (Value r : op.getResults()) {
+      if (r == output || !isa<RankedTensorType>(r.getType()))
+        continue;
+      std::optional<int64_t> bytes = maxBytes(r);
+      if (!bytes)
+        return op.emitError() << "cannot size the buffer of result #"
+                              << cast<OpResult>(r).getResultNumber()
+                              << " (" << r.getType()
+                              << "): its dimensions must be static or "
+                                 "depend only on the step's tokens";
+      int64_t size = alignUp(std::max<int64_t>(*bytes, 1));
+      std::sort(live.begin(), live.end(),
+                [](const Live &a, const Live &c) { return a.offset < c.offset; });
+      int64_t offset = 0;
+      for (const Live &l : live) {
+        if (offset + size <= l.offset)
+          break;
+        offset = std::max(offset, alignUp(l.offset + l.size));
+      }
+      // A result nobody reads still needs its bytes during the op.
+      int64_t end = lastUse.count(r) ? lastUse[r] : now;
+      live.push_back({offset, size, end});
+      arenaOffset[r] = offset;
+      arenaBytes = std::max(arenaBytes, offset + size);
+    }
+  }
+  return success();
+}
+
+Value StepLowering::loadStepField(StepField field, Type type) {
+  auto ptrType = LLVM::LLVMPointerType::get(ctx);
+  Value addr = LLVM::GEPOp::create(
+      b, loc, ptrType, stepType, stepArg,
+      ArrayRef<LLVM::GEPArg>{0, static_cast<int32_t>(field)});
+  return LLVM::LoadOp::create(b, loc, type, addr);
+}
+
+/// A memref<?xi8> over the memory at `ptr` (its size is not checked: the
+/// plan guarantees every view fits).
+Value StepLowering::bytesView(Value ptr) {
+  auto i64Type = b.getI64Type();
+  auto ptrType = LLVM::LLVMPointerType::get(ctx);
+  auto arrayType = LLVM::LLVMArrayType::get(i64Type, 1);
+  auto descType = LLVM::LLVMStructType::getLiteral(
+      ctx, {ptrType, ptrType, i64Type, arrayType, arrayType});
+  Value desc = LLVM::PoisonOp::create(b, loc, descType);
+  desc = LLVM::InsertValueOp::create(b, loc, desc, ptr, ArrayRef<int64_t>{0});
+  desc = LLVM::InsertValueOp::create(b, loc, desc, ptr, ArrayRef<int64_t>{1});
+  desc = LLVM::InsertValueOp::create(b, loc, desc, i64(0), ArrayRef<int64_t>{2});
+  desc = LLVM::InsertValueOp::create(b, loc, desc, i64(INT64_MAX / 2),
+                                     ArrayRef<int64_t>{3, 0});
+  desc = LLVM::InsertValueOp::create(b, loc, desc, i64(1),
+                                     ArrayRef<int64_t>{4, 0});
+  auto memrefType = MemRefType::get({ShapedType::kDynamic}, b.getI8Type());
+  return UnrealizedConversionCastOp::create(b, loc, memrefType, desc)
+      .getResult(0);
+}
+
+FailureOr<Value> StepLowering::dimValue(const DimExpr &e, Operation *user) {
+  if (e.isUnknown())
+    return user->emitError("a dimension of an operand is unknown; the CPU "
+                           "backend needs every size static or named");
+  Value sum = index(0);
+  for (const auto &[monomial, coefficient] : e.getTerms()) {
+    Value term = index(coefficient);
+    for (const std::string &name : monomial) {
+      auto it = symbols.find(name);
+      if (it == symbols.end())
+        return user->emitError() << "dimension '" << name
+                                 << "' is not known in a step (only tokens "
+                                    "and logit_rows are)";
+      term = arith::MulIOp::create(b, loc, term, it->second);
+    }
+    sum = arith::AddIOp::create(b, loc, sum, term);
+  }
+  return sum;
+}
+
+FailureOr<Value> StepLowering::memrefOf(Value tensor, Operation *user) {
+  if (Value m = memrefs.lookup(tensor))
+    return m;
+  Value r = root(tensor);
+  auto it = placements.find(r);
+  if (it == placements.end())
+    return user->emitError("operand has no buffer (its producer was not "
+                           "lowered)");
+  auto type = cast<RankedTensorType>(tensor.getType());
+  SmallVector<Value> dynSizes;
+  SmallVector<DimExpr> dims = getShapeExprs(type);
+  for (int64_t i = 0; i < type.getRank(); ++i)
+    if (type.isDynamicDim(i)) {
+      FailureOr<Value> d = dimValue(dims[i], user);
+      if (failed(d))
+        return failure();
+      dynSizes.push_back(*d);
+    }
+  auto memrefType = MemRefType::get(type.getShape(), type.getElementType());
+  Value view = memref::ViewOp::create(b, loc, memrefType, it->second.bytes,
+                                      index(it->second.offset), dynSizes);
+  memrefs[tensor] = view;
+  return view;
+}
+
+FailureOr<Value> StepLowering::pointerOf(Value tensor, Operation *user) {
+  auto it = placements.find(root(tensor));
+  if (it == placements.end())
+    return user->emitError("operand has no buffer");
+  auto ptrType = LLVM::LLVMPointerType::get(ctx);
+  return LLVM::GEPOp::create(b, loc, ptrType, b.getI8Type(), it->second.ptr,
+                             ArrayRef<LLVM::GEPArg>{
+                                 static_cast<int32_t>(it->second.offset)})
+      .getResult();
+}
+
+Value StepLowering::kernel(KernelField field) {
+  auto ptrType = LLVM::LLVMPointerType::get(ctx);
+  Value addr = LLVM::GEPOp::create(
+      b, loc, ptrType, kernelsType, kernelsArg,
+      ArrayRef<LLVM::GEPArg>{0, static_cast<int32_t>(field)});
+  return LLVM::LoadOp::create(b, loc, ptrType, addr);
+}
+
+void StepLowering::emitGeneric(
+    ValueRange inputs, Value output,
+    function_ref<Value(OpBuilder &, Location, ValueRange)> body) {
+  auto outType = cast<MemRefType>(output.getType());
+  int64_t rank = outType.getRank();
+  SmallVector<AffineMap> maps;
+  for (Value in : inputs) {
+    auto inType = cast<MemRefType>(in.getType());
+    SmallVector<AffineExpr> exprs;
+    int64_t lead = rank - inType.getRank();
+    for (int64_t i = 0; i < inType.getRank(); ++i) {
+      bool broadcast = inType.getDimSize(i) == 1 &&
+                       outType.getDimSize(lead + i) != 1;
+      exprs.push_back(broadcast ? getAffineConstantExpr(0, ctx)
+                                : getAffineDimExpr(lead + i, ctx));
+    }
+    maps.push_back(AffineMap::get(rank, 0, exprs, ctx));
+  }
+  maps.push_back(AffineMap::getMultiDimIdentityMap(rank, ctx));
+  SmallVector<utils::IteratorType> iterators(rank,
+                                             utils::IteratorType::parallel);
+  linalg::GenericOp::create(
+      b, loc, TypeRange{}, inputs, ValueRange{output}, maps, iterators,
+      [&](OpBuilder &nb, Location l, ValueRange args) {
+        Value r = body(nb, l, args.drop_back());
+        linalg::YieldOp::create(nb, l, r);
+      });
+}
+
+/// Elementwise ops (with broadcasting), casts, where, expand, transpose.
+LogicalResult StepLowering::lowerElementwise(Operation *op) {
+  Value result = op->getResult(0);
+  FailureOr<Value> out = memrefOf(result, op);
+  if (failed(out))
+    return failure();
+  if (auto t = dyn_cast<TransposeOp>(op)) {
+    FailureOr<Value> in = memrefOf(t.getInput(), op);
+    if (failed(in))
+      return failure();
+    linalg::TransposeOp::create(b, loc, *in, *out, t.getPerm());
+    return success();
+  }
+  SmallVector<Value> ins;
+  for (Value operand : op->getOperands()) {
+    if (isa<ExpandOp>(op) && operand != op->getOperand(0))
+      continue;
+    FailureOr<Value> m = memrefOf(operand, op);
+    if (failed(m))
+      return failure();
+    ins.push_back(*m);
+  }
+  Type outElt = cast<RankedTensorType>(result.getType()).getElementType();
+  auto fm = arith::FastMathFlagsAttr::get(ctx, arith::FastMathFlags::contract);
+  std::string unsupported;
+  emitGeneric(ins, *out, [&](OpBuilder &nb, Location l, ValueRange a) -> Value {
+    Type t = a[0].getType();
+    bool isFloat = isa<FloatType>(t);
+    auto one = [&]() -> Value {
+      return arith::ConstantOp::create(nb, l, t, nb.getFloatAttr(t, 1.0));
+    };
+    return llvm::TypeSwitch<Operation *, Value>(op)
+        .Case([&](AddOp) -> Value {
+          return isFloat ? arith::AddFOp::create(nb, l, a[0], a[1], fm)
+                         : arith::AddIOp::create(nb, l, a[0], a[1]).getResult();
+        })
+        .Case([&](SubOp) -> Value {
+          return isFloat ? arith::SubFOp::create(nb, l, a[0], a[1], fm)
+                         : arith::SubIOp::create(nb, l, a[0], a[1]).getResult();
+        })
+        .Case([&](MulOp) -> Value {
+          return isFloat ? arith::MulFOp::create(nb, l, a[0], a[1], fm)
+                         : arith::MulIOp::create(nb, l, a[0], a[1]).getResult();
+        })
+        .Case([&](DivOp) -> Value {
+          return isFloat
+                     ? arith::DivFOp::create(nb, l, a[0], a[1], fm)
+                     : arith::DivSIOp::create(nb, l, a[0], a[1]).getResult();
+        })
+        .Case([&](PowOp) -> Value {
+          return math::PowFOp::create(nb, l, a[0], a[1]);
+        })
+        .Case([&](MaxOp) -> Value {
+          return isFloat ? arith::MaximumFOp::create(nb, l, a[0], a[1])
+                         : arith::MaxSIOp::create(nb, l, a[0], a[1]).getResult();
+        })
+        .Case([&](MinOp) -> Value {
+          return isFloat ? arith::MinimumFOp::create(nb, l, a[0], a[1])
+                         : arith::MinSIOp::create(nb, l, a[0], a[1]).getResult();
+        })
+        .Case([&](AndOp) -> Value {
+          return arith::AndIOp::create(nb, l, a[0], a[1]);
+        })
+        .Case([&](OrOp) -> Value {
+          return arith::OrIOp::create(nb, l, a[0], a[1]);
+        })
+        .Case([&](NegOp) -> Value {
+          return isFloat ? arith::NegFOp::create(nb, l, a[0]).getResult()
+                         : arith::SubIOp::create(
+                               nb, l,
+                               arith::ConstantOp::create(
+                                   nb, l, t, nb.getIntegerAttr(t, 0)),
+                               a[0])
+                               .getResult();
+        })
+        .Case([&](SqrtOp) -> Value { return math::SqrtOp::create(nb, l, a[0]); })
+        .Case([&](ReciprocalOp) -> Value {
+          return arith::DivFOp::create(nb, l, one(), a[0], fm);
+        })
+        .Case([&](ExpOp) -> Value { return math::ExpOp::create(nb, l, a[0]); })
+        .Case([&](LogOp) -> Value { return math::LogOp::create(nb, l, a[0]); })
+        .Case([&](TanhOp) -> Value { return math::TanhOp::create(nb, l, a[0]); })
+        .Case([&](ErfOp) -> Value { return math::ErfOp::create(nb, l, a[0]); })
+        .Case([&](CosOp) -> Value { return math::CosOp::create(nb, l, a[0]); })
+        .Case([&](SinOp) -> Value { return math::SinOp::create(nb, l, a[0]); })
+        .Case([&](AbsOp) -> Value {
+          return isFloat ? math::AbsFOp::create(nb, l, a[0]).getResult()
+                         : math::AbsIOp::create(nb, l, a[0]).getResult();
+        })
+        .Case([&](SigmoidOp) -> Value {
+          Value e = math::ExpOp::create(nb, l, arith::NegFOp::create(nb, l, a[0]));
+          return arith::DivFOp::create(
+              nb, l, one(), arith::AddFOp::create(nb, l, one(), e, fm), fm);
+        })
+        .Case([&](ReluOp) -> Value {
+          Value zero = arith::ConstantOp::create(nb, l, t, nb.getFloatAttr(t, 0));
+          return arith::MaximumFOp::create(nb, l, a[0], zero);
+        })
+        .Case([&](GeluOp gelu) -> Value {
+          auto c = [&](double v) -> Value {
+            return arith::ConstantOp::create(nb, l, t, nb.getFloatAttr(t, v));
+          };
+          Value x = a[0], inner;
+          if (gelu.getApproximate() == "tanh") {
+            Value x3 = arith::MulFOp::create(
+                nb, l, x, arith::MulFOp::create(nb, l, x, x, fm), fm);
+            Value poly = arith::AddFOp::create(
+                nb, l, x, arith::MulFOp::create(nb, l, c(0.044715), x3, fm),
+                fm);
+            inner = math::TanhOp::create(
+                nb, l, arith::MulFOp::create(nb, l, c(0.7978845608028654), poly,
+                                             fm));
+          } else {
+            inner = math::ErfOp::create(
+                nb, l, arith::MulFOp::create(nb, l, x, c(0.7071067811865476),
+                                             fm));
+          }
+          Value half = arith::MulFOp::create(nb, l, c(0.5), x, fm);
+          return arith::MulFOp::create(
+              nb, l, half, arith::AddFOp::create(nb, l, c(1.0), inner, fm), fm);
+        })
+        .Case([&](WhereOp) -> Value {
+          return arith::SelectOp::create(nb, l, a[0], a[1], a[2]);
+        })
+        .Case([&](ExpandOp) -> Value { return a[0]; })
+        .Case([&](EqualOp) -> Value {
+          return isFloat ? arith::CmpFOp::create(nb, l, arith::CmpFPredicate::OEQ,
+                                                 a[0], a[1])
+                               .getResult()
+                         : arith::CmpIOp::create(nb, l, arith::CmpIPredicate::eq,
+                                                 a[0], a[1])
+                               .getResult();
+        })
+        .Case([&](LessOp) -> Value {
+          return isFloat ? arith::CmpFOp::create(nb, l, arith::CmpFPredicate::OLT,
+                                                 a[0], a[1])
+                               .getResult()
+                         : arith::CmpIOp::create(nb, l, arith::CmpIPredicate::slt,
+                                                 a[0], a[1])
+                               .getResult();
+        })
+        .Case([&](GreaterOp) -> Value {
+          return isFloat ? arith::CmpFOp::create(nb, l, arith::CmpFPredicate::OGT,
+                                                 a[0], a[1])
+                               .getResult()
+                         : arith::CmpIOp::create(nb, l, arith::CmpIPredicate::sgt,
+                                                 a[0], a[1])
+                               .getResult();
+        })
+        .Case([&](CastOp) -> Value {
+          Type from = t;
+          if (from == outElt)
+            return a[0];
+          bool fromF = isa<FloatType>(from), toF = isa<FloatType>(outElt);
+          if (fromF && toF)
+            return from.getIntOrFloatBitWidth() < outElt.getIntOrFloatBitWidth()
+                       ? arith::ExtFOp::create(nb, l, outElt, a[0]).getResult()
+                       : arith::TruncFOp::create(nb, l, outElt, a[0])
+                             .getResult();
+          if (fromF && outElt.isInteger(1))
+            return arith::CmpFOp::create(
+                nb, l, arith::CmpFPredicate::UNE, a[0],
+                arith::ConstantOp::create(nb, l, from, nb.getFloatAttr(from, 0)));
+          if (fromF)
+            return arith::FPToSIOp::create(nb, l, outElt, a[0]);
+          if (from.isInteger(1))
+            return toF ? arith::UIToFPOp::create(nb, l, outElt, a[0]).getResult()
+                       : arith::ExtUIOp::create(nb, l, outElt, a[0]).getResult();
+          if (toF)
+            return arith::SIToFPOp::create(nb, l, outElt, a[0]);
+          if (outElt.isInteger(1))
+            return arith::CmpIOp::create(
+                nb, l, arith::CmpIPredicate::ne, a[0],
+                arith::ConstantOp::create(nb, l, from, nb.getIntegerAttr(from, 0)));
+          return from.getIntOrFloatBitWidth() < outElt.getIntOrFloatBitWidth()
+                     ? arith::ExtSIOp::create(nb, l, outElt, a[0]).getResult()
+                     : arith::TruncIOp::create(nb, l, outElt, a[0]).getResult();
+        })
+        .Default([&](Operation *) -> Value {
+          unsupported = op->getName().getStringRef().str();
+          return a[0];
+        });
+  });
+  if (!unsupported.empty())
+    return op->emitError() << "'" << unsupported
+                           << "' is not supported by the CPU backend yet";
+  return success();
+}
+
+LogicalResult StepLowering::lowerMatMul(MatMulOp op) {
+  auto lhsType = cast<RankedTensorType>(op.getLhs().getType());
+  auto rhsType = cast<RankedTensorType>(op.getRhs().getType());
+  auto transposed = op.getRhs().getDefiningOp<TransposeOp>();
+  bool bt = transposed && isSkippedTranspose(transposed);
+  if (rhsType.getRank() == 2 && rhsType.hasStaticShape() &&
+      lhsType.getElementType().isF32() && rhsType.getElementType().isF32()) {
+    int64_t k = rhsType.getDimSize(0), n = rhsType.getDimSize(1);
+    // M = the product of lhs's leading dims.
+    SmallVector<DimExpr> dims = getShapeExprs(lhsType);
+    DimExpr m = DimExpr::constant(1);
+    for (size_t i = 0; i + 1 < dims.size(); ++i)
+      m = m * dims[i];
+    FailureOr<Value> mv = dimValue(m, op);
+    FailureOr<Value> a = pointerOf(op.getLhs(), op);
+    FailureOr<Value> w = pointerOf(bt ? transposed.getInput() : op.getRhs(), op);
+    FailureOr<Value> c = pointerOf(op.getResult(), op);
+    if (failed(mv) || failed(a) || failed(w) || failed(c))
+      return failure();
+    auto ptrType = LLVM::LLVMPointerType::get(ctx);
+    auto i64Type = b.getI64Type();
+    auto fnType = LLVM::LLVMFunctionType::get(
+        LLVM::LLVMVoidType::get(ctx),
+        {ptrType, ptrType, i64Type, ptrType, ptrType, i64Type, i64Type,
+         i64Type, i64Type});
+    Value pool = loadStepField(kPool, ptrType);
+    Value fn = kernel(bt ? kMatmulBT : kMatmul);
+    LLVM::CallOp::create(b, loc, fnType,
+                         ValueRange{fn, pool, *a, i64(k), *w, *c, i64(n),
+                                    toI64(*mv), i64(n), i64(k)});
+    return success();
+  }
+  // Anything else: a generic batched matmul with broadcasting.
+  if (lhsType.getRank() < 2 || rhsType.getRank() < 2)
+    return op.emitError("the CPU backend needs matmul operands of rank 2 or "
+                        "more");
+  FailureOr<Value> lhs = memrefOf(op.getLhs(), op),
+                   rhs = memrefOf(op.getRhs(), op),
+                   out = memrefOf(op.getResult(), op);
+  if (failed(lhs) || failed(rhs) || failed(out))
+    return failure();
+  auto outType = cast<MemRefType>(out->getType());
+  int64_t rank = outType.getRank(); // loops: out dims + k
+  Type elt = outType.getElementType();
+  Value zero = arith::ConstantOp::create(b, loc, elt, b.getZeroAttr(elt));
+  linalg::FillOp::create(b, loc, zero, *out);
+  auto operandMap = [&](MemRefType t, bool isLhs) {
+    SmallVector<AffineExpr> exprs;
+    int64_t lead = rank - t.getRank();
+    for (int64_t i = 0; i + 2 < t.getRank(); ++i)
+      exprs.push_back(t.getDimSize(i) == 1 && outType.getDimSize(lead + i) != 1
+                          ? getAffineConstantExpr(0, ctx)
+                          : getAffineDimExpr(lead + i, ctx));
+    AffineExpr mExpr = getAffineDimExpr(rank - 2, ctx),
+               nExpr = getAffineDimExpr(rank - 1, ctx),
+               kExpr = getAffineDimExpr(rank, ctx);
+    if (isLhs) {
+      exprs.push_back(mExpr);
+      exprs.push_back(kExpr);
+    } else {
+      exprs.push_back(kExpr);
+      exprs.push_back(nExpr);
+    }
+    return AffineMap::get(rank + 1, 0, exprs, ctx);
+  };
+  SmallVector<AffineExpr> outExprs;
+  for (int64_t i = 0; i < rank; ++i)
+    outExprs.push_back(getAffineDimExpr(i, ctx));
+  SmallVector<AffineMap> maps = {
+      operandMap(cast<MemRefType>(lhs->getType()), true),
+      operandMap(cast<MemRefType>(rhs->getType()), false),
+      AffineMap::get(rank + 1, 0, outExprs, ctx)};
+  SmallVector<utils::IteratorType> iterators(rank,
+                                             utils::IteratorType::parallel);
+  iterators.push_back(utils::IteratorType::reduction);
+  linalg::GenericOp::create(
+      b, loc, TypeRange{}, ValueRange{*lhs, *rhs}, ValueRange{*out}, maps,
+      iterators, [&](OpBuilder &nb, Location l, ValueRange a) {
+        Value p = arith::MulFOp::create(nb, l, a[0], a[1]);
+        linalg::YieldOp::create(nb, l,
+                                ValueRange{arith::AddFOp::create(nb, l, a[2], p)});
+      });
+  return success();
+}
+
+/// RMSNorm / LayerNorm over the last axis: one loop over rows, each with a
+/// reduction loop and a scaling loop.
+LogicalResult StepLowering::lowerNorm(Operation *op, Value input, Value scale,
+                                      Value bias, int64_t axis, float eps,
+                                      bool rms) {
+  auto type = cast<RankedTensorType>(input.getType());
+  if (axis != type.getRank() - 1 || type.isDynamicDim(axis))
+    return op->emitError("the CPU backend normalizes over the last, static "
+                         "axis only");
+  int64_t n = type.getDimSize(axis);
+  SmallVector<DimExpr> dims = getShapeExprs(type);
+  DimExpr rows = DimExpr::constant(1);
+  for (int64_t i = 0; i < axis; ++i)
+    rows = rows * dims[i];
+  FailureOr<Value> rowCount = dimValue(rows, op);
+  if (failed(rowCount))
+    return failure();
+  // 2-D views [rows, n] of input and output; 1-D scale/bias.
+  auto view2d = [&](Value v) -> FailureOr<Value> {
+    auto it = placements.find(root(v));
+    if (it == placements.end())
+      return op->emitError("operand has no buffer");
+    auto t = MemRefType::get({ShapedType::kDynamic, n}, type.getElementType());
+    return memref::ViewOp::create(b, loc, t, it->second.bytes,
+                                  index(it->second.offset),
+                                  ValueRange{*rowCount})
+        .getResult();
+  };
+  FailureOr<Value> x = view2d(input), y = view2d(op->getResult(0));
+  FailureOr<Value> w = memrefOf(scale, op);
+  if (failed(x) || failed(y) || failed(w))
+    return failure();
+  Value biasMem;
+  if (bias) {
+    FailureOr<Value> bm = memrefOf(bias, op);
+    if (failed(bm))
+      return failure();
+    biasMem = *bm;
+  }
+  Type f32 = b.getF32Type();
+  auto fm = arith::FastMathFlagsAttr::get(
+      ctx, arith::FastMathFlags::reassoc | arith::FastMathFlags::contract);
+  auto cst = [&](OpBuilder &nb, double v) -> Value {
+    return arith::ConstantOp::create(nb, loc, f32, nb.getF32FloatAttr(v));
+  };
+  Value c0 = index(0), c1 = index(1), cn = index(n);
+  scf::ForOp::create(
+      b, loc, c0, *rowCount, c1, ValueRange{},
+      [&](OpBuilder &rb, Location l, Value r, ValueRange) {
+        auto sumOf = [&](function_ref<Value(OpBuilder &, Value)> term) {
+          return scf::ForOp::create(
+                     rb, l, c0, cn, c1, ValueRange{cst(rb, 0)},
+                     [&](OpBuilder &kb, Location kl, Value k, ValueRange acc) {
+                       Value t = term(kb, k);
+                       scf::YieldOp::create(
+                           kb, kl,
+                           ValueRange{arith::AddFOp::create(kb, kl, acc[0], t, fm)});
+                     })
+              .getResult(0);
+        };
+        Value mean = cst(rb, 0);
+        if (!rms) {
+          Value sum = sumOf([&](OpBuilder &kb, Value k) -> Value {
+            return memref::LoadOp::create(kb, l, *x, ValueRange{r, k});
+          });
+          mean = arith::DivFOp::create(rb, l, sum, cst(rb, n), fm);
+        }
+        Value sq = sumOf([&](OpBuilder &kb, Value k) -> Value {
+          Value v = memref::LoadOp::create(kb, l, *x, ValueRange{r, k});
+          Value d = arith::SubFOp::create(kb, l, v, mean, fm);
+          return arith::MulFOp::create(kb, l, d, d, fm);
+        });
+        Value var = arith::DivFOp::create(rb, l, sq, cst(rb, n), fm);
+        Value inv = math::RsqrtOp::create(
+            rb, l, arith::AddFOp::create(rb, l, var, cst(rb, eps), fm));
+        scf::ForOp::create(
+            rb, l, c0, cn, c1, ValueRange{},
+            [&](OpBuilder &kb, Location kl, Value k, ValueRange) {
+              Value v = memref::LoadOp::create(kb, kl, *x, ValueRange{r, k});
+              Value d = arith::SubFOp::create(kb, kl, v, mean, fm);
+              Value g = memref::LoadOp::create(kb, kl, *w, ValueRange{k});
+              Value o = arith::MulFOp::create(
+                  kb, kl, arith::MulFOp::create(kb, kl, d, inv, fm), g, fm);
+              if (biasMem)
+                o = arith::AddFOp::create(
+                    kb, kl, o,
+                    memref::LoadOp::create(kb, kl, biasMem, ValueRange{k}), fm);
+              memref::StoreOp::create(kb, kl, o, *y, ValueRange{r, k});
+              scf::YieldOp::create(kb, kl);
+            });
+        scf::YieldOp::create(rb, l);
+      });
+  return success();
+}
+
+LogicalResult StepLowering::lowerPagedAttention(PagedAttentionOp op) {
+  auto cache = cast<KVCacheType>(op.getCache().getType());
+  auto qType = cast<RankedTensorType>(op.getQuery().getType());
+  int64_t qHeads = qType.getDimSize(1), d = cache.getHeadDim();
+  FailureOr<Value> tokens = dimValue(DimExpr::symbol("tokens"), op);
+  FailureOr<Value> q = pointerOf(op.getQuery(), op),
+                   k = pointerOf(op.getKey(), op),
+                   v = pointerOf(op.getValue(), op),
+                   o = pointerOf(op.getResult(), op);
+  if (failed(tokens) || failed(q) || failed(k) || failed(v) || failed(o))
+    return failure();
+  // [1, heads, tokens, d] buffers: head stride tokens * d, token stride d.
+  Value headStride = arith::MulIOp::create(b, loc, toI64(*tokens), i64(d));
+  auto ptrType = LLVM::LLVMPointerType::get(ctx);
+  auto i64Type = b.getI64Type();
+  auto f32Type = b.getF32Type();
+  auto fnType = LLVM::LLVMFunctionType::get(
+      LLVM::LLVMVoidType::get(ctx),
+      {ptrType, i64Type, i64Type, i64Type, i64Type, i64Type, i64Type, f32Type,
+       f32Type, ptrType, i64Type, i64Type, ptrType, i64Type, i64Type, ptrType,
+       i64Type, i64Type, ptrType, i64Type, i64Type});
+  auto f32 = [&](float x) {
+    return LLVM::ConstantOp::create(b, loc, f32Type, b.getF32FloatAttr(x));
+  };
+  LLVM::CallOp::create(
+      b, loc, fnType,
+      ValueRange{kernel(kAttention), stepArg,
+                 i64(static_cast<int64_t>(op.getLayer())),
+                 i64(cache.getLayers()), i64(qHeads), i64(cache.getHeads()),
+                 i64(d), i64(cache.getBlock()),
+                 f32(op.getScale().convertToFloat()),
+                 f32(op.getSoftcap().convertToFloat()), *q, headStride, i64(d),
+                 *k, headStride, i64(d), *v, headStride, i64(d), *o,
+                 headStride, i64(d)});
+  return success();
+}
+
+LogicalResult StepLowering::lowerGather(GatherOp op) {
+  FailureOr<Value> in = memrefOf(op.getInput(), op),
+                   idx = memrefOf(op.getIndices(), op),
+                   out = memrefOf(op.getResult(), op);
+  if (failed(in) || failed(idx) || failed(out))
+    return failure();
+  auto inType = cast<MemRefType>(in->getType());
+  auto idxType = cast<MemRefType>(idx->getType());
+  int64_t axis = op.getAxis(), idxRank = idxType.getRank();
+  int64_t rank = cast<MemRefType>(out->getType()).getRank();
+  SmallVector<AffineExpr> idxExprs;
+  for (int64_t i = 0; i < idxRank; ++i)
+    idxExprs.push_back(getAffineDimExpr(axis + i, ctx));
+  SmallVector<AffineMap> maps = {AffineMap::get(rank, 0, idxExprs, ctx),
+                                 AffineMap::getMultiDimIdentityMap(rank, ctx)};
+  SmallVector<utils::IteratorType> iterators(rank,
+                                             utils::IteratorType::parallel);
+  Value axisSize = memref::DimOp::create(b, loc, *in, axis);
+  linalg::GenericOp::create(
+      b, loc, TypeRange{}, ValueRange{*idx}, ValueRange{*out}, maps, iterators,
+      [&](OpBuilder &nb, Location l, ValueRange a) {
+        Value id = arith::IndexCastOp::create(nb, l, nb.getIndexType(), a[0]);
+        // Negative indices count from the end, as in ONNX.
+        Value zero = arith::ConstantIndexOp::create(nb, l, 0);
+        Value neg = arith::CmpIOp::create(nb, l, arith::CmpIPredicate::slt, id,
+                                          zero);
+        id = arith::SelectOp::create(
+            nb, l, neg, arith::AddIOp::create(nb, l, id, axisSize), id);
+        SmallVector<Value> at;
+        for (int64_t i = 0; i < axis; ++i)
+          at.push_back(linalg::IndexOp::create(nb, l, i));
+        at.push_back(id);
+        for (int64_t i = axis + 1; i < inType.getRank(); ++i)
+          at.push_back(linalg::IndexOp::create(nb, l, i - 1 + idxRank));
+        Value v = memref::LoadOp::create(nb, l, *in, at);
+        linalg::YieldOp::create(nb, l, ValueRange{v});
+      });
+  return success();
+}
+
+/// Constant starts of a slice, clamped as ONNX does, per sliced axis.
+static std::optional<SmallVector<int64_t>> constantInts(Value v) {
+  auto c = v.getDefiningOp<ConstantOp>();
+  if (!c)
+    return std::nullopt;
+  auto dense = dyn_cast<DenseIntElementsAttr>(c.getValue());
+  if (!dense)
+    return std::nullopt;
+  SmallVector<int64_t> r;
+  for (const APInt &x : dense.getValues<APInt>())
+    r.push_back(x.getSExtValue());
+  return r;
+}
+
+LogicalResult StepLowering::lowerSlice(SliceOp op) {
+  auto inType = cast<RankedTensorType>(op.getInput().getType());
+  std::optional<SmallVector<int64_t>> starts = constantInts(op.getStarts());
+  if (!starts)
+    return op.emitError("the CPU backend needs constant slice starts");
+  FailureOr<Value> in = memrefOf(op.getInput(), op),
+                   out = memrefOf(op.getResult(), op);
+  if (failed(in) || failed(out))
+    return failure();
+  int64_t rank = inType.getRank();
+  SmallVector<AffineExpr> exprs;
+  for (int64_t i = 0; i < rank; ++i)
+    exprs.push_back(getAffineDimExpr(i, ctx));
+  for (auto [i, axis] : llvm::enumerate(op.getAxes())) {
+    int64_t step = op.getSteps()[i], start = (*starts)[i];
+    if (inType.isDynamicDim(axis) && (start < 0 || step < 0))
+      return op.emitError("the CPU backend slices a dynamic axis only from a "
+                          "non-negative start with a positive step");
+    if (!inType.isDynamicDim(axis)) {
+      int64_t size = inType.getDimSize(axis);
+      if (start < 0)
+        start += size;
+      start = step > 0 ? std::clamp<int64_t>(start, 0, size)
+                       : std::clamp<int64_t>(start, 0, size - 1);
+    }
+    exprs[axis] = getAffineDimExpr(axis, ctx) * step + start;
+  }
+  SmallVector<AffineMap> maps = {AffineMap::get(rank, 0, exprs, ctx),
+                                 AffineMap::getMultiDimIdentityMap(rank, ctx)};
+  SmallVector<utils::IteratorType> iterators(rank,
+                                             utils::IteratorType::parallel);
+  linalg::GenericOp::create(b, loc, TypeRange{}, ValueRange{*in},
+                            ValueRange{*out}, maps, iterators,
+                            [&](OpBuilder &nb, Location l, ValueRange a) {
+                              linalg::YieldOp::create(nb, l, a[0]);
+                            });
+  return success();
+}
+
+LogicalResult StepLowering::lowerConcat(ConcatOp op) {
+  FailureOr<Value> out = memrefOf(op.getResult(), op);
+  if (failed(out))
+    return failure();
+  int64_t axis = op.getAxis();
+  int64_t rank = cast<MemRefType>(out->getType()).getRank();
+  Value offset = index(0);
+  for (Value input : op.getInputs()) {
+    FailureOr<Value> in = memrefOf(input, op);
+    if (failed(in))
+      return failure();
+    SmallVector<OpFoldResult> sizes = memref::getMixedSizes(b, loc, *in);
+    SmallVector<OpFoldResult> offsets(rank, b.getIndexAttr(0));
+    SmallVector<OpFoldResult> strides(rank, b.getIndexAttr(1));
+    offsets[axis] = offset;
+    Value sub = memref::SubViewOp::create(b, loc, *out, offsets, sizes, strides);
+    linalg::CopyOp::create(b, loc, *in, sub);
+    offset = arith::AddIOp::create(
+        b, loc, offset, memref::DimOp::create(b, loc, *in, axis));
+  }
+  return success();
+}
+
+LogicalResult StepLowering::lowerSplit(SplitOp op) {
+  FailureOr<Value> in = memrefOf(op.getInput(), op);
+  if (failed(in))
+    return failure();
+  int64_t axis = op.getAxis();
+  int64_t rank = cast<MemRefType>(in->getType()).getRank();
+  Value offset = index(0);
+  for (Value result : op.getResults()) {
+    FailureOr<Value> out = memrefOf(result, op);
+    if (failed(out))
+      return failure();
+    SmallVector<OpFoldResult> sizes = memref::getMixedSizes(b, loc, *out);
+    SmallVector<OpFoldResult> offsets(rank, b.getIndexAttr(0));
+    SmallVector<OpFoldResult> strides(rank, b.getIndexAttr(1));
+    offsets[axis] = offset;
+    Value sub = memref::SubViewOp::create(b, loc, *in, offsets, sizes, strides);
+    linalg::CopyOp::create(b, loc, sub, *out);
+    offset = arith::AddIOp::create(
+        b, loc, offset, memref::DimOp::create(b, loc, *out, axis));
+  }
+  return success();
+}
+
+LogicalResult StepLowering::lower(Operation *op) {
+  loc = op->getLoc();
+  if (isa<ReshapeOp>(op) || isSkippedTranspose(op))
+    return success(); // aliases / read in place by their users
+  if (auto w = dyn_cast<WeightOp>(op)) {
+    auto global = SymbolTable::lookupNearestSymbolFrom<GlobalOp>(
+        op, w.getNameAttr());
+    auto offset = global ? global->getAttrOfType<IntegerAttr>("kiln.offset")
+                         : IntegerAttr();
+    if (!offset)
+      return op->emitError("weight has no offset in the weights file "
+                           "(kiln.offset on its kiln.global)");
+    if (!isa<RankedTensorType>(w.getType()))
+      return op->emitError("quantized weights are not supported by the CPU "
+                           "backend yet");
+    placements[w.getResult()] = {weightsPtr, weightsBytesView,
+                                 offset.getInt()};
+    return success();
+  }
+  if (auto c = dyn_cast<ConstantOp>(op)) {
+    auto type = cast<RankedTensorType>(c.getType());
+    auto memrefType = MemRefType::get(type.getShape(), type.getElementType());
+    auto value = dyn_cast<DenseElementsAttr>(c.getValue());
+    if (!value)
+      return op->emitError("the CPU backend needs dense constants");
+    std::string name = "__kiln_constant_" + std::to_string(constantCount++);
+    {
+      OpBuilder::InsertionGuard g(b);
+      b.setInsertionPointToStart(module.getBody());
+      memref::GlobalOp::create(
+          b, loc, name, b.getStringAttr("private"), memrefType,
+          value.reshape(RankedTensorType::get(type.getShape(),
+                                              type.getElementType())),
+          /*constant=*/true, b.getI64IntegerAttr(kAlign));
+    }
+    memrefs[c.getResult()] =
+        memref::GetGlobalOp::create(b, loc, memrefType, name);
+    return success();
+  }
+  for (Value r : op->getResults())
+    if (arenaOffset.count(r))
+      placements[r] = {arenaPtr, arenaBytesView, arenaOffset[r]};
+  return llvm::TypeSwitch<Operation *, LogicalResult>(op)
+      .Case([&](MatMulOp m) { return lowerMatMul(m); })
+      .Case([&](RMSNormOp n) {
+        return lowerNorm(n, n.getInput(), n.getScale(), Value(), n.getAxis(),
+                         n.getEpsilon().convertToFloat(), true);
+      })
+      .Case([&](LayerNormOp n) {
+        return lowerNorm(n, n.getInput(), n.getScale(), n.getBias(),
+                         n.getAxis(), n.getEpsilon().convertToFloat(), false);
+      })
+      .Case([&](PagedAttentionOp a) { return lowerPagedAttention(a); })
+      .Case([&](GatherOp g) { return lowerGather(g); })
+      .Case([&](SliceOp s) { return lowerSlice(s); })
+      .Case([&](ConcatOp c) { return lowerConcat(c); })
+      .Case([&](SplitOp s) { return lowerSplit(s); })
+      .Case<AddOp, SubOp, MulOp, DivOp, PowOp, MaxOp, MinOp, AndOp, OrOp,
+            NegOp, SqrtOp, ReciprocalOp, ExpOp, LogOp, TanhOp, ErfOp, CosOp,
+            SinOp, AbsOp, SigmoidOp, ReluOp, GeluOp, WhereOp, ExpandOp,
+            EqualOp, LessOp, GreaterOp, CastOp, TransposeOp>(
+          [&](Operation *e) { return lowerElementwise(e); })
+      .Default([&](Operation *other) {
+        return other->emitError()
+               << "'" << other->getName()
+               << "' is not supported by the CPU backend yet";
+      });
+}
+
+LogicalResult StepLowering::run() {
+  if (failed(plan()))
+    return failure();
+  Block &body = graph.getBody().front();
+
+  auto ptrType = LLVM::LLVMPointerType::get(ctx);
+  auto i64Type = b.getI64Type();
+  auto i32Type = b.getI32Type();
+  stepType = LLVM::LLVMStructType::getLiteral(
+      ctx, SmallVector<Type>(kNumStepFields, i64Type));
+  // Pointers and i64 share size and alignment; use the right types anyway
+  // for the loads.
+  SmallVector<Type> stepFields(kNumStepFields, ptrType);
+  stepFields[kNumTokens] = i64Type;
+  stepFields[4] = i64Type; // num_seqs
+  stepFields[7] = i64Type; // max_blocks_per_seq
+  stepFields[kNumLogitRows] = i64Type;
+  stepType = LLVM::LLVMStructType::getLiteral(ctx, stepFields);
+  kernelsType = LLVM::LLVMStructType::getLiteral(
+      ctx, {i32Type, i32Type, ptrType, ptrType, ptrType});
+
+  b.setInsertionPointToEnd(module.getBody());
+  auto fn = func::FuncOp::create(
+      b, graph.getLoc(), "kiln_model_step",
+      b.getFunctionType({ptrType, ptrType}, {i32Type}));
+  Block *entry = fn.addEntryBlock();
+  stepArg = entry->getArgument(0);
+  kernelsArg = entry->getArgument(1);
+  b.setInsertionPointToStart(entry);
+  loc = graph.getLoc();
+
+  arenaPtr = loadStepField(kArena, ptrType);
+  arenaBytesView = bytesView(arenaPtr);
+  weightsPtr = loadStepField(kWeights, ptrType);
+  weightsBytesView = bytesView(weightsPtr);
+  symbols["tokens"] = arith::IndexCastOp::create(
+      b, loc, b.getIndexType(), loadStepField(kNumTokens, i64Type));
+  symbols["logit_rows"] = arith::IndexCastOp::create(
+      b, loc, b.getIndexType(), loadStepField(kNumLogitRows, i64Type));
+
+  // Step inputs.
+  for (BlockArgument arg : body.getArguments()) {
+    auto role = graph.getArgAttrOfType<StringAttr>(arg.getArgNumber(),
+                                                   "kiln.step_input");
+    if (!role)
+      return graph.emitError() << "argument #" << arg.getArgNumber()
+                               << " is not a step input; run "
+                                  "--kiln-insert-kv-cache first";
+    StepField field;
+    if (role.getValue() == "token_ids")
+      field = kTokenIds;
+    else if (role.getValue() == "positions")
+      field = kPositions;
+    else if (role.getValue() == "logit_rows")
+      field = kLogitRows;
+    else if (role.getValue() == "kv_cache")
+      continue;
+    else
+      return graph.emitError() << "unknown step input '" << role.getValue()
+                               << "'";
+    if (!cast<RankedTensorType>(arg.getType()).getElementType().isInteger(64))
+      return graph.emitError() << "step input '" << role.getValue()
+                               << "' must be i64";
+    Value ptr = loadStepField(field, ptrType);
+    placements[arg] = {ptr, bytesView(ptr), 0};
+  }
+  Value logitsPtr = loadStepField(kLogits, ptrType);
+  placements[output] = {logitsPtr, bytesView(logitsPtr), 0};
+
+  for (Operation &op : body) {
+    if (isa<func::ReturnOp>(op))
+      break;
+    if (failed(lower(&op)))
+      return failure();
+  }
+  b.setInsertionPointToEnd(entry);
+  func::ReturnOp::create(
+      b, loc, ValueRange{arith::ConstantOp::create(b, loc, i32Type,
+                                                   b.getI32IntegerAttr(0))});
+
+  // What the runtime checks when it opens the library.
+  b.setInsertionPointToEnd(module.getBody());
+  auto exportConstant = [&](StringRef name, int64_t value) {
+    LLVM::GlobalOp::create(b, loc, i64Type, /*isConstant=*/true,
+                           LLVM::Linkage::External, name,
+                           b.getI64IntegerAttr(value));
+  };
+  exportConstant("kiln_model_abi_version", 1);
+  exportConstant("kiln_model_arena_bytes", arenaBytes);
+  exportConstant("kiln_model_max_tokens", maxTokens);
+  module->setAttr("kiln.arena_bytes", b.getI64IntegerAttr(arenaBytes));
+
+  // The graph and its weight declarations are now in the step function.
+  graph.erase();
+  for (auto global : llvm::make_early_inc_range(module.getOps<GlobalOp>()))
+    global.erase();
+  return success();
+}
+
+struct ConvertKilnToLoopsPass
+    : public impl::ConvertKilnToLoopsPassBase<ConvertKilnToLoopsPass> {
+  using ConvertKilnToLoopsPassBase::ConvertKilnToLoopsPassBase;
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    if (maxBatchTokens <= 0) {
+      module.emitError() << "max-batch-tokens must be positive";
+      return signalPassFailure();
+    }
+    func::FuncOp graph;
+    for (auto f : module.getOps<func::FuncOp>())
+      if (!f.isExternal() && f.getName() != "kiln_model_step")
+        graph = f;
+    if (!graph)
+      return;
+    assignWeightOffsets(module);
+    StepLowering lowering(module, graph, maxBatchTokens);
+    if (failed(lowering.run()))
+      signalPassFailure();
+  }
+};
+
+} // namespace
+
+int64_t assignWeightOffsets(ModuleOp module) {
+  // Offsets already assigned (by kilnc before writing the weights file)
+  // stay; otherwise every global gets the next 64-byte-aligned offset.
+  bool complete = true;
+  for (auto global : module.getOps<GlobalOp>())
+    complete &= global->hasAttr("kiln.offset");
+  Builder b(module.getContext());
+  int64_t offset = 0;
+  for (auto global : module.getOps<GlobalOp>()) {
+    uint64_t size = 0;
+    for (Attribute blob : global.getBlobs())
+      size += cast<BlobAttr>(blob).getSize();
+    if (complete)
+      offset = std::max(offset,
+                        alignUp(global->getAttrOfType<IntegerAttr>("kiln.offset")
+                                    .getInt() +
+                                static_cast<int64_t>(size)));
+    else {
+      global->setAttr("kiln.offset", b.getI64IntegerAttr(offset));
+      offset = alignUp(offset + static_cast<int64_t>(size));
+    }
+  }
+  return offset;
+}
+
+} // namespace mlir::kiln

@@ -1,0 +1,48 @@
+//===- CpuPasses.td - kiln CPU code generation ------------*- tablegen -*-===//
+
+#ifndef KILN_CODEGEN_CPU_PASSES_TD
+#define KILN_CODEGEN_CPU_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+def ConvertKilnToLoopsPass
+    : Pass<"convert-kiln-to-loops", "::mlir::ModuleOp"> {
+  let summary = "Lower the step function to buffers, loops and kernel calls";
+  let description = [{
+    Takes the step function `--kiln-insert-kv-cache` produced and emits
+    `kiln_model_step(const kiln_step_args *, const kiln_kernels *) -> i32`,
+    the entry point of `model.so` (runtime/include/kiln/model_abi.h):
+
+    * a static memory plan: every intermediate tensor gets a byte offset in
+      one arena sized for `max-batch-tokens` tokens; tensors whose
+      lifetimes do not overlap share bytes; reshapes alias their input; the
+      logits go straight into the caller's buffer. The arena size is
+      exported as `kiln_model_arena_bytes` and recorded in the module's
+      `kiln.arena_bytes`.
+    * weights are views of the mapped weights file at each `kiln.global`'s
+      `kiln.offset` (assigned here when kilnc has not already done so).
+    * `kiln.matmul` with a static 2-D f32 right-hand side (or its
+      transpose) and `kiln.paged_attention` call the runtime's kernels
+      through the kernel table; other ops become `linalg.generic` and `scf`
+      loops.
+
+    ```mlir
+    func.func @kiln_model_step(%step: !llvm.ptr, %kernels: !llvm.ptr) -> i32
+    ```
+
+    An op the CPU backend cannot lower yet is an error naming it. The pass
+    does nothing when the module has no function to lower.
+  }];
+  let options = [
+    Option<"maxBatchTokens", "max-batch-tokens", "int64_t", "256",
+           "Most tokens one step may carry (sizes the arena)">,
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect", "::mlir::func::FuncDialect",
+    "::mlir::linalg::LinalgDialect", "::mlir::LLVM::LLVMDialect",
+    "::mlir::math::MathDialect", "::mlir::memref::MemRefDialect",
+    "::mlir::scf::SCFDialect",
+  ];
+}
+
+#endif // KILN_CODEGEN_CPU_PASSES_TD
