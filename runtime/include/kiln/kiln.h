@@ -13,9 +13,9 @@
  *    fit returns KILN_ERROR_BUFFER_TOO_SMALL and reports the size it needs,
  *    so the caller can grow the buffer and call again.
  *
- * This version holds the parts the compiler already needs (versioning and
- * status reporting) and the tokenizer; engine, step and sampling calls
- * arrive with the CPU backend. docs/runtime-api.md has a worked example.
+ * Parts: versioning and status reporting, the tokenizer, and models and
+ * engines (open a compiled artifact, run steps over a paged KV cache,
+ * greedy sampling). docs/runtime-api.md has a worked example.
  *
  *===----------------------------------------------------------------------===*/
 
@@ -247,6 +247,130 @@ kiln_status_t kiln_detokenizer_finish(kiln_detokenizer_t *det, char *out,
 
 /** Releases `det`. NULL is ignored. */
 void kiln_detokenizer_free(kiln_detokenizer_t *det);
+
+
+/*===----------------------------------------------------------------------===*
+ * Models and engines
+ *===----------------------------------------------------------------------===*/
+
+/** A compiled model: an opened `NAME.kiln` artifact (kilnc's output). It is
+ *  read-only once opened, so any number of engines and threads may share
+ *  it; it must outlive them. */
+typedef struct kiln_model_t kiln_model_t;
+
+/** Opens the artifact directory `path`: reads manifest.json and checks its
+ *  format version, that this CPU has every feature the code was compiled
+ *  for, and that model.so and weights.bin are present with the recorded
+ *  sizes; maps weights.bin read-only and loads model.so. Stores the model in
+ *  `*out` (NULL on failure) and returns KILN_OK, or:
+ *   - KILN_ERROR_INVALID_ARGUMENT: `path` or `out` is NULL;
+ *   - KILN_ERROR_NOT_FOUND: the directory or one of its files is missing;
+ *   - KILN_ERROR_FORMAT: malformed manifest, another format or ABI version,
+ *     a file of the wrong size (e.g. a truncated weights.bin);
+ *   - KILN_ERROR_UNSUPPORTED: compiled for CPU features this machine lacks,
+ *     or for another architecture;
+ *   - KILN_ERROR_OUT_OF_MEMORY.
+ *  Thread-safe. */
+kiln_status_t kiln_model_open(const char *path, kiln_model_t **out);
+
+/** Releases a model. Every engine made from it must already be freed. NULL
+ *  is ignored. */
+void kiln_model_free(kiln_model_t *model);
+
+/** What an artifact was compiled for. Filled by kiln_model_get_info(). */
+typedef struct kiln_model_info {
+  int64_t vocab_size;       /**< logits per row */
+  int64_t context_length;   /**< most tokens one sequence may hold */
+  int64_t max_batch_tokens; /**< most tokens one step may carry */
+  int64_t layers, kv_heads, head_dim, block_size;
+  int64_t arena_bytes;      /**< scratch memory of one engine */
+  int64_t weights_bytes;
+  int32_t num_eos_tokens;   /**< ids that end generation (up to 8) */
+  int32_t eos_token_ids[8];
+  /** NUL-terminated path of the artifact's tokenizer.json, "" if none;
+   *  owned by the model. */
+  const char *tokenizer_path;
+  /** NUL-terminated LLVM name of the CPU the code was compiled for. */
+  const char *target_cpu;
+} kiln_model_info;
+
+/** Fills `*info`. Returns KILN_ERROR_INVALID_ARGUMENT for NULL arguments. */
+kiln_status_t kiln_model_get_info(const kiln_model_t *model,
+                                  kiln_model_info *info);
+
+/** Runs a model: owns the scratch arena, the paged KV cache with its block
+ *  manager, the sequences and a thread pool. An engine is used by one
+ *  thread at a time (calls on one engine must not overlap); separate
+ *  engines are independent. */
+typedef struct kiln_engine_t kiln_engine_t;
+
+/** Engine settings; initialize with kiln_engine_options_init(). */
+typedef struct kiln_engine_options {
+  /** Threads the kernels use, the caller's included; 0 = one per core. */
+  int32_t num_threads;
+  /** KV-cache capacity in tokens over all sequences, rounded up to whole
+   *  blocks; 0 = four times the context length. */
+  int64_t kv_cache_tokens;
+} kiln_engine_options;
+
+/** Sets the defaults (0 threads, 0 cache tokens: see above). */
+void kiln_engine_options_init(kiln_engine_options *options);
+
+/** Creates an engine for `model` in `*out` (NULL on failure). `options` may
+ *  be NULL for the defaults. Returns KILN_OK, KILN_ERROR_INVALID_ARGUMENT
+ *  (NULL model/out, negative options) or KILN_ERROR_OUT_OF_MEMORY (arena or
+ *  cache could not be allocated). Thread-safe. */
+kiln_status_t kiln_engine_create(kiln_model_t *model,
+                                 const kiln_engine_options *options,
+                                 kiln_engine_t **out);
+
+/** Frees an engine and everything it holds. NULL is ignored. */
+void kiln_engine_free(kiln_engine_t *engine);
+
+/** Starts an empty sequence and stores its id in `*seq` (ids are never
+ *  reused by one engine). Returns KILN_OK or KILN_ERROR_INVALID_ARGUMENT. */
+kiln_status_t kiln_engine_seq_create(kiln_engine_t *engine, int64_t *seq);
+
+/** Ends sequence `seq` and returns its KV blocks to the pool at once.
+ *  Returns KILN_OK, or KILN_ERROR_NOT_FOUND for an unknown id. */
+kiln_status_t kiln_engine_seq_free(kiln_engine_t *engine, int64_t seq);
+
+/** Tokens sequence `seq` holds (its context so far), or -1 if unknown. */
+int64_t kiln_engine_seq_length(const kiln_engine_t *engine, int64_t seq);
+
+/** KV blocks not held by any sequence, and the total. */
+int64_t kiln_engine_free_blocks(const kiln_engine_t *engine);
+int64_t kiln_engine_total_blocks(const kiln_engine_t *engine);
+
+/** New tokens for one sequence in a step. */
+typedef struct kiln_seq_tokens {
+  int64_t seq;
+  const int32_t *tokens;
+  int64_t num_tokens; /**< >= 1: a prompt (chunk) or one decoded token */
+} kiln_seq_tokens;
+
+/** One forward step over several sequences at once: each gets its tokens
+ *  appended (prefill chunks and single decode tokens mixed freely) and the
+ *  logits after its last new token are written to row i of `logits`
+ *  (`num_seqs` rows of vocab_size floats; `capacity` floats available).
+ *  Sequences must be distinct; the total of new tokens at most the
+ *  compiled max_batch_tokens. Returns KILN_OK, or, changing nothing:
+ *   - KILN_ERROR_INVALID_ARGUMENT: NULL pointers, a repeated or unknown
+ *     sequence, num_tokens < 1, a token id outside the vocabulary, more
+ *     tokens than max_batch_tokens, or a sequence that would pass the
+ *     context length (the message says which);
+ *   - KILN_ERROR_BUFFER_TOO_SMALL: `capacity` < num_seqs * vocab_size;
+ *   - KILN_ERROR_OUT_OF_MEMORY: not enough free KV blocks for the new
+ *     tokens (free sequences, or create the engine with a larger cache);
+ *   - KILN_ERROR_INTERNAL: the compiled step reported a failure.
+ *  Not thread-safe on one engine. */
+kiln_status_t kiln_engine_step(kiln_engine_t *engine,
+                               const kiln_seq_tokens *seqs, int64_t num_seqs,
+                               float *logits, size_t capacity);
+
+/** Greedy sampling: the index of the largest of `n` logits (the first on
+ *  ties), or -1 when `n` < 1 or `logits` is NULL. */
+int32_t kiln_argmax(const float *logits, int64_t n);
 
 #ifdef __cplusplus
 }

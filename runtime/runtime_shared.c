@@ -1,0 +1,1 @@
+/* libkiln.so: everything comes from the kiln_runtime archive. */

@@ -1,0 +1,114 @@
+//===- kernels.h - the runtime's CPU micro-kernels --------------*- C++ -*-===//
+//
+// The kiln_kernels table that the runtime hands to model.so on every step
+// (contract: runtime/include/kiln/model_abi.h), and the C++ entry points
+// behind it. Each kernel exists for several instruction sets; the table's
+// functions use the best one this CPU has, chosen once per process:
+//
+//   avx512    AVX-512F (needs OS support for the ZMM state)
+//   avx2      AVX2 + FMA
+//   portable  plain C++ the compiler vectorizes for the baseline target
+//
+// Setting KILN_KERNELS to one of these names before the first call forces
+// it (when the CPU supports it; otherwise the best one is used). The x86
+// paths are compiled with per-function target attributes, so the library
+// runs on any x86-64.
+//
+// The kernels trust their arguments: model.so is generated code and the
+// compiler checked shapes. They never throw, allocate or fail.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef KILN_RUNTIME_KERNELS_KERNELS_H
+#define KILN_RUNTIME_KERNELS_KERNELS_H
+
+#include "kiln/model_abi.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// The CPU kernel table (abi_version KILN_MODEL_ABI_VERSION). Static: never
+/// freed, valid for the process.
+const kiln_kernels *kiln_cpu_kernels(void);
+
+/// The instruction set the table's kernels use: "avx512", "avx2" or
+/// "portable". Never NULL.
+const char *kiln_cpu_kernels_isa(void);
+
+/// kiln_kernels::matmul_f32. `pool` is a kiln::ThreadPool * or NULL (run on
+/// the calling thread).
+void kiln_matmul_f32(void *pool, const float *a, int64_t lda, const float *b,
+                     float *c, int64_t ldc, int64_t m, int64_t n, int64_t k);
+
+/// kiln_kernels::matmul_bt_f32 (B stored [N][K]). `pool` as above.
+void kiln_matmul_bt_f32(void *pool, const float *a, int64_t lda,
+                        const float *b, float *c, int64_t ldc, int64_t m,
+                        int64_t n, int64_t k);
+
+/// kiln_kernels::attention_paged_f32. step->pool is a kiln::ThreadPool * or
+/// NULL. Needs q_heads to be a multiple of kv_heads and, for every token,
+/// the blocks of positions 0 .. positions[t] in its sequence's block table.
+void kiln_attention_paged_f32(
+    const kiln_step_args *step, int64_t layer, int64_t layers, int64_t q_heads,
+    int64_t kv_heads, int64_t head_dim, int64_t block_size, float scale,
+    float softcap, const float *q, int64_t q_stride_head,
+    int64_t q_stride_token, const float *k, int64_t k_stride_head,
+    int64_t k_stride_token, const float *v, int64_t v_stride_head,
+    int64_t v_stride_token, float *out, int64_t out_stride_head,
+    int64_t out_stride_token);
+
+#ifdef __cplusplus
+} // extern "C"
+
+namespace kiln {
+class ThreadPool;
+
+namespace kernels {
+
+/// An implementation of the kernels, from the most portable up.
+enum class Isa { Portable, Avx2, Avx512 };
+
+/// "portable", "avx2", "avx512".
+const char *isaName(Isa isa);
+/// Whether this CPU (and OS) can run `isa`.
+bool isaSupported(Isa isa);
+/// The best supported Isa, or the one `override` names if it is supported
+/// (`override` as KILN_KERNELS spells it; NULL or unknown is ignored).
+Isa selectIsa(const char *override);
+/// selectIsa(getenv("KILN_KERNELS")), computed on the first call.
+Isa activeIsa();
+
+/// kiln_matmul_f32 with a given Isa, which must be supported.
+void matmulF32(Isa isa, ThreadPool *pool, const float *a, int64_t lda,
+               const float *b, float *c, int64_t ldc, int64_t m, int64_t n,
+               int64_t k) noexcept;
+
+/// kiln_matmul_bt_f32 with a given Isa, which must be supported.
+void matmulBtF32(Isa isa, ThreadPool *pool, const float *a, int64_t lda,
+                 const float *b, float *c, int64_t ldc, int64_t m, int64_t n,
+                 int64_t k) noexcept;
+
+/// The arguments of attention_paged_f32, as one struct.
+struct AttentionArgs {
+  const kiln_step_args *step;
+  int64_t layer, layers, qHeads, kvHeads, headDim, blockSize;
+  float scale, softcap;
+  const float *q;
+  int64_t qStrideHead, qStrideToken;
+  const float *k;
+  int64_t kStrideHead, kStrideToken;
+  const float *v;
+  int64_t vStrideHead, vStrideToken;
+  float *out;
+  int64_t outStrideHead, outStrideToken;
+};
+
+/// kiln_attention_paged_f32 with a given Isa, which must be supported.
+void attentionPagedF32(Isa isa, const AttentionArgs &args) noexcept;
+
+} // namespace kernels
+} // namespace kiln
+#endif // __cplusplus
+
+#endif // KILN_RUNTIME_KERNELS_KERNELS_H

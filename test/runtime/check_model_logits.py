@@ -1,0 +1,298 @@
+#!/usr/bin/env python3
+"""Compiled models against onnxruntime on the same ONNX.
+
+For each fixture named on the command line this compiles the model with
+kilnc, loads the artifact through the runtime's C API (libkiln.so, ctypes)
+and checks, against onnxruntime running the ONNX graph with its own KV
+handling:
+
+  1. prefill: the logits after each sequence's last prompt token, with two
+     prompts of different lengths prefilled in ONE step (a mixed batch);
+  2. decode: 32 steps fed the reference's greedy tokens, logits compared
+     at every step (max abs diff <= tol * max |logit|), and 64 greedy
+     tokens identical to onnxruntime's greedy loop;
+  3. batching: a step carrying a decode token of one sequence and a prompt
+     chunk of another gives each the logits it gets alone.
+
+Usage: check_model_logits.py --kilnc BIN --libkiln SO --work DIR FIXTURE_DIR...
+Prints one line per check and `N passed, M failed`; exits 1 on any failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import onnxruntime as ort
+
+TOL = 1e-4  # of max |logit| (issue 3: fp32 tolerance)
+DECODE_STEPS = 32
+GREEDY_TOKENS = 64
+
+
+class SeqTokens(ctypes.Structure):
+    _fields_ = [("seq", ctypes.c_int64),
+                ("tokens", ctypes.POINTER(ctypes.c_int32)),
+                ("num_tokens", ctypes.c_int64)]
+
+
+class EngineOptions(ctypes.Structure):
+    _fields_ = [("num_threads", ctypes.c_int32),
+                ("kv_cache_tokens", ctypes.c_int64)]
+
+
+class ModelInfo(ctypes.Structure):
+    _fields_ = [("vocab_size", ctypes.c_int64),
+                ("context_length", ctypes.c_int64),
+                ("max_batch_tokens", ctypes.c_int64),
+                ("layers", ctypes.c_int64), ("kv_heads", ctypes.c_int64),
+                ("head_dim", ctypes.c_int64), ("block_size", ctypes.c_int64),
+                ("arena_bytes", ctypes.c_int64),
+                ("weights_bytes", ctypes.c_int64),
+                ("num_eos_tokens", ctypes.c_int32),
+                ("eos_token_ids", ctypes.c_int32 * 8),
+                ("tokenizer_path", ctypes.c_char_p),
+                ("target_cpu", ctypes.c_char_p)]
+
+
+class Kiln:
+    """The runtime's C API through ctypes."""
+
+    def __init__(self, lib_path: str):
+        lib = ctypes.CDLL(lib_path)
+        lib.kiln_last_error_message.restype = ctypes.c_char_p
+        lib.kiln_model_open.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
+        lib.kiln_engine_create.argtypes = [ctypes.c_void_p, ctypes.c_void_p,
+                                           ctypes.c_void_p]
+        lib.kiln_engine_seq_create.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        lib.kiln_engine_seq_free.argtypes = [ctypes.c_void_p, ctypes.c_int64]
+        lib.kiln_engine_step.argtypes = [ctypes.c_void_p,
+                                         ctypes.POINTER(SeqTokens),
+                                         ctypes.c_int64, ctypes.c_void_p,
+                                         ctypes.c_size_t]
+        lib.kiln_model_get_info.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        lib.kiln_engine_free.argtypes = [ctypes.c_void_p]
+        lib.kiln_model_free.argtypes = [ctypes.c_void_p]
+        self.lib = lib
+
+    def check(self, status: int, what: str):
+        if status != 0:
+            raise RuntimeError(f"{what}: status {status}: "
+                               f"{self.lib.kiln_last_error_message().decode()}")
+
+
+class Engine:
+    def __init__(self, kiln: Kiln, artifact: str, threads: int = 2):
+        self.k = kiln
+        self.model = ctypes.c_void_p()
+        kiln.check(kiln.lib.kiln_model_open(artifact.encode(),
+                                            ctypes.byref(self.model)),
+                   "kiln_model_open")
+        self.info = ModelInfo()
+        kiln.check(kiln.lib.kiln_model_get_info(self.model,
+                                                ctypes.byref(self.info)),
+                   "kiln_model_get_info")
+        options = EngineOptions(threads, 0)
+        self.engine = ctypes.c_void_p()
+        kiln.check(kiln.lib.kiln_engine_create(self.model,
+                                               ctypes.byref(options),
+                                               ctypes.byref(self.engine)),
+                   "kiln_engine_create")
+        self.vocab = self.info.vocab_size
+
+    def new_seq(self) -> int:
+        seq = ctypes.c_int64()
+        self.k.check(self.k.lib.kiln_engine_seq_create(self.engine,
+                                                       ctypes.byref(seq)),
+                     "kiln_engine_seq_create")
+        return seq.value
+
+    def step(self, batch: list[tuple[int, list[int]]]) -> np.ndarray:
+        arrays = [np.asarray(tokens, dtype=np.int32) for _, tokens in batch]
+        seqs = (SeqTokens * len(batch))()
+        for i, (seq, _) in enumerate(batch):
+            seqs[i].seq = seq
+            seqs[i].tokens = arrays[i].ctypes.data_as(
+                ctypes.POINTER(ctypes.c_int32))
+            seqs[i].num_tokens = len(arrays[i])
+        logits = np.zeros((len(batch), self.vocab), dtype=np.float32)
+        self.k.check(self.k.lib.kiln_engine_step(
+            self.engine, seqs, len(batch), logits.ctypes.data, logits.size),
+            "kiln_engine_step")
+        return logits
+
+    def close(self):
+        self.k.lib.kiln_engine_free(self.engine)
+        self.k.lib.kiln_model_free(self.model)
+
+
+class OrtModel:
+    """onnxruntime running the exported graph with its own cache handling."""
+
+    def __init__(self, fixture: str):
+        self.session = ort.InferenceSession(
+            os.path.join(fixture, "model.onnx"),
+            providers=["CPUExecutionProvider"])
+        self.inputs = {i.name: i for i in self.session.get_inputs()}
+        self.outputs = [o.name for o in self.session.get_outputs()]
+        self.past_names = [n for n in self.inputs
+                           if n not in ("input_ids", "attention_mask",
+                                        "position_ids")]
+        self.present_names = [n for n in self.outputs if n != "logits"]
+        assert len(self.past_names) == len(self.present_names)
+
+    def empty_past(self):
+        past = {}
+        for name in self.past_names:
+            shape = self.inputs[name].shape
+            dims = [1 if i == 0 else (0 if isinstance(d, str) else d)
+                    for i, d in enumerate(shape)]
+            past[name] = np.zeros(dims, dtype=np.float32)
+        return past
+
+    def run(self, all_tokens: list[int], new: int, past):
+        """Logits [new, V] for the last `new` tokens of `all_tokens`."""
+        total = len(all_tokens)
+        if not self.past_names:  # no cache: recompute everything
+            feeds = {"input_ids": np.asarray([all_tokens], dtype=np.int64)}
+            if "attention_mask" in self.inputs:
+                feeds["attention_mask"] = np.ones((1, total), dtype=np.int64)
+            if "position_ids" in self.inputs:
+                feeds["position_ids"] = np.arange(total, dtype=np.int64)[None]
+            out = self.session.run(["logits"], feeds)
+            return out[0][0, -new:], past
+        feeds = {"input_ids": np.asarray([all_tokens[-new:]], dtype=np.int64)}
+        if "attention_mask" in self.inputs:
+            feeds["attention_mask"] = np.ones((1, total), dtype=np.int64)
+        if "position_ids" in self.inputs:
+            feeds["position_ids"] = np.arange(total - new, total,
+                                              dtype=np.int64)[None]
+        feeds.update(past)
+        out = self.session.run(self.outputs, feeds)
+        named = dict(zip(self.outputs, out))
+        new_past = {p: named[q] for p, q in zip(self.past_names,
+                                                self.present_names)}
+        return named["logits"][0, -new:], new_past
+
+
+class Checker:
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+
+    def expect(self, ok: bool, what: str):
+        print(("ok   " if ok else "FAIL ") + what, flush=True)
+        if ok:
+            self.passed += 1
+        else:
+            self.failed += 1
+
+    def close_logits(self, got: np.ndarray, want: np.ndarray, what: str):
+        scale = float(np.max(np.abs(want)))
+        diff = float(np.max(np.abs(got - want)))
+        self.expect(diff <= TOL * scale,
+                    f"{what}: max|diff| {diff:.2e} (limit {TOL * scale:.2e})")
+
+
+def check_fixture(fixture: str, args, kiln: Kiln, c: Checker):
+    name = os.path.basename(os.path.normpath(fixture))
+    artifact = os.path.join(args.work, name + ".kiln")
+    cmd = [args.kilnc, os.path.join(fixture, "model.onnx"), "-o", artifact,
+           "--force", "--quiet", "--max-batch-tokens", "64"]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    c.expect(result.returncode == 0,
+             f"{name}: kilnc compiles ({result.stderr.strip()[:300]})")
+    if result.returncode != 0:
+        return
+    engine = Engine(kiln, artifact)
+    ref = OrtModel(fixture)
+    rng = np.random.default_rng(7)
+    vocab = engine.vocab
+
+    # 1. Two prompts of different lengths prefilled in one step.
+    prompts = [list(rng.integers(3, vocab, 9)), list(rng.integers(3, vocab, 5))]
+    seqs = [engine.new_seq(), engine.new_seq()]
+    got = engine.step(list(zip(seqs, prompts)))
+    pasts, histories = [], []
+    for i, prompt in enumerate(prompts):
+        want, past = ref.run(prompt, len(prompt), ref.empty_past())
+        c.close_logits(got[i], want[-1],
+                       f"{name}: prefill logits, sequence {i} "
+                       f"({len(prompt)} tokens, mixed batch)")
+        pasts.append(past)
+        histories.append(list(prompt))
+
+    # 2. Decode: both sequences step together, fed onnxruntime's greedy
+    # token; logits compared every step; tokens must agree.
+    next_tokens = [int(np.argmax(got[i])) for i in range(2)]
+    worst = [0.0, 0.0]
+    agree = [True, True]
+    ref_next = []
+    for i in range(2):
+        want_last, _ = ref.run(histories[i], len(histories[i]),
+                               ref.empty_past())
+        ref_next.append(int(np.argmax(want_last[-1])))
+    for step in range(GREEDY_TOKENS):
+        for i in range(2):
+            agree[i] &= next_tokens[i] == ref_next[i]
+            histories[i].append(ref_next[i])
+        got = engine.step([(seqs[i], [ref_next[i]]) for i in range(2)])
+        for i in range(2):
+            want, pasts[i] = ref.run(histories[i], 1, pasts[i])
+            if step < DECODE_STEPS:
+                scale = float(np.max(np.abs(want[-1])))
+                worst[i] = max(worst[i], float(
+                    np.max(np.abs(got[i] - want[-1]))) / scale)
+            next_tokens[i] = int(np.argmax(got[i]))
+            ref_next[i] = int(np.argmax(want[-1]))
+    for i in range(2):
+        c.expect(worst[i] <= TOL,
+                 f"{name}: {DECODE_STEPS} decode steps, sequence {i}: worst "
+                 f"max|diff|/max|logit| {worst[i]:.2e} (limit {TOL:.0e})")
+        c.expect(agree[i], f"{name}: {GREEDY_TOKENS} greedy tokens identical "
+                           f"to onnxruntime, sequence {i}")
+
+    # 3. A decode token and a prompt chunk in one step equal each alone.
+    alone = engine.new_seq()
+    chunk = list(rng.integers(3, vocab, 7))
+    alone_logits = engine.step([(alone, chunk)])[0]
+    mixed = engine.new_seq()
+    tok = int(rng.integers(3, vocab))
+    both = engine.step([(seqs[0], [tok]), (mixed, chunk)])
+    c.close_logits(both[1], alone_logits,
+                   f"{name}: a prompt chunk batched with a decode token "
+                   f"equals it alone")
+    histories[0].append(tok)
+    want, _ = ref.run(histories[0], 1, pasts[0])
+    c.close_logits(both[0], want[-1],
+                   f"{name}: the decode token batched with a prompt chunk")
+    engine.close()
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--kilnc", required=True)
+    p.add_argument("--libkiln", required=True)
+    p.add_argument("--work", required=True)
+    p.add_argument("fixtures", nargs="+")
+    args = p.parse_args()
+    os.makedirs(args.work, exist_ok=True)
+    kiln = Kiln(args.libkiln)
+    c = Checker()
+    for fixture in args.fixtures:
+        try:
+            check_fixture(fixture, args, kiln, c)
+        except RuntimeError as e:
+            c.expect(False, f"{os.path.basename(fixture)}: {e}")
+    print(f"{c.passed} passed, {c.failed} failed")
+    sys.exit(1 if c.failed else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,772 @@
+//===- KernelsTest.cpp - CPU kernels and thread pool against references ---===//
+//
+// Every kernel runs on every instruction set this CPU supports (portable is
+// always among them) and through the dispatched table, single-threaded and
+// on a pool, and is compared with a naive double-precision reference.
+// Outputs start as NaN, so a kernel that accumulates into C or skips an
+// element fails; padding between rows holds a sentinel that must survive.
+// The paged cache starts as NaN too, so reading a row the step did not
+// write (or another layer's) shows up in the output.
+//
+// KernelsBench.* is disabled by default; run it with
+// --gtest_also_run_disabled_tests --gtest_filter='KernelsBench.*'.
+//
+//===----------------------------------------------------------------------===//
+
+#include "runtime/src/kernels/kernels.h"
+#include "runtime/src/threadpool.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <numeric>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+using kiln::ThreadPool;
+using kiln::kernels::Isa;
+
+namespace {
+
+const float kNaN = std::numeric_limits<float>::quiet_NaN();
+const float kSentinel = 12345.0f;
+
+std::vector<Isa> supportedIsas() {
+  std::vector<Isa> isas;
+  for (Isa isa : {Isa::Portable, Isa::Avx2, Isa::Avx512})
+    if (kiln::kernels::isaSupported(isa))
+      isas.push_back(isa);
+  return isas;
+}
+
+std::vector<float> randomFloats(size_t n, std::mt19937 &rng, float lo = -1.0f,
+                                float hi = 1.0f) {
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(n);
+  for (float &x : v)
+    x = dist(rng);
+  return v;
+}
+
+//===----------------------------------------------------------------------===//
+// Thread pool
+//===----------------------------------------------------------------------===//
+
+TEST(KernelsThreadPool, CoversEveryIndexOnce) {
+  for (int threads : {1, 2, 3, 8}) {
+    ThreadPool pool(threads);
+    EXPECT_EQ(pool.numThreads(), threads);
+    for (int64_t n : {0, 1, 2, 3, 7, 64, 1000, 4097}) {
+      for (int64_t chunk : {0, 1, 5, 100000}) {
+        std::vector<std::atomic<int>> hits(n);
+        pool.parallelFor(
+            n,
+            [&](int64_t b, int64_t e) {
+              ASSERT_LE(0, b);
+              ASSERT_LT(b, e);
+              ASSERT_LE(e, n);
+              for (int64_t i = b; i < e; ++i)
+                hits[i].fetch_add(1);
+            },
+            chunk);
+        for (int64_t i = 0; i < n; ++i)
+          ASSERT_EQ(hits[i].load(), 1)
+              << "threads " << threads << " n " << n << " chunk " << chunk
+              << " index " << i;
+      }
+    }
+  }
+}
+
+TEST(KernelsThreadPool, DefaultSplitIsOneRangePerThread) {
+  ThreadPool pool(3);
+  std::mutex mutex;
+  std::vector<std::pair<int64_t, int64_t>> ranges;
+  pool.parallelFor(10, [&](int64_t b, int64_t e) {
+    std::lock_guard<std::mutex> lock(mutex);
+    ranges.emplace_back(b, e);
+  });
+  std::sort(ranges.begin(), ranges.end());
+  std::vector<std::pair<int64_t, int64_t>> expected = {
+      {0, 4}, {4, 8}, {8, 10}};
+  EXPECT_EQ(ranges, expected);
+}
+
+TEST(KernelsThreadPool, WorkersTakePart) {
+  ThreadPool pool(3);
+  std::mutex mutex;
+  std::set<std::thread::id> ids;
+  // Chunks long enough that sleeping workers wake before the caller could
+  // run them all.
+  pool.parallelFor(
+      60,
+      [&](int64_t, int64_t) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        std::lock_guard<std::mutex> lock(mutex);
+        ids.insert(std::this_thread::get_id());
+      },
+      1);
+  EXPECT_EQ(ids.size(), 3u);
+}
+
+TEST(KernelsThreadPool, PoolOfOneRunsInline) {
+  ThreadPool pool(1);
+  std::thread::id caller = std::this_thread::get_id();
+  int calls = 0;
+  pool.parallelFor(
+      100,
+      [&](int64_t b, int64_t e) {
+        EXPECT_EQ(std::this_thread::get_id(), caller);
+        EXPECT_EQ(b, 0);
+        EXPECT_EQ(e, 100);
+        ++calls;
+      },
+      1);
+  EXPECT_EQ(calls, 1);
+}
+
+TEST(KernelsThreadPool, ManySmallJobsWithAndWithoutSpinning) {
+  // spinMicros 0: workers sleep after every job, so each job goes through
+  // the wake-up path; a lost wake-up would hang here.
+  for (int spin : {0, ThreadPool::kDefaultSpinMicros}) {
+    ThreadPool pool(3, spin);
+    std::vector<int64_t> data(64);
+    int64_t expected = 0;
+    for (int iter = 0; iter < 5000; ++iter) {
+      pool.parallelFor(
+          static_cast<int64_t>(data.size()),
+          [&](int64_t b, int64_t e) {
+            for (int64_t i = b; i < e; ++i)
+              data[i] += i;
+          },
+          iter % 3 == 0 ? 0 : 7);
+      expected += 63 * 64 / 2;
+    }
+    EXPECT_EQ(std::accumulate(data.begin(), data.end(), int64_t{0}), expected)
+        << "spin " << spin;
+  }
+}
+
+TEST(KernelsThreadPool, NestedAndConcurrentCallsComplete) {
+  ThreadPool pool(3);
+  std::atomic<int64_t> sum{0};
+  // Nested: runs inline inside the outer job.
+  pool.parallelFor(
+      6,
+      [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i)
+          pool.parallelFor(10, [&](int64_t b2, int64_t e2) {
+            for (int64_t j = b2; j < e2; ++j)
+              sum.fetch_add(j);
+          });
+      },
+      1);
+  EXPECT_EQ(sum.load(), 6 * 45);
+
+  // Two outside threads share the pool: one of them may run inline.
+  std::atomic<int64_t> total{0};
+  auto hammer = [&] {
+    for (int iter = 0; iter < 2000; ++iter)
+      pool.parallelFor(
+          50,
+          [&](int64_t b, int64_t e) {
+            for (int64_t i = b; i < e; ++i)
+              total.fetch_add(1);
+          },
+          4);
+  };
+  std::thread other(hammer);
+  hammer();
+  other.join();
+  EXPECT_EQ(total.load(), 2 * 2000 * 50);
+}
+
+//===----------------------------------------------------------------------===//
+// Dispatch and table
+//===----------------------------------------------------------------------===//
+
+TEST(KernelsTable, DescribesItself) {
+  const kiln_kernels *table = kiln_cpu_kernels();
+  ASSERT_NE(table, nullptr);
+  EXPECT_EQ(table->abi_version, static_cast<uint32_t>(KILN_MODEL_ABI_VERSION));
+  EXPECT_EQ(table->size, sizeof(kiln_kernels));
+  EXPECT_EQ(table->matmul_f32, &kiln_matmul_f32);
+  EXPECT_EQ(table->attention_paged_f32, &kiln_attention_paged_f32);
+  EXPECT_EQ(table->matmul_bt_f32, &kiln_matmul_bt_f32);
+  EXPECT_STREQ(kiln_cpu_kernels_isa(),
+               kiln::kernels::isaName(kiln::kernels::activeIsa()));
+  // ctest also runs these tests with KILN_KERNELS=portable.
+  if (const char *forced = std::getenv("KILN_KERNELS"))
+    EXPECT_STREQ(kiln_cpu_kernels_isa(), forced);
+}
+
+TEST(KernelsTable, SelectIsaHonoursSupportedOverrides) {
+  Isa best = supportedIsas().back();
+  EXPECT_EQ(kiln::kernels::selectIsa(nullptr), best);
+  EXPECT_EQ(kiln::kernels::selectIsa("no-such-isa"), best);
+  EXPECT_EQ(kiln::kernels::selectIsa(""), best);
+  EXPECT_EQ(kiln::kernels::selectIsa("portable"), Isa::Portable);
+  for (Isa isa : {Isa::Avx2, Isa::Avx512})
+    EXPECT_EQ(kiln::kernels::selectIsa(kiln::kernels::isaName(isa)),
+              kiln::kernels::isaSupported(isa) ? isa : best);
+}
+
+//===----------------------------------------------------------------------===//
+// Matmul
+//===----------------------------------------------------------------------===//
+
+struct MatmulShape {
+  int64_t m, n, k;
+};
+
+/// Shapes around every blocking boundary: GEMV (M = 1), microkernel row
+/// counts 1..8 and beyond, N tails against 8 / 16 / 32 wide panels and the
+/// 128-wide GEMV tile, K = 1 and K across the 256-deep K blocks.
+const MatmulShape kMatmulShapes[] = {
+    {1, 1, 1},     {1, 7, 3},      {1, 16, 16},   {1, 17, 5},
+    {1, 100, 1},   {1, 129, 33},   {1, 200, 257}, {1, 1536, 576},
+    {2, 33, 17},   {3, 5, 300},    {4, 8, 8},     {5, 47, 31},
+    {6, 16, 1},    {7, 13, 13},    {8, 32, 256},  {9, 33, 513},
+    {13, 31, 257}, {17, 1, 9},     {33, 70, 2},   {64, 200, 96},
+    {100, 50, 70}, {128, 96, 600}, {7, 300, 40},  {2, 4000, 3},
+};
+
+/// C (ldc apart, NaN before the call) against a double reference; the pad
+/// columns between rows must still hold kSentinel.
+void expectMatmul(const std::vector<float> &a, int64_t lda,
+                  const std::vector<float> &b, bool bTransposed,
+                  const std::vector<float> &c, int64_t ldc,
+                  const MatmulShape &s, const std::string &what) {
+  double tol = 1e-5 * std::sqrt(static_cast<double>(std::max<int64_t>(s.k, 1)));
+  int64_t bad = 0;
+  for (int64_t i = 0; i < s.m; ++i) {
+    for (int64_t j = 0; j < s.n; ++j) {
+      double ref = 0;
+      for (int64_t p = 0; p < s.k; ++p)
+        ref += static_cast<double>(a[i * lda + p]) *
+               (bTransposed ? b[j * s.k + p] : b[p * s.n + j]);
+      float got = c[i * ldc + j];
+      if (!(std::fabs(got - ref) <= tol * std::max(1.0, std::fabs(ref))) &&
+          bad++ < 5)
+        ADD_FAILURE() << what << ": C[" << i << "][" << j << "] = " << got
+                      << ", expected " << ref;
+    }
+    for (int64_t j = s.n; j < ldc && i + 1 < s.m; ++j)
+      if (c[i * ldc + j] != kSentinel && bad++ < 5)
+        ADD_FAILURE() << what << ": padding C[" << i << "][" << j
+                      << "] overwritten";
+  }
+}
+
+using MatmulFn = void (*)(Isa, ThreadPool *, const float *, int64_t,
+                          const float *, float *, int64_t, int64_t, int64_t,
+                          int64_t);
+
+/// Runs `fn` (or, for isa == nullopt, the dispatched `tableFn`) over all
+/// shapes, with and without row padding, single-threaded and on pools.
+void checkMatmulShapes(MatmulFn fn, decltype(kiln_kernels::matmul_f32) tableFn,
+                       bool bTransposed) {
+  std::mt19937 rng(42);
+  ThreadPool pool1(1), pool3(3);
+  ThreadPool *pools[] = {nullptr, &pool1, &pool3};
+  std::vector<Isa> isas = supportedIsas();
+  for (const MatmulShape &s : kMatmulShapes) {
+    for (int64_t pad : {0, 3}) {
+      int64_t lda = s.k + pad, ldc = s.n + pad;
+      std::vector<float> a = randomFloats(s.m * lda, rng);
+      std::vector<float> b = randomFloats(s.k * s.n, rng);
+      for (ThreadPool *pool : pools) {
+        // One entry per Isa, then the dispatched table function.
+        for (size_t variant = 0; variant <= isas.size(); ++variant) {
+          std::vector<float> c(s.m * ldc, kSentinel);
+          for (int64_t i = 0; i < s.m; ++i)
+            std::fill(c.begin() + i * ldc, c.begin() + i * ldc + s.n, kNaN);
+          std::string what =
+              std::string(variant < isas.size()
+                              ? kiln::kernels::isaName(isas[variant])
+                              : "dispatched") +
+              " M=" + std::to_string(s.m) + " N=" + std::to_string(s.n) +
+              " K=" + std::to_string(s.k) + " pad=" + std::to_string(pad) +
+              " threads=" + std::to_string(pool ? pool->numThreads() : 0);
+          if (variant < isas.size())
+            fn(isas[variant], pool, a.data(), lda, b.data(), c.data(), ldc,
+               s.m, s.n, s.k);
+          else
+            tableFn(pool, a.data(), lda, b.data(), c.data(), ldc, s.m, s.n,
+                    s.k);
+          expectMatmul(a, lda, b, bTransposed, c, ldc, s, what);
+        }
+      }
+    }
+  }
+}
+
+void matmulNoexcept(Isa isa, ThreadPool *pool, const float *a, int64_t lda,
+                    const float *b, float *c, int64_t ldc, int64_t m,
+                    int64_t n, int64_t k) {
+  kiln::kernels::matmulF32(isa, pool, a, lda, b, c, ldc, m, n, k);
+}
+
+void matmulBtNoexcept(Isa isa, ThreadPool *pool, const float *a, int64_t lda,
+                      const float *b, float *c, int64_t ldc, int64_t m,
+                      int64_t n, int64_t k) {
+  kiln::kernels::matmulBtF32(isa, pool, a, lda, b, c, ldc, m, n, k);
+}
+
+TEST(KernelsMatmul, MatchesReferenceOnEveryShape) {
+  checkMatmulShapes(matmulNoexcept, kiln_cpu_kernels()->matmul_f32, false);
+}
+
+TEST(KernelsMatmul, TransposedBMatchesReferenceOnEveryShape) {
+  checkMatmulShapes(matmulBtNoexcept, kiln_cpu_kernels()->matmul_bt_f32,
+                    true);
+}
+
+TEST(KernelsMatmul, EmptyKWritesZeros) {
+  for (Isa isa : supportedIsas()) {
+    for (MatmulFn fn : {matmulNoexcept, matmulBtNoexcept}) {
+      std::vector<float> c(3 * 5, kNaN);
+      float a = 0, b = 0;
+      fn(isa, nullptr, &a, 0, &b, c.data(), 5, 3, 5, 0);
+      for (float x : c)
+        EXPECT_EQ(x, 0.0f) << kiln::kernels::isaName(isa);
+    }
+  }
+}
+
+TEST(KernelsMatmul, EmptyMOrNTouchesNothing) {
+  for (Isa isa : supportedIsas()) {
+    float a[4] = {1, 2, 3, 4}, b[4] = {1, 2, 3, 4}, c = kSentinel;
+    kiln::kernels::matmulF32(isa, nullptr, a, 2, b, &c, 1, 0, 1, 2);
+    kiln::kernels::matmulF32(isa, nullptr, a, 2, b, &c, 1, 1, 0, 2);
+    kiln::kernels::matmulBtF32(isa, nullptr, a, 2, b, &c, 1, 0, 1, 2);
+    EXPECT_EQ(c, kSentinel) << kiln::kernels::isaName(isa);
+  }
+}
+
+//===----------------------------------------------------------------------===//
+// Attention
+//===----------------------------------------------------------------------===//
+
+/// How q, k, v and out are laid out in memory.
+enum class Layout {
+  TokenMajor, ///< [T][H][D]
+  HeadMajor,  ///< [H][T][D]
+  Padded,     ///< [T][H][D + 5]
+};
+
+struct AttentionCase {
+  std::string name;
+  int64_t qHeads, kvHeads, headDim, blockSize;
+  /// Per sequence: positions already cached, then new tokens this step.
+  std::vector<std::pair<int64_t, int64_t>> seqs;
+  float scale = 0.125f;
+  float softcap = 0.0f;
+  Layout layout = Layout::TokenMajor;
+  float qMagnitude = 1.0f; ///< q in [-qMagnitude, qMagnitude]
+};
+
+/// Strides and size of a [heads] x [tokens] x [headDim] tensor.
+struct Strides {
+  int64_t head, token, size;
+};
+
+Strides stridesFor(Layout layout, int64_t heads, int64_t tokens, int64_t d) {
+  switch (layout) {
+  case Layout::TokenMajor:
+    return {d, heads * d, tokens * heads * d};
+  case Layout::HeadMajor:
+    return {tokens * d, d, heads * tokens * d};
+  case Layout::Padded:
+    return {d + 5, heads * (d + 5), tokens * heads * (d + 5)};
+  }
+  return {};
+}
+
+/// A step over a NaN-filled paged cache whose blocks are handed out to
+/// sequences in a shuffled order, plus dense copies of every sequence's
+/// keys and values to compute the reference from.
+class AttentionFixture {
+public:
+  static constexpr int64_t kLayers = 3, kLayer = 1;
+
+  AttentionFixture(const AttentionCase &c, uint32_t seed) : c_(c), rng_(seed) {
+    const int64_t numSeqs = static_cast<int64_t>(c.seqs.size());
+    int64_t d = c.headDim;
+    for (auto [before, fresh] : c.seqs) {
+      int64_t len = before + fresh;
+      lens_.push_back(static_cast<int32_t>(len));
+      blocksPerSeq_.push_back((len + c.blockSize - 1) / c.blockSize);
+      maxBlocks_ = std::max(maxBlocks_, blocksPerSeq_.back() + 1);
+      denseK_.push_back(randomFloats(c.kvHeads * len * d, rng_));
+      denseV_.push_back(randomFloats(c.kvHeads * len * d, rng_));
+      for (int64_t i = 0; i < fresh; ++i) {
+        tokenSeq_.push_back(static_cast<int32_t>(lens_.size() - 1));
+        positions_.push_back(before + i);
+      }
+    }
+    // Shuffled blocks plus spares that no sequence owns; unused table
+    // entries point nowhere.
+    int64_t used = std::accumulate(blocksPerSeq_.begin(), blocksPerSeq_.end(),
+                                   int64_t{0});
+    numBlocks_ = used + 3;
+    std::vector<int32_t> ids(numBlocks_);
+    std::iota(ids.begin(), ids.end(), 0);
+    std::shuffle(ids.begin(), ids.end(), rng_);
+    tables_.assign(numSeqs * maxBlocks_, -1);
+    int64_t next = 0;
+    for (int64_t s = 0; s < numSeqs; ++s)
+      for (int64_t bIdx = 0; bIdx < blocksPerSeq_[s]; ++bIdx)
+        tables_[s * maxBlocks_ + bIdx] = ids[next++];
+    cache_.assign(numBlocks_ * kLayers * 2 * blockFloats(), kNaN);
+
+    // The cached past of each sequence, written the way the ABI lays it
+    // out.
+    for (int64_t s = 0; s < numSeqs; ++s)
+      for (int64_t pos = 0; pos < c.seqs[s].first; ++pos)
+        for (int64_t g = 0; g < c.kvHeads; ++g) {
+          std::copy_n(&denseK_[s][(g * lens_[s] + pos) * d], d,
+                      cacheRow(s, pos, g, 0));
+          std::copy_n(&denseV_[s][(g * lens_[s] + pos) * d], d,
+                      cacheRow(s, pos, g, 1));
+        }
+
+    int64_t tokens = static_cast<int64_t>(positions_.size());
+    qs_ = stridesFor(c.layout, c.qHeads, tokens, d);
+    kvs_ = stridesFor(c.layout, c.kvHeads, tokens, d);
+    q_ = randomFloats(qs_.size, rng_, -c.qMagnitude, c.qMagnitude);
+    k_.assign(kvs_.size, kNaN);
+    v_.assign(kvs_.size, kNaN);
+    for (int64_t t = 0; t < tokens; ++t) {
+      int64_t s = tokenSeq_[t], pos = positions_[t];
+      for (int64_t g = 0; g < c.kvHeads; ++g) {
+        std::copy_n(&denseK_[s][(g * lens_[s] + pos) * d], d,
+                    &k_[g * kvs_.head + t * kvs_.token]);
+        std::copy_n(&denseV_[s][(g * lens_[s] + pos) * d], d,
+                    &v_[g * kvs_.head + t * kvs_.token]);
+      }
+    }
+    tokenIds_.assign(tokens, 0);
+
+    step_ = {};
+    step_.num_tokens = tokens;
+    step_.token_ids = tokenIds_.data();
+    step_.positions = positions_.data();
+    step_.token_seq = tokenSeq_.data();
+    step_.num_seqs = numSeqs;
+    step_.seq_lens = lens_.data();
+    step_.block_tables = tables_.data();
+    step_.max_blocks_per_seq = maxBlocks_;
+    step_.kv_cache = cache_.data();
+  }
+
+  int64_t tokens() const { return step_.num_tokens; }
+
+  /// Runs the kernel (isa, or the dispatched one when null) and returns out.
+  std::vector<float> run(const Isa *isa, ThreadPool *pool) {
+    std::vector<float> out(qs_.size, kSentinel);
+    for (int64_t t = 0; t < tokens(); ++t)
+      for (int64_t h = 0; h < c_.qHeads; ++h)
+        std::fill_n(&out[h * qs_.head + t * qs_.token], c_.headDim, kNaN);
+    launch(isa, pool, out);
+    return out;
+  }
+
+  /// Runs the kernel into `out`, which must be qs_.size floats.
+  void launch(const Isa *isa, ThreadPool *pool, std::vector<float> &out) {
+    step_.pool = pool;
+    out.resize(qs_.size);
+    kiln::kernels::AttentionArgs args{
+        &step_,     kLayer,       kLayers,      c_.qHeads,  c_.kvHeads,
+        c_.headDim, c_.blockSize, c_.scale,     c_.softcap, q_.data(),
+        qs_.head,   qs_.token,    k_.data(),    kvs_.head,  kvs_.token,
+        v_.data(),  kvs_.head,    kvs_.token,   out.data(), qs_.head,
+        qs_.token};
+    if (isa)
+      kiln::kernels::attentionPagedF32(*isa, args);
+    else
+      kiln_cpu_kernels()->attention_paged_f32(
+          &step_, kLayer, kLayers, c_.qHeads, c_.kvHeads, c_.headDim,
+          c_.blockSize, c_.scale, c_.softcap, q_.data(), qs_.head, qs_.token,
+          k_.data(), kvs_.head, kvs_.token, v_.data(), kvs_.head, kvs_.token,
+          out.data(), qs_.head, qs_.token);
+  }
+
+  /// Compares `out` with softmax attention over the dense keys and values.
+  void expectOutput(const std::vector<float> &out, const std::string &what) {
+    int64_t d = c_.headDim, group = c_.qHeads / c_.kvHeads, bad = 0;
+    for (int64_t t = 0; t < tokens(); ++t) {
+      int64_t s = tokenSeq_[t], pos = positions_[t];
+      for (int64_t h = 0; h < c_.qHeads; ++h) {
+        int64_t g = h / group;
+        const float *q = &q_[h * qs_.head + t * qs_.token];
+        std::vector<double> scores(pos + 1);
+        double maxScore = -INFINITY;
+        for (int64_t j = 0; j <= pos; ++j) {
+          const float *key = &denseK_[s][(g * lens_[s] + j) * d];
+          double dot = 0;
+          for (int64_t i = 0; i < d; ++i)
+            dot += static_cast<double>(q[i]) * key[i];
+          double score = c_.scale * dot;
+          if (c_.softcap > 0)
+            score = c_.softcap * std::tanh(score / c_.softcap);
+          scores[j] = score;
+          maxScore = std::max(maxScore, score);
+        }
+        double sum = 0;
+        for (double &x : scores)
+          sum += x = std::exp(x - maxScore);
+        for (int64_t i = 0; i < d; ++i) {
+          double ref = 0;
+          for (int64_t j = 0; j <= pos; ++j)
+            ref += scores[j] * denseV_[s][(g * lens_[s] + j) * d + i];
+          ref /= sum;
+          float got = out[h * qs_.head + t * qs_.token + i];
+          if (!(std::fabs(got - ref) <= 2e-5) && bad++ < 5)
+            ADD_FAILURE() << what << ": out[h=" << h << "][t=" << t
+                          << "][d=" << i << "] = " << got << ", expected "
+                          << ref;
+        }
+      }
+    }
+    // Nothing written outside the rows.
+    std::vector<char> inRow(out.size(), 0);
+    for (int64_t t = 0; t < tokens(); ++t)
+      for (int64_t h = 0; h < c_.qHeads; ++h)
+        std::fill_n(inRow.begin() + h * qs_.head + t * qs_.token, d, 1);
+    for (size_t i = 0; i < out.size(); ++i) {
+      if (!inRow[i] && out[i] != kSentinel && bad++ < 5)
+        ADD_FAILURE() << what << ": out[" << i << "] outside every row written";
+    }
+  }
+
+  /// After a run: every position of every sequence holds its dense key and
+  /// value, and nothing else in the cache was written.
+  void expectCache(const std::string &what) {
+    std::vector<char> owned(cache_.size(), 0);
+    int64_t d = c_.headDim, bad = 0;
+    for (size_t s = 0; s < lens_.size(); ++s)
+      for (int64_t pos = 0; pos < lens_[s]; ++pos)
+        for (int64_t g = 0; g < c_.kvHeads; ++g)
+          for (int kv = 0; kv < 2; ++kv) {
+            const float *row = cacheRow(s, pos, g, kv);
+            const float *want =
+                &(kv ? denseV_ : denseK_)[s][(g * lens_[s] + pos) * d];
+            if (!std::equal(row, row + d, want) && bad++ < 5)
+              ADD_FAILURE() << what << ": cache row of seq " << s << " pos "
+                            << pos << " kv head " << g
+                            << (kv ? " (value)" : " (key)") << " wrong";
+            std::fill_n(owned.begin() + (row - cache_.data()), d, 1);
+          }
+    for (size_t i = 0; i < cache_.size(); ++i)
+      if (!owned[i] && !std::isnan(cache_[i]) && bad++ < 5)
+        ADD_FAILURE() << what << ": cache float " << i
+                      << " written though no row of the step owns it";
+  }
+
+private:
+  int64_t blockFloats() const {
+    return c_.kvHeads * c_.blockSize * c_.headDim;
+  }
+
+  /// Where the ABI puts (seq, pos, kv head) of layer kLayer; kv 0 is the
+  /// key, 1 the value.
+  float *cacheRow(int64_t s, int64_t pos, int64_t g, int kv) {
+    int64_t block = tables_[s * maxBlocks_ + pos / c_.blockSize];
+    return cache_.data() + ((block * kLayers + kLayer) * 2 + kv) * blockFloats() +
+           (g * c_.blockSize + pos % c_.blockSize) * c_.headDim;
+  }
+
+  AttentionCase c_;
+  std::mt19937 rng_;
+  std::vector<int32_t> lens_, tokenSeq_, tables_;
+  std::vector<int64_t> blocksPerSeq_, positions_, tokenIds_;
+  int64_t maxBlocks_ = 1, numBlocks_ = 0;
+  std::vector<std::vector<float>> denseK_, denseV_;
+  std::vector<float> cache_, q_, k_, v_;
+  Strides qs_{}, kvs_{};
+  kiln_step_args step_{};
+};
+
+/// Every case on every Isa and the dispatched table, without a pool and on
+/// one of 3 threads; each run starts from a fresh cache.
+void checkAttention(const AttentionCase &c) {
+  ThreadPool pool3(3);
+  std::vector<Isa> isas = supportedIsas();
+  for (ThreadPool *pool : {static_cast<ThreadPool *>(nullptr), &pool3}) {
+    for (size_t variant = 0; variant <= isas.size(); ++variant) {
+      const Isa *isa = variant < isas.size() ? &isas[variant] : nullptr;
+      std::string what = c.name + " [" +
+                         (isa ? kiln::kernels::isaName(*isa) : "dispatched") +
+                         (pool ? ", 3 threads]" : ", no pool]");
+      AttentionFixture f(c, 7);
+      std::vector<float> out = f.run(isa, pool);
+      f.expectOutput(out, what);
+      f.expectCache(what);
+    }
+  }
+}
+
+TEST(KernelsAttention, SingleSequencePrefill) {
+  checkAttention({"prefill MHA", 4, 4, 64, 16, {{0, 37}}});
+}
+
+TEST(KernelsAttention, DecodeOverLongContext) {
+  // 1000 cached positions: 63 blocks and 16 softmax chunks.
+  checkAttention({"decode GQA", 9, 3, 64, 16, {{1000, 1}}});
+}
+
+TEST(KernelsAttention, MixedBatchWithShuffledBlocks) {
+  // A prefill chunk on top of a cached prefix, two decodes, a fresh
+  // prefill longer than one softmax chunk.
+  checkAttention({"mixed batch",
+                  9,
+                  3,
+                  64,
+                  7,
+                  {{50, 20}, {300, 1}, {0, 70}, {129, 1}}});
+}
+
+TEST(KernelsAttention, BlockSizeOne) {
+  checkAttention({"block size 1", 9, 3, 64, 1, {{10, 5}, {64, 1}, {0, 3}}});
+}
+
+TEST(KernelsAttention, HeadMajorAndPaddedLayouts) {
+  AttentionCase c{"head major", 9, 3, 64, 16, {{20, 6}, {5, 1}}};
+  c.layout = Layout::HeadMajor;
+  checkAttention(c);
+  c.name = "padded";
+  c.layout = Layout::Padded;
+  checkAttention(c);
+}
+
+TEST(KernelsAttention, Softcap) {
+  // Scores of up to ~20 before the cap of 5, so the cap matters.
+  AttentionCase c{"softcap", 8, 2, 64, 16, {{70, 3}, {0, 9}}};
+  c.scale = 1.0f;
+  c.qMagnitude = 2.0f;
+  c.softcap = 5.0f;
+  checkAttention(c);
+}
+
+TEST(KernelsAttention, LargeScoresStayFinite) {
+  // Scores in the hundreds: the streaming softmax must rescale, not
+  // overflow.
+  AttentionCase c{"large scores", 4, 1, 64, 16, {{200, 2}}};
+  c.scale = 8.0f;
+  c.qMagnitude = 2.0f;
+  checkAttention(c);
+}
+
+TEST(KernelsAttention, OtherHeadDims) {
+  // 128 is specialized; 80 runs the generic path, 72 also its scalar tail,
+  // 300 takes two passes of the generic accumulator, 5 is all tail.
+  for (int64_t d : {128, 80, 72, 300, 5})
+    checkAttention(
+        {"head dim " + std::to_string(d), 6, 2, d, 16, {{70, 2}, {0, 5}}});
+}
+
+TEST(KernelsAttention, ChunkBoundaries) {
+  // Contexts of 64, 65 and 128 positions: exactly one softmax chunk, one
+  // more, two.
+  checkAttention({"chunk edges", 2, 2, 64, 16, {{63, 1}, {64, 1}, {127, 1}}});
+}
+
+//===----------------------------------------------------------------------===//
+// Benchmarks
+//===----------------------------------------------------------------------===//
+
+/// Seconds per call of `fn`: the best of 5 rounds of enough calls to last
+/// ~50 ms.
+template <typename Fn> double timePerCall(Fn &&fn) {
+  using Clock = std::chrono::steady_clock;
+  fn();
+  auto start = Clock::now();
+  int64_t calls = 0;
+  while (Clock::now() - start < std::chrono::milliseconds(20)) {
+    fn();
+    ++calls;
+  }
+  int64_t perRound = std::max<int64_t>(1, calls * 5 / 2);
+  double best = INFINITY;
+  for (int round = 0; round < 5; ++round) {
+    auto t0 = Clock::now();
+    for (int64_t i = 0; i < perRound; ++i)
+      fn();
+    best = std::min(
+        best, std::chrono::duration<double>(Clock::now() - t0).count() /
+                  perRound);
+  }
+  return best;
+}
+
+TEST(KernelsBench, DISABLED_Figures) {
+  std::mt19937 rng(1);
+  std::printf("kernels: %s (dispatched); hardware threads %u\n",
+              kiln_cpu_kernels_isa(), std::thread::hardware_concurrency());
+  struct Gemm {
+    const char *name;
+    int64_t m, n, k;
+    bool transposed;
+  };
+  const Gemm gemms[] = {
+      {"GEMV    1 x 576 x 1536", 1, 1536, 576, false},
+      {"GEMV    1 x 1536 x 576", 1, 576, 1536, false},
+      {"GEMM  128 x 576 x 1536", 128, 1536, 576, false},
+      {"GEMM  512 x 576 x 1536", 512, 1536, 576, false},
+      {"GEMV^T  1 x 576 x 49152", 1, 49152, 576, true},
+  };
+  for (Isa isa : supportedIsas()) {
+    for (int threads : {1, 2}) {
+      ThreadPool pool(threads);
+      for (const Gemm &g : gemms) {
+        std::vector<float> a = randomFloats(g.m * g.k, rng);
+        std::vector<float> b = randomFloats(g.k * g.n, rng);
+        std::vector<float> c(g.m * g.n);
+        double s = timePerCall([&] {
+          (g.transposed ? kiln::kernels::matmulBtF32
+                        : kiln::kernels::matmulF32)(isa, &pool, a.data(), g.k,
+                                                    b.data(), c.data(), g.n,
+                                                    g.m, g.n, g.k);
+        });
+        std::printf("%-8s %d thr  %-24s (M x K x N) %8.1f us %7.1f GFLOP/s "
+                    "%6.1f GB/s of B\n",
+                    kiln::kernels::isaName(isa), threads, g.name, s * 1e6,
+                    2.0 * g.m * g.n * g.k / s * 1e-9,
+                    4.0 * g.n * g.k / s * 1e-9);
+      }
+      struct Attn {
+        const char *name;
+        std::vector<std::pair<int64_t, int64_t>> seqs;
+      };
+      const Attn attns[] = {
+          {"decode, context 1024", {{1023, 1}}},
+          {"decode x8, context 512", std::vector<std::pair<int64_t, int64_t>>(
+                                         8, {511, 1})},
+          {"prefill 128 tokens", {{0, 128}}},
+          {"prefill 512 tokens", {{0, 512}}},
+      };
+      for (const Attn &at : attns) {
+        // SmolLM2-135M: 9 query heads, 3 KV heads, head_dim 64.
+        AttentionFixture f({at.name, 9, 3, 64, 16, at.seqs}, 3);
+        std::vector<float> out;
+        double s = timePerCall([&] { f.launch(&isa, &pool, out); });
+        std::printf("%-8s %d thr  attention 9/3 heads x 64, %-24s %9.1f us\n",
+                    kiln::kernels::isaName(isa), threads, at.name, s * 1e6);
+      }
+    }
+  }
+}
+
+} // namespace
