@@ -58,6 +58,8 @@ enum KernelField { kMatmul = 2, kAttention = 3, kMatmulBT = 4 };
 
 constexpr int64_t kAlign = 64;
 
+static bool isKernelMatMul(MatMulOp op);
+
 int64_t alignUp(int64_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
 
 int64_t elementBytes(Type t) {
@@ -66,8 +68,8 @@ int64_t elementBytes(Type t) {
 
 /// Where a buffer lives: a base pointer and a byte offset from it.
 struct Placement {
-  Value ptr;    // !llvm.ptr
-  Value bytes;  // memref<?xi8> over the same memory
+  Value ptr;   // !llvm.ptr
+  Value bytes; // memref<?xi8> over the same memory
   int64_t offset = 0;
 };
 
@@ -113,6 +115,8 @@ private:
   LogicalResult lowerSlice(SliceOp op);
   LogicalResult lowerConcat(ConcatOp op);
   LogicalResult lowerSplit(SplitOp op);
+  LogicalResult dispatch(Operation *op);
+  LogicalResult outlined(Operation *op);
   void emitGeneric(ValueRange inputs, Value output,
                    function_ref<Value(OpBuilder &, Location, ValueRange)> body);
 
@@ -136,6 +140,9 @@ private:
   std::map<std::string, Value> symbols;
   LLVM::LLVMStructType stepType, kernelsType;
   int constantCount = 0;
+  /// Loop nests are outlined into functions; ops that differ only in their
+  /// buffers (the same op in every layer) share one.
+  llvm::StringMap<func::FuncOp> outlinedFunctions;
 };
 
 Value StepLowering::root(Value v) const {
@@ -181,7 +188,8 @@ std::optional<int64_t> StepLowering::maxBytes(Value v) const {
 LogicalResult StepLowering::plan() {
   Block &body = graph.getBody().front();
   output = root(body.getTerminator()->getOperand(0));
-  if (!output.getDefiningOp() || isa<WeightOp, ConstantOp>(output.getDefiningOp()))
+  if (!output.getDefiningOp() ||
+      isa<WeightOp, ConstantOp>(output.getDefiningOp()))
     return graph.emitError("the logits must be computed, not a weight, "
                            "constant or argument");
 
@@ -213,14 +221,15 @@ LogicalResult StepLowering::plan() {
         continue;
       std::optional<int64_t> bytes = maxBytes(r);
       if (!bytes)
-        return op.emitError() << "cannot size the buffer of result #"
-                              << cast<OpResult>(r).getResultNumber()
-                              << " (" << r.getType()
-                              << "): its dimensions must be static or "
-                                 "depend only on the step's tokens";
+        return op.emitError()
+               << "cannot size the buffer of result #"
+               << cast<OpResult>(r).getResultNumber() << " (" << r.getType()
+               << "): its dimensions must be static or "
+                  "depend only on the step's tokens";
       int64_t size = alignUp(std::max<int64_t>(*bytes, 1));
-      std::sort(live.begin(), live.end(),
-                [](const Live &a, const Live &c) { return a.offset < c.offset; });
+      std::sort(live.begin(), live.end(), [](const Live &a, const Live &c) {
+        return a.offset < c.offset;
+      });
       int64_t offset = 0;
       for (const Live &l : live) {
         if (offset + size <= l.offset)
@@ -256,7 +265,8 @@ Value StepLowering::bytesView(Value ptr) {
   Value desc = LLVM::PoisonOp::create(b, loc, descType);
   desc = LLVM::InsertValueOp::create(b, loc, desc, ptr, ArrayRef<int64_t>{0});
   desc = LLVM::InsertValueOp::create(b, loc, desc, ptr, ArrayRef<int64_t>{1});
-  desc = LLVM::InsertValueOp::create(b, loc, desc, i64(0), ArrayRef<int64_t>{2});
+  desc =
+      LLVM::InsertValueOp::create(b, loc, desc, i64(0), ArrayRef<int64_t>{2});
   desc = LLVM::InsertValueOp::create(b, loc, desc, i64(INT64_MAX / 2),
                                      ArrayRef<int64_t>{3, 0});
   desc = LLVM::InsertValueOp::create(b, loc, desc, i64(1),
@@ -311,14 +321,16 @@ FailureOr<Value> StepLowering::memrefOf(Value tensor, Operation *user) {
   return view;
 }
 
+// Byte offsets go in as i64 values: the LLVM dialect's constant GEP
+// indices are narrower than a large weights file.
 FailureOr<Value> StepLowering::pointerOf(Value tensor, Operation *user) {
   auto it = placements.find(root(tensor));
   if (it == placements.end())
     return user->emitError("operand has no buffer");
   auto ptrType = LLVM::LLVMPointerType::get(ctx);
-  return LLVM::GEPOp::create(b, loc, ptrType, b.getI8Type(), it->second.ptr,
-                             ArrayRef<LLVM::GEPArg>{
-                                 static_cast<int32_t>(it->second.offset)})
+  return LLVM::GEPOp::create(
+             b, loc, ptrType, b.getI8Type(), it->second.ptr,
+             ArrayRef<LLVM::GEPArg>{i64(it->second.offset)})
       .getResult();
 }
 
@@ -341,8 +353,8 @@ void StepLowering::emitGeneric(
     SmallVector<AffineExpr> exprs;
     int64_t lead = rank - inType.getRank();
     for (int64_t i = 0; i < inType.getRank(); ++i) {
-      bool broadcast = inType.getDimSize(i) == 1 &&
-                       outType.getDimSize(lead + i) != 1;
+      bool broadcast =
+          inType.getDimSize(i) == 1 && outType.getDimSize(lead + i) != 1;
       exprs.push_back(broadcast ? getAffineConstantExpr(0, ctx)
                                 : getAffineDimExpr(lead + i, ctx));
     }
@@ -351,12 +363,12 @@ void StepLowering::emitGeneric(
   maps.push_back(AffineMap::getMultiDimIdentityMap(rank, ctx));
   SmallVector<utils::IteratorType> iterators(rank,
                                              utils::IteratorType::parallel);
-  linalg::GenericOp::create(
-      b, loc, TypeRange{}, inputs, ValueRange{output}, maps, iterators,
-      [&](OpBuilder &nb, Location l, ValueRange args) {
-        Value r = body(nb, l, args.drop_back());
-        linalg::YieldOp::create(nb, l, r);
-      });
+  linalg::GenericOp::create(b, loc, TypeRange{}, inputs, ValueRange{output},
+                            maps, iterators,
+                            [&](OpBuilder &nb, Location l, ValueRange args) {
+                              Value r = body(nb, l, args.drop_back());
+                              linalg::YieldOp::create(nb, l, r);
+                            });
 }
 
 /// Elementwise ops (with broadcasting), casts, where, expand, transpose.
@@ -412,12 +424,14 @@ LogicalResult StepLowering::lowerElementwise(Operation *op) {
           return math::PowFOp::create(nb, l, a[0], a[1]);
         })
         .Case([&](MaxOp) -> Value {
-          return isFloat ? arith::MaximumFOp::create(nb, l, a[0], a[1])
-                         : arith::MaxSIOp::create(nb, l, a[0], a[1]).getResult();
+          return isFloat
+                     ? arith::MaximumFOp::create(nb, l, a[0], a[1])
+                     : arith::MaxSIOp::create(nb, l, a[0], a[1]).getResult();
         })
         .Case([&](MinOp) -> Value {
-          return isFloat ? arith::MinimumFOp::create(nb, l, a[0], a[1])
-                         : arith::MinSIOp::create(nb, l, a[0], a[1]).getResult();
+          return isFloat
+                     ? arith::MinimumFOp::create(nb, l, a[0], a[1])
+                     : arith::MinSIOp::create(nb, l, a[0], a[1]).getResult();
         })
         .Case([&](AndOp) -> Value {
           return arith::AndIOp::create(nb, l, a[0], a[1]);
@@ -434,13 +448,15 @@ LogicalResult StepLowering::lowerElementwise(Operation *op) {
                                a[0])
                                .getResult();
         })
-        .Case([&](SqrtOp) -> Value { return math::SqrtOp::create(nb, l, a[0]); })
+        .Case(
+            [&](SqrtOp) -> Value { return math::SqrtOp::create(nb, l, a[0]); })
         .Case([&](ReciprocalOp) -> Value {
           return arith::DivFOp::create(nb, l, one(), a[0], fm);
         })
         .Case([&](ExpOp) -> Value { return math::ExpOp::create(nb, l, a[0]); })
         .Case([&](LogOp) -> Value { return math::LogOp::create(nb, l, a[0]); })
-        .Case([&](TanhOp) -> Value { return math::TanhOp::create(nb, l, a[0]); })
+        .Case(
+            [&](TanhOp) -> Value { return math::TanhOp::create(nb, l, a[0]); })
         .Case([&](ErfOp) -> Value { return math::ErfOp::create(nb, l, a[0]); })
         .Case([&](CosOp) -> Value { return math::CosOp::create(nb, l, a[0]); })
         .Case([&](SinOp) -> Value { return math::SinOp::create(nb, l, a[0]); })
@@ -449,12 +465,14 @@ LogicalResult StepLowering::lowerElementwise(Operation *op) {
                          : math::AbsIOp::create(nb, l, a[0]).getResult();
         })
         .Case([&](SigmoidOp) -> Value {
-          Value e = math::ExpOp::create(nb, l, arith::NegFOp::create(nb, l, a[0]));
+          Value e =
+              math::ExpOp::create(nb, l, arith::NegFOp::create(nb, l, a[0]));
           return arith::DivFOp::create(
               nb, l, one(), arith::AddFOp::create(nb, l, one(), e, fm), fm);
         })
         .Case([&](ReluOp) -> Value {
-          Value zero = arith::ConstantOp::create(nb, l, t, nb.getFloatAttr(t, 0));
+          Value zero =
+              arith::ConstantOp::create(nb, l, t, nb.getFloatAttr(t, 0));
           return arith::MaximumFOp::create(nb, l, a[0], zero);
         })
         .Case([&](GeluOp gelu) -> Value {
@@ -469,12 +487,12 @@ LogicalResult StepLowering::lowerElementwise(Operation *op) {
                 nb, l, x, arith::MulFOp::create(nb, l, c(0.044715), x3, fm),
                 fm);
             inner = math::TanhOp::create(
-                nb, l, arith::MulFOp::create(nb, l, c(0.7978845608028654), poly,
-                                             fm));
+                nb, l,
+                arith::MulFOp::create(nb, l, c(0.7978845608028654), poly, fm));
           } else {
             inner = math::ErfOp::create(
-                nb, l, arith::MulFOp::create(nb, l, x, c(0.7071067811865476),
-                                             fm));
+                nb, l,
+                arith::MulFOp::create(nb, l, x, c(0.7071067811865476), fm));
           }
           Value half = arith::MulFOp::create(nb, l, c(0.5), x, fm);
           return arith::MulFOp::create(
@@ -485,28 +503,31 @@ LogicalResult StepLowering::lowerElementwise(Operation *op) {
         })
         .Case([&](ExpandOp) -> Value { return a[0]; })
         .Case([&](EqualOp) -> Value {
-          return isFloat ? arith::CmpFOp::create(nb, l, arith::CmpFPredicate::OEQ,
-                                                 a[0], a[1])
-                               .getResult()
-                         : arith::CmpIOp::create(nb, l, arith::CmpIPredicate::eq,
-                                                 a[0], a[1])
-                               .getResult();
+          return isFloat
+                     ? arith::CmpFOp::create(nb, l, arith::CmpFPredicate::OEQ,
+                                             a[0], a[1])
+                           .getResult()
+                     : arith::CmpIOp::create(nb, l, arith::CmpIPredicate::eq,
+                                             a[0], a[1])
+                           .getResult();
         })
         .Case([&](LessOp) -> Value {
-          return isFloat ? arith::CmpFOp::create(nb, l, arith::CmpFPredicate::OLT,
-                                                 a[0], a[1])
-                               .getResult()
-                         : arith::CmpIOp::create(nb, l, arith::CmpIPredicate::slt,
-                                                 a[0], a[1])
-                               .getResult();
+          return isFloat
+                     ? arith::CmpFOp::create(nb, l, arith::CmpFPredicate::OLT,
+                                             a[0], a[1])
+                           .getResult()
+                     : arith::CmpIOp::create(nb, l, arith::CmpIPredicate::slt,
+                                             a[0], a[1])
+                           .getResult();
         })
         .Case([&](GreaterOp) -> Value {
-          return isFloat ? arith::CmpFOp::create(nb, l, arith::CmpFPredicate::OGT,
-                                                 a[0], a[1])
-                               .getResult()
-                         : arith::CmpIOp::create(nb, l, arith::CmpIPredicate::sgt,
-                                                 a[0], a[1])
-                               .getResult();
+          return isFloat
+                     ? arith::CmpFOp::create(nb, l, arith::CmpFPredicate::OGT,
+                                             a[0], a[1])
+                           .getResult()
+                     : arith::CmpIOp::create(nb, l, arith::CmpIPredicate::sgt,
+                                             a[0], a[1])
+                           .getResult();
         })
         .Case([&](CastOp) -> Value {
           Type from = t;
@@ -521,18 +542,22 @@ LogicalResult StepLowering::lowerElementwise(Operation *op) {
           if (fromF && outElt.isInteger(1))
             return arith::CmpFOp::create(
                 nb, l, arith::CmpFPredicate::UNE, a[0],
-                arith::ConstantOp::create(nb, l, from, nb.getFloatAttr(from, 0)));
+                arith::ConstantOp::create(nb, l, from,
+                                          nb.getFloatAttr(from, 0)));
           if (fromF)
             return arith::FPToSIOp::create(nb, l, outElt, a[0]);
           if (from.isInteger(1))
-            return toF ? arith::UIToFPOp::create(nb, l, outElt, a[0]).getResult()
-                       : arith::ExtUIOp::create(nb, l, outElt, a[0]).getResult();
+            return toF ? arith::UIToFPOp::create(nb, l, outElt, a[0])
+                             .getResult()
+                       : arith::ExtUIOp::create(nb, l, outElt, a[0])
+                             .getResult();
           if (toF)
             return arith::SIToFPOp::create(nb, l, outElt, a[0]);
           if (outElt.isInteger(1))
             return arith::CmpIOp::create(
                 nb, l, arith::CmpIPredicate::ne, a[0],
-                arith::ConstantOp::create(nb, l, from, nb.getIntegerAttr(from, 0)));
+                arith::ConstantOp::create(nb, l, from,
+                                          nb.getIntegerAttr(from, 0)));
           return from.getIntOrFloatBitWidth() < outElt.getIntOrFloatBitWidth()
                      ? arith::ExtSIOp::create(nb, l, outElt, a[0]).getResult()
                      : arith::TruncIOp::create(nb, l, outElt, a[0]).getResult();
@@ -548,13 +573,20 @@ LogicalResult StepLowering::lowerElementwise(Operation *op) {
   return success();
 }
 
+/// A matmul of f32 activations with a static 2-D f32 matrix: a kernel call.
+static bool isKernelMatMul(MatMulOp op) {
+  auto lhsType = cast<RankedTensorType>(op.getLhs().getType());
+  auto rhsType = cast<RankedTensorType>(op.getRhs().getType());
+  return rhsType.getRank() == 2 && rhsType.hasStaticShape() &&
+         lhsType.getElementType().isF32() && rhsType.getElementType().isF32();
+}
+
 LogicalResult StepLowering::lowerMatMul(MatMulOp op) {
   auto lhsType = cast<RankedTensorType>(op.getLhs().getType());
   auto rhsType = cast<RankedTensorType>(op.getRhs().getType());
   auto transposed = op.getRhs().getDefiningOp<TransposeOp>();
   bool bt = transposed && isSkippedTranspose(transposed);
-  if (rhsType.getRank() == 2 && rhsType.hasStaticShape() &&
-      lhsType.getElementType().isF32() && rhsType.getElementType().isF32()) {
+  if (isKernelMatMul(op)) {
     int64_t k = rhsType.getDimSize(0), n = rhsType.getDimSize(1);
     // M = the product of lhs's leading dims.
     SmallVector<DimExpr> dims = getShapeExprs(lhsType);
@@ -563,16 +595,17 @@ LogicalResult StepLowering::lowerMatMul(MatMulOp op) {
       m = m * dims[i];
     FailureOr<Value> mv = dimValue(m, op);
     FailureOr<Value> a = pointerOf(op.getLhs(), op);
-    FailureOr<Value> w = pointerOf(bt ? transposed.getInput() : op.getRhs(), op);
+    FailureOr<Value> w =
+        pointerOf(bt ? transposed.getInput() : op.getRhs(), op);
     FailureOr<Value> c = pointerOf(op.getResult(), op);
     if (failed(mv) || failed(a) || failed(w) || failed(c))
       return failure();
     auto ptrType = LLVM::LLVMPointerType::get(ctx);
     auto i64Type = b.getI64Type();
-    auto fnType = LLVM::LLVMFunctionType::get(
-        LLVM::LLVMVoidType::get(ctx),
-        {ptrType, ptrType, i64Type, ptrType, ptrType, i64Type, i64Type,
-         i64Type, i64Type});
+    auto fnType = LLVM::LLVMFunctionType::get(LLVM::LLVMVoidType::get(ctx),
+                                              {ptrType, ptrType, i64Type,
+                                               ptrType, ptrType, i64Type,
+                                               i64Type, i64Type, i64Type});
     Value pool = loadStepField(kPool, ptrType);
     Value fn = kernel(bt ? kMatmulBT : kMatmul);
     LLVM::CallOp::create(b, loc, fnType,
@@ -627,8 +660,8 @@ LogicalResult StepLowering::lowerMatMul(MatMulOp op) {
       b, loc, TypeRange{}, ValueRange{*lhs, *rhs}, ValueRange{*out}, maps,
       iterators, [&](OpBuilder &nb, Location l, ValueRange a) {
         Value p = arith::MulFOp::create(nb, l, a[0], a[1]);
-        linalg::YieldOp::create(nb, l,
-                                ValueRange{arith::AddFOp::create(nb, l, a[2], p)});
+        linalg::YieldOp::create(
+            nb, l, ValueRange{arith::AddFOp::create(nb, l, a[2], p)});
       });
   return success();
 }
@@ -643,25 +676,30 @@ LogicalResult StepLowering::lowerNorm(Operation *op, Value input, Value scale,
     return op->emitError("the CPU backend normalizes over the last, static "
                          "axis only");
   int64_t n = type.getDimSize(axis);
-  SmallVector<DimExpr> dims = getShapeExprs(type);
-  DimExpr rows = DimExpr::constant(1);
-  for (int64_t i = 0; i < axis; ++i)
-    rows = rows * dims[i];
-  FailureOr<Value> rowCount = dimValue(rows, op);
-  if (failed(rowCount))
-    return failure();
   // 2-D views [rows, n] of input and output; 1-D scale/bias.
   auto view2d = [&](Value v) -> FailureOr<Value> {
-    auto it = placements.find(root(v));
-    if (it == placements.end())
-      return op->emitError("operand has no buffer");
-    auto t = MemRefType::get({ShapedType::kDynamic, n}, type.getElementType());
-    return memref::ViewOp::create(b, loc, t, it->second.bytes,
-                                  index(it->second.offset),
-                                  ValueRange{*rowCount})
+    FailureOr<Value> m = memrefOf(v, op);
+    if (failed(m))
+      return failure();
+    auto mt = cast<MemRefType>(m->getType());
+    if (mt.getRank() == 1)
+      return memref::ExpandShapeOp::create(
+                 b, loc, MemRefType::get({1, n}, mt.getElementType()), *m,
+                 ArrayRef<ReassociationIndices>{{0, 1}})
+          .getResult();
+    ReassociationIndices lead;
+    for (int64_t i = 0; i + 1 < mt.getRank(); ++i)
+      lead.push_back(i);
+    return memref::CollapseShapeOp::create(
+               b, loc, *m,
+               ArrayRef<ReassociationIndices>{lead, {mt.getRank() - 1}})
         .getResult();
   };
   FailureOr<Value> x = view2d(input), y = view2d(op->getResult(0));
+  if (failed(x) || failed(y))
+    return failure();
+  Value rowCountValue = memref::DimOp::create(b, loc, *x, 0);
+  Value *rowCount = &rowCountValue;
   FailureOr<Value> w = memrefOf(scale, op);
   if (failed(x) || failed(y) || failed(w))
     return failure();
@@ -687,9 +725,9 @@ LogicalResult StepLowering::lowerNorm(Operation *op, Value input, Value scale,
                      rb, l, c0, cn, c1, ValueRange{cst(rb, 0)},
                      [&](OpBuilder &kb, Location kl, Value k, ValueRange acc) {
                        Value t = term(kb, k);
-                       scf::YieldOp::create(
-                           kb, kl,
-                           ValueRange{arith::AddFOp::create(kb, kl, acc[0], t, fm)});
+                       scf::YieldOp::create(kb, kl,
+                                            ValueRange{arith::AddFOp::create(
+                                                kb, kl, acc[0], t, fm)});
                      })
               .getResult(0);
         };
@@ -746,22 +784,35 @@ LogicalResult StepLowering::lowerPagedAttention(PagedAttentionOp op) {
   auto f32Type = b.getF32Type();
   auto fnType = LLVM::LLVMFunctionType::get(
       LLVM::LLVMVoidType::get(ctx),
-      {ptrType, i64Type, i64Type, i64Type, i64Type, i64Type, i64Type, f32Type,
-       f32Type, ptrType, i64Type, i64Type, ptrType, i64Type, i64Type, ptrType,
-       i64Type, i64Type, ptrType, i64Type, i64Type});
+      {ptrType, i64Type, i64Type, i64Type, i64Type, i64Type, i64Type,
+       f32Type, f32Type, ptrType, i64Type, i64Type, ptrType, i64Type,
+       i64Type, ptrType, i64Type, i64Type, ptrType, i64Type, i64Type});
   auto f32 = [&](float x) {
     return LLVM::ConstantOp::create(b, loc, f32Type, b.getF32FloatAttr(x));
   };
-  LLVM::CallOp::create(
-      b, loc, fnType,
-      ValueRange{kernel(kAttention), stepArg,
-                 i64(static_cast<int64_t>(op.getLayer())),
-                 i64(cache.getLayers()), i64(qHeads), i64(cache.getHeads()),
-                 i64(d), i64(cache.getBlock()),
-                 f32(op.getScale().convertToFloat()),
-                 f32(op.getSoftcap().convertToFloat()), *q, headStride, i64(d),
-                 *k, headStride, i64(d), *v, headStride, i64(d), *o,
-                 headStride, i64(d)});
+  LLVM::CallOp::create(b, loc, fnType,
+                       ValueRange{kernel(kAttention),
+                                  stepArg,
+                                  i64(static_cast<int64_t>(op.getLayer())),
+                                  i64(cache.getLayers()),
+                                  i64(qHeads),
+                                  i64(cache.getHeads()),
+                                  i64(d),
+                                  i64(cache.getBlock()),
+                                  f32(op.getScale().convertToFloat()),
+                                  f32(op.getSoftcap().convertToFloat()),
+                                  *q,
+                                  headStride,
+                                  i64(d),
+                                  *k,
+                                  headStride,
+                                  i64(d),
+                                  *v,
+                                  headStride,
+                                  i64(d),
+                                  *o,
+                                  headStride,
+                                  i64(d)});
   return success();
 }
 
@@ -789,8 +840,8 @@ LogicalResult StepLowering::lowerGather(GatherOp op) {
         Value id = arith::IndexCastOp::create(nb, l, nb.getIndexType(), a[0]);
         // Negative indices count from the end, as in ONNX.
         Value zero = arith::ConstantIndexOp::create(nb, l, 0);
-        Value neg = arith::CmpIOp::create(nb, l, arith::CmpIPredicate::slt, id,
-                                          zero);
+        Value neg =
+            arith::CmpIOp::create(nb, l, arith::CmpIPredicate::slt, id, zero);
         id = arith::SelectOp::create(
             nb, l, neg, arith::AddIOp::create(nb, l, id, axisSize), id);
         SmallVector<Value> at;
@@ -873,10 +924,11 @@ LogicalResult StepLowering::lowerConcat(ConcatOp op) {
     SmallVector<OpFoldResult> offsets(rank, b.getIndexAttr(0));
     SmallVector<OpFoldResult> strides(rank, b.getIndexAttr(1));
     offsets[axis] = offset;
-    Value sub = memref::SubViewOp::create(b, loc, *out, offsets, sizes, strides);
+    Value sub =
+        memref::SubViewOp::create(b, loc, *out, offsets, sizes, strides);
     linalg::CopyOp::create(b, loc, *in, sub);
-    offset = arith::AddIOp::create(
-        b, loc, offset, memref::DimOp::create(b, loc, *in, axis));
+    offset = arith::AddIOp::create(b, loc, offset,
+                                   memref::DimOp::create(b, loc, *in, axis));
   }
   return success();
 }
@@ -898,8 +950,8 @@ LogicalResult StepLowering::lowerSplit(SplitOp op) {
     offsets[axis] = offset;
     Value sub = memref::SubViewOp::create(b, loc, *in, offsets, sizes, strides);
     linalg::CopyOp::create(b, loc, sub, *out);
-    offset = arith::AddIOp::create(
-        b, loc, offset, memref::DimOp::create(b, loc, *out, axis));
+    offset = arith::AddIOp::create(b, loc, offset,
+                                   memref::DimOp::create(b, loc, *out, axis));
   }
   return success();
 }
@@ -909,8 +961,8 @@ LogicalResult StepLowering::lower(Operation *op) {
   if (isa<ReshapeOp>(op) || isSkippedTranspose(op))
     return success(); // aliases / read in place by their users
   if (auto w = dyn_cast<WeightOp>(op)) {
-    auto global = SymbolTable::lookupNearestSymbolFrom<GlobalOp>(
-        op, w.getNameAttr());
+    auto global =
+        SymbolTable::lookupNearestSymbolFrom<GlobalOp>(op, w.getNameAttr());
     auto offset = global ? global->getAttrOfType<IntegerAttr>("kiln.offset")
                          : IntegerAttr();
     if (!offset)
@@ -919,8 +971,7 @@ LogicalResult StepLowering::lower(Operation *op) {
     if (!isa<RankedTensorType>(w.getType()))
       return op->emitError("quantized weights are not supported by the CPU "
                            "backend yet");
-    placements[w.getResult()] = {weightsPtr, weightsBytesView,
-                                 offset.getInt()};
+    placements[w.getResult()] = {weightsPtr, weightsBytesView, offset.getInt()};
     return success();
   }
   if (auto c = dyn_cast<ConstantOp>(op)) {
@@ -933,11 +984,11 @@ LogicalResult StepLowering::lower(Operation *op) {
     {
       OpBuilder::InsertionGuard g(b);
       b.setInsertionPointToStart(module.getBody());
-      memref::GlobalOp::create(
-          b, loc, name, b.getStringAttr("private"), memrefType,
-          value.reshape(RankedTensorType::get(type.getShape(),
-                                              type.getElementType())),
-          /*constant=*/true, b.getI64IntegerAttr(kAlign));
+      memref::GlobalOp::create(b, loc, name, b.getStringAttr("private"),
+                               memrefType,
+                               value.reshape(RankedTensorType::get(
+                                   type.getShape(), type.getElementType())),
+                               /*constant=*/true, b.getI64IntegerAttr(kAlign));
     }
     memrefs[c.getResult()] =
         memref::GetGlobalOp::create(b, loc, memrefType, name);
@@ -946,6 +997,62 @@ LogicalResult StepLowering::lower(Operation *op) {
   for (Value r : op->getResults())
     if (arenaOffset.count(r))
       placements[r] = {arenaPtr, arenaBytesView, arenaOffset[r]};
+  bool kernelCall = isa<PagedAttentionOp>(op);
+  if (auto mm = dyn_cast<MatMulOp>(op))
+    kernelCall = isKernelMatMul(mm);
+  return kernelCall ? dispatch(op) : outlined(op);
+}
+
+/// The loops of `op` in a private function of its operand and result
+/// buffers, created once per distinct op (name, attributes, buffer types,
+/// constant operands) and called with this op's buffers.
+LogicalResult StepLowering::outlined(Operation *op) {
+  SmallVector<Value> tensors, buffers;
+  std::string key;
+  llvm::raw_string_ostream os(key);
+  os << op->getName() << op->getAttrDictionary();
+  for (Value v : llvm::concat<Value>(op->getOperands(), op->getResults())) {
+    if (!isa<RankedTensorType>(v.getType()))
+      continue;
+    FailureOr<Value> m = memrefOf(v, op);
+    if (failed(m))
+      return failure();
+    tensors.push_back(v);
+    buffers.push_back(*m);
+    os << "|" << m->getType();
+    if (auto c = v.getDefiningOp<ConstantOp>())
+      os << "=" << c.getValue();
+  }
+  func::FuncOp &fn = outlinedFunctions[key];
+  if (!fn) {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToEnd(module.getBody());
+    SmallVector<Type> types;
+    for (Value m : buffers)
+      types.push_back(m.getType());
+    std::string name = "__kiln_" + op->getName().stripDialect().str() + "_" +
+                       std::to_string(outlinedFunctions.size());
+    fn = func::FuncOp::create(b, op->getLoc(), name,
+                              b.getFunctionType(types, {}));
+    fn.setPrivate();
+    fn->setAttr("no_inline", b.getUnitAttr());
+    Block *entry = fn.addEntryBlock();
+    b.setInsertionPointToStart(entry);
+    DenseMap<Value, Value> saved;
+    std::swap(saved, memrefs);
+    for (auto [t, arg] : llvm::zip(tensors, entry->getArguments()))
+      memrefs[t] = arg;
+    LogicalResult result = dispatch(op);
+    std::swap(saved, memrefs);
+    func::ReturnOp::create(b, op->getLoc());
+    if (failed(result))
+      return failure();
+  }
+  func::CallOp::create(b, op->getLoc(), fn, buffers);
+  return success();
+}
+
+LogicalResult StepLowering::dispatch(Operation *op) {
   return llvm::TypeSwitch<Operation *, LogicalResult>(op)
       .Case([&](MatMulOp m) { return lowerMatMul(m); })
       .Case([&](RMSNormOp n) {
@@ -961,10 +1068,10 @@ LogicalResult StepLowering::lower(Operation *op) {
       .Case([&](SliceOp s) { return lowerSlice(s); })
       .Case([&](ConcatOp c) { return lowerConcat(c); })
       .Case([&](SplitOp s) { return lowerSplit(s); })
-      .Case<AddOp, SubOp, MulOp, DivOp, PowOp, MaxOp, MinOp, AndOp, OrOp,
-            NegOp, SqrtOp, ReciprocalOp, ExpOp, LogOp, TanhOp, ErfOp, CosOp,
-            SinOp, AbsOp, SigmoidOp, ReluOp, GeluOp, WhereOp, ExpandOp,
-            EqualOp, LessOp, GreaterOp, CastOp, TransposeOp>(
+      .Case<AddOp, SubOp, MulOp, DivOp, PowOp, MaxOp, MinOp, AndOp, OrOp, NegOp,
+            SqrtOp, ReciprocalOp, ExpOp, LogOp, TanhOp, ErfOp, CosOp, SinOp,
+            AbsOp, SigmoidOp, ReluOp, GeluOp, WhereOp, ExpandOp, EqualOp,
+            LessOp, GreaterOp, CastOp, TransposeOp>(
           [&](Operation *e) { return lowerElementwise(e); })
       .Default([&](Operation *other) {
         return other->emitError()
@@ -995,9 +1102,9 @@ LogicalResult StepLowering::run() {
       ctx, {i32Type, i32Type, ptrType, ptrType, ptrType});
 
   b.setInsertionPointToEnd(module.getBody());
-  auto fn = func::FuncOp::create(
-      b, graph.getLoc(), "kiln_model_step",
-      b.getFunctionType({ptrType, ptrType}, {i32Type}));
+  auto fn =
+      func::FuncOp::create(b, graph.getLoc(), "kiln_model_step",
+                           b.getFunctionType({ptrType, ptrType}, {i32Type}));
   Block *entry = fn.addEntryBlock();
   stepArg = entry->getArgument(0);
   kernelsArg = entry->getArgument(1);
@@ -1031,11 +1138,11 @@ LogicalResult StepLowering::run() {
     else if (role.getValue() == "kv_cache")
       continue;
     else
-      return graph.emitError() << "unknown step input '" << role.getValue()
-                               << "'";
+      return graph.emitError()
+             << "unknown step input '" << role.getValue() << "'";
     if (!cast<RankedTensorType>(arg.getType()).getElementType().isInteger(64))
-      return graph.emitError() << "step input '" << role.getValue()
-                               << "' must be i64";
+      return graph.emitError()
+             << "step input '" << role.getValue() << "' must be i64";
     Value ptr = loadStepField(field, ptrType);
     placements[arg] = {ptr, bytesView(ptr), 0};
   }
@@ -1049,9 +1156,9 @@ LogicalResult StepLowering::run() {
       return failure();
   }
   b.setInsertionPointToEnd(entry);
-  func::ReturnOp::create(
-      b, loc, ValueRange{arith::ConstantOp::create(b, loc, i32Type,
-                                                   b.getI32IntegerAttr(0))});
+  func::ReturnOp::create(b, loc,
+                         ValueRange{arith::ConstantOp::create(
+                             b, loc, i32Type, b.getI32IntegerAttr(0))});
 
   // What the runtime checks when it opens the library.
   b.setInsertionPointToEnd(module.getBody());
@@ -1110,10 +1217,10 @@ int64_t assignWeightOffsets(ModuleOp module) {
     for (Attribute blob : global.getBlobs())
       size += cast<BlobAttr>(blob).getSize();
     if (complete)
-      offset = std::max(offset,
-                        alignUp(global->getAttrOfType<IntegerAttr>("kiln.offset")
-                                    .getInt() +
-                                static_cast<int64_t>(size)));
+      offset = std::max(
+          offset,
+          alignUp(global->getAttrOfType<IntegerAttr>("kiln.offset").getInt() +
+                  static_cast<int64_t>(size)));
     else {
       global->setAttr("kiln.offset", b.getI64IntegerAttr(offset));
       offset = alignUp(offset + static_cast<int64_t>(size));

@@ -171,11 +171,11 @@ llvm::Error mlir::kiln::emitSharedLibrary(ModuleOp module,
   }
   std::string out = libraryPath.str();
   llvm::SmallVector<llvm::StringRef> args = {
-      *lld,        "-shared", "--no-undefined-version", "-o", out,
-      objectPath,  "-L/usr/lib/x86_64-linux-gnu",        "-lm"};
+      *lld, "-shared",  "--no-undefined-version",      "-o",
+      out,  objectPath, "-L/usr/lib/x86_64-linux-gnu", "-lm"};
   std::string message;
-  int rc = llvm::sys::ExecuteAndWait(*lld, args, std::nullopt, {}, 0, 0,
-                                     &message);
+  int rc =
+      llvm::sys::ExecuteAndWait(*lld, args, std::nullopt, {}, 0, 0, &message);
   llvm::sys::fs::remove(objectPath);
   if (rc != 0)
     return llvm::createStringError("linking " + out + " with " + *lld +

@@ -37,7 +37,7 @@ std::vector<std::string> enabledFeatures(const CpuTarget &target);
 
 /// What to write besides the library.
 struct EmitOutputs {
-  std::string *llvmIR = nullptr;  ///< optimized LLVM IR text
+  std::string *llvmIR = nullptr;   ///< optimized LLVM IR text
   std::string *assembly = nullptr; ///< target assembly
 };
 
