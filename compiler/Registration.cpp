@@ -2,9 +2,9 @@
 
 #include "compiler/Registration.h"
 
+#include "codegen/cpu/CpuPasses.h"
 #include "dialects/kiln/IR/KilnDialect.h"
 #include "passes/Passes.h"
-#include "codegen/cpu/CpuPasses.h"
 
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/ControlFlow/IR/ControlFlow.h"

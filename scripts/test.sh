@@ -4,7 +4,8 @@
 #   - unit tests (GoogleTest, via ctest)
 #   - lit + FileCheck tests (dialect, importer, canonicalization, fixtures)
 #   - ONNX backend node tests: import conformance with an expected-failure list
-#   - the default model (SmolLM2-135M) imports and canonicalizes
+#   - the default model (SmolLM2-135M) compiles within budget and generates
+#   - compiled models match onnxruntime (fixtures and SmolLM2)
 #   - the runtime's tokenizer agrees with the `tokenizers` package
 #   - clang-format check of the C/C++ sources
 set -uo pipefail
@@ -58,6 +59,19 @@ fi
 out=$("$ROOT/scripts/models/check_default_model.sh" 2>&1); rc=$?
 echo "$out" | tail -n 12
 tally "default-model" $rc $([ $rc -eq 0 ] && echo 1 || echo 0) $([ $rc -eq 0 ] && echo 0 || echo 1) 0
+
+# Compiled models against onnxruntime on the same ONNX: prefill (a mixed
+# batch), 32 decode steps, 64 greedy tokens, batched = alone. The fixtures
+# from each exporter kiln maps to its paged cache, and SmolLM2-135M.
+FIXTURES="$ROOT/test/fixtures/models"
+out=$("$PY" "$ROOT/test/runtime/check_model_logits.py" --kilnc "$BUILD/bin/kilnc" \
+        --libkiln "$BUILD/lib/libkiln.so" --work "$BUILD/test-artifacts" \
+        "$FIXTURES/gpt2" "$FIXTURES/llama-gqa" "$FIXTURES/qwen2" "$FIXTURES/llama-dynamo" \
+        "$FIXTURES/llama-nocache" "$CACHE/models/smollm2-135m-instruct" 2>&1); rc=$?
+echo "$out" | grep -v '^ok' | tail -n 20
+last=$(echo "$out" | tail -n 1)
+p=$(echo "$last" | sed -n 's/^\([0-9]*\) passed.*/\1/p'); f=$(echo "$last" | sed -n 's/.*, \([0-9]*\) failed.*/\1/p')
+tally "model logits vs onnxruntime" $rc ${p:-0} ${f:-0} 0
 
 # The runtime's tokenizer against the `tokenizers` package, on SmolLM2's
 # tokenizer.json (built just above by check_default_model.sh), the fixture's

@@ -23,5 +23,5 @@ config.substitutions.append(("%kiln-python", config.kiln_python))
 config.substitutions.append(("%fixtures", os.path.join(config.test_source_root, "fixtures")))
 
 tool_dirs = [config.kiln_tools_dir, config.llvm_tools_dir]
-llvm_config.add_tool_substitutions(["kiln-opt", "kiln-translate", "kilnc"], tool_dirs)
+llvm_config.add_tool_substitutions(["kiln-opt", "kiln-translate", "kilnc", "kiln"], tool_dirs)
 llvm_config.add_tool_substitutions(["FileCheck", "not", "count", "split-file"], [config.llvm_tools_dir])

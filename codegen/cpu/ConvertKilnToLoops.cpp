@@ -328,9 +328,8 @@ FailureOr<Value> StepLowering::pointerOf(Value tensor, Operation *user) {
   if (it == placements.end())
     return user->emitError("operand has no buffer");
   auto ptrType = LLVM::LLVMPointerType::get(ctx);
-  return LLVM::GEPOp::create(
-             b, loc, ptrType, b.getI8Type(), it->second.ptr,
-             ArrayRef<LLVM::GEPArg>{i64(it->second.offset)})
+  return LLVM::GEPOp::create(b, loc, ptrType, b.getI8Type(), it->second.ptr,
+                             ArrayRef<LLVM::GEPArg>{i64(it->second.offset)})
       .getResult();
 }
 

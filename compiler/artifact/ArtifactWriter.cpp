@@ -59,8 +59,8 @@ llvm::Error ArtifactWriter::recordFile(llvm::StringRef name) {
   if (!buffer)
     return llvm::createStringError("cannot read back '" + file(name) +
                                    "': " + buffer.getError().message());
-  auto digest = llvm::SHA256::hash(llvm::arrayRefFromStringRef(
-      (*buffer)->getBuffer()));
+  auto digest =
+      llvm::SHA256::hash(llvm::arrayRefFromStringRef((*buffer)->getBuffer()));
   files[name] = llvm::json::Object{
       {"size", static_cast<int64_t>((*buffer)->getBufferSize())},
       {"sha256", hex(digest)}};
@@ -72,8 +72,7 @@ llvm::Error ArtifactWriter::writeWeights(mlir::ModuleOp module,
   std::error_code ec;
   llvm::raw_fd_ostream os(file("weights.bin"), ec, fs::OF_None);
   if (ec)
-    return llvm::createStringError("cannot write weights.bin: " +
-                                   ec.message());
+    return llvm::createStringError("cannot write weights.bin: " + ec.message());
   llvm::SHA256 hash;
   int64_t written = 0;
   static const char zeros[64] = {};
@@ -81,8 +80,8 @@ llvm::Error ArtifactWriter::writeWeights(mlir::ModuleOp module,
     while (written < to) {
       int64_t n = std::min<int64_t>(64, to - written);
       os.write(zeros, n);
-      hash.update(llvm::ArrayRef<uint8_t>(
-          reinterpret_cast<const uint8_t *>(zeros), n));
+      hash.update(
+          llvm::ArrayRef<uint8_t>(reinterpret_cast<const uint8_t *>(zeros), n));
       written += n;
     }
   };
@@ -109,15 +108,15 @@ llvm::Error ArtifactWriter::writeWeights(mlir::ModuleOp module,
   if (os.has_error())
     return llvm::createStringError("writing weights.bin failed: " +
                                    os.error().message());
-  files["weights.bin"] = llvm::json::Object{{"size", written},
-                                            {"sha256", hex(hash.final())}};
+  files["weights.bin"] =
+      llvm::json::Object{{"size", written}, {"sha256", hex(hash.final())}};
   return llvm::Error::success();
 }
 
 llvm::Error ArtifactWriter::copyModelFiles(llvm::StringRef modelDir) {
-  for (const char *name : {"tokenizer.json", "tokenizer_config.json",
-                           "generation_config.json", "config.json",
-                           "genai_config.json"}) {
+  for (const char *name :
+       {"tokenizer.json", "tokenizer_config.json", "generation_config.json",
+        "config.json", "genai_config.json"}) {
     llvm::SmallString<256> from(modelDir);
     llvm::sys::path::append(from, name);
     if (!fs::exists(from))
@@ -139,8 +138,7 @@ llvm::Error ArtifactWriter::commit() {
     if (ec)
       return llvm::createStringError("cannot write manifest.json: " +
                                      ec.message());
-    os << llvm::formatv("{0:2}",
-                        llvm::json::Value(std::move(manifestObject)))
+    os << llvm::formatv("{0:2}", llvm::json::Value(std::move(manifestObject)))
        << "\n";
   }
   if (fs::exists(finalPath)) {
@@ -154,8 +152,8 @@ llvm::Error ArtifactWriter::commit() {
                                      "': " + rm.message());
   }
   if (std::error_code ec = fs::rename(tempPath, finalPath))
-    return llvm::createStringError("cannot move the artifact to '" +
-                                   finalPath + "': " + ec.message());
+    return llvm::createStringError("cannot move the artifact to '" + finalPath +
+                                   "': " + ec.message());
   tempPath.clear();
   return llvm::Error::success();
 }

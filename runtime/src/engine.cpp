@@ -131,8 +131,8 @@ std::unique_ptr<kiln_model_t> openModel(const std::string &dir) {
   auto need = [&](const nlohmann::json &obj, const char *key,
                   const std::string &where) -> const nlohmann::json & {
     if (!obj.is_object() || !obj.contains(key))
-      throw Error(KILN_ERROR_FORMAT, "'" + manifestPath + "': " + where +
-                                         " has no '" + key + "'");
+      throw Error(KILN_ERROR_FORMAT,
+                  "'" + manifestPath + "': " + where + " has no '" + key + "'");
     return obj.at(key);
   };
   auto integer = [&](const nlohmann::json &obj, const char *key,
@@ -172,12 +172,12 @@ std::unique_ptr<kiln_model_t> openModel(const std::string &dir) {
                 "'" + manifestPath + "': model sizes must be positive");
   if (integer(compile, "model_abi_version", "compile") !=
       KILN_MODEL_ABI_VERSION)
-    throw Error(KILN_ERROR_FORMAT,
-                "'" + dir + "' was compiled for model ABI version " +
-                    std::to_string(
-                        integer(compile, "model_abi_version", "compile")) +
-                    "; this runtime has version " +
-                    std::to_string(KILN_MODEL_ABI_VERSION));
+    throw Error(
+        KILN_ERROR_FORMAT,
+        "'" + dir + "' was compiled for model ABI version " +
+            std::to_string(integer(compile, "model_abi_version", "compile")) +
+            "; this runtime has version " +
+            std::to_string(KILN_MODEL_ABI_VERSION));
   if (model.contains("eos_token_ids") && model["eos_token_ids"].is_array())
     for (const auto &id : model["eos_token_ids"])
       if (id.is_number_integer() && info.num_eos_tokens < 8)
@@ -192,8 +192,7 @@ std::unique_ptr<kiln_model_t> openModel(const std::string &dir) {
   if (true)
 #endif
     throw Error(KILN_ERROR_UNSUPPORTED, "'" + dir + "' was compiled for " +
-                                            triple +
-                                            ", not for this machine");
+                                            triple + ", not for this machine");
   std::vector<std::string> missing, unknown;
   for (const auto &f : need(target, "features", "target")) {
     std::string name = f.get<std::string>();
@@ -242,8 +241,9 @@ std::unique_ptr<kiln_model_t> openModel(const std::string &dir) {
   // Map the weights.
   m->weightsSize = static_cast<size_t>(fileSize(weightsPath));
   if (static_cast<int64_t>(m->weightsSize) < info.weights_bytes)
-    throw Error(KILN_ERROR_FORMAT, "'" + weightsPath + "' is shorter than "
-                                   "the compiled weights");
+    throw Error(KILN_ERROR_FORMAT, "'" + weightsPath +
+                                       "' is shorter than "
+                                       "the compiled weights");
   if (m->weightsSize > 0) {
     int fd = ::open(weightsPath.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -267,12 +267,12 @@ std::unique_ptr<kiln_model_t> openModel(const std::string &dir) {
   }
   m->step = reinterpret_cast<kiln_model_step_fn>(
       dlsym(m->library, "kiln_model_step"));
-  auto *abi = static_cast<const int64_t *>(
-      dlsym(m->library, "kiln_model_abi_version"));
-  auto *arena = static_cast<const int64_t *>(
-      dlsym(m->library, "kiln_model_arena_bytes"));
-  auto *maxTokens = static_cast<const int64_t *>(
-      dlsym(m->library, "kiln_model_max_tokens"));
+  auto *abi =
+      static_cast<const int64_t *>(dlsym(m->library, "kiln_model_abi_version"));
+  auto *arena =
+      static_cast<const int64_t *>(dlsym(m->library, "kiln_model_arena_bytes"));
+  auto *maxTokens =
+      static_cast<const int64_t *>(dlsym(m->library, "kiln_model_max_tokens"));
   if (!m->step || !abi || !arena || !maxTokens)
     throw Error(KILN_ERROR_FORMAT,
                 "'" + libraryPath + "' is not a kiln model library");
@@ -286,8 +286,7 @@ std::unique_ptr<kiln_model_t> openModel(const std::string &dir) {
 
 } // namespace
 
-extern "C" kiln_status_t kiln_model_open(const char *path,
-                                         kiln_model_t **out) {
+extern "C" kiln_status_t kiln_model_open(const char *path, kiln_model_t **out) {
   if (out)
     *out = nullptr;
   if (!path || !out)
@@ -325,6 +324,30 @@ struct AlignedFree {
   void operator()(void *p) const { std::free(p); }
 };
 
+/// The KV pool: anonymous pages, zeroed lazily by the kernel, so a large
+/// cache costs nothing until sequences fill it.
+struct PoolMemory {
+  void *base = nullptr;
+  size_t bytes = 0;
+  PoolMemory() = default;
+  PoolMemory(const PoolMemory &) = delete;
+  PoolMemory &operator=(const PoolMemory &) = delete;
+  ~PoolMemory() {
+    if (base)
+      munmap(base, bytes);
+  }
+  void allocate(size_t n) {
+    bytes = std::max<size_t>(n, 1);
+    void *p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED)
+      throw Error(KILN_ERROR_OUT_OF_MEMORY, "cannot reserve the KV cache (" +
+                                                std::to_string(bytes >> 20) +
+                                                " MiB)");
+    base = p;
+  }
+};
+
 void *alignedZeroed(size_t bytes, const char *what) {
   size_t rounded = (std::max<size_t>(bytes, 1) + 63) / 64 * 64;
   void *p = std::aligned_alloc(64, rounded);
@@ -341,7 +364,8 @@ void *alignedZeroed(size_t bytes, const char *what) {
 struct kiln_engine_t {
   kiln_model_t *model = nullptr;
   std::unique_ptr<kiln::ThreadPool> pool;
-  std::unique_ptr<void, AlignedFree> arena, cache;
+  std::unique_ptr<void, AlignedFree> arena;
+  PoolMemory cache;
   int64_t numBlocks = 0, maxBlocksPerSeq = 0;
   std::vector<int32_t> freeBlocks;
   std::unordered_map<int64_t, Sequence> seqs;
@@ -382,10 +406,9 @@ extern "C" kiln_status_t kiln_engine_create(kiln_model_t *model,
     e->numBlocks = (tokens + info.block_size - 1) / info.block_size;
     e->maxBlocksPerSeq =
         (info.context_length + info.block_size - 1) / info.block_size;
-    size_t blockFloats = static_cast<size_t>(info.layers) * 2 *
-                         info.kv_heads * info.block_size * info.head_dim;
-    e->cache.reset(alignedZeroed(blockFloats * sizeof(float) * e->numBlocks,
-                                 "KV cache"));
+    size_t blockFloats = static_cast<size_t>(info.layers) * 2 * info.kv_heads *
+                         info.block_size * info.head_dim;
+    e->cache.allocate(blockFloats * sizeof(float) * e->numBlocks);
     e->arena.reset(alignedZeroed(info.arena_bytes, "arena"));
     e->freeBlocks.resize(e->numBlocks);
     // Hand out low block ids first.
@@ -503,12 +526,12 @@ extern "C" kiln_status_t kiln_engine_step(kiln_engine_t *engine,
                             std::to_string(info.max_batch_tokens) +
                             " (kilnc --max-batch-tokens)");
     if (blocksNeeded > static_cast<int64_t>(engine->freeBlocks.size()))
-      return kiln::fail(KILN_ERROR_OUT_OF_MEMORY,
-                        "kiln_engine_step: KV cache exhausted: the step needs " +
-                            std::to_string(blocksNeeded) + " more blocks, " +
-                            std::to_string(engine->freeBlocks.size()) +
-                            " of " + std::to_string(engine->numBlocks) +
-                            " are free");
+      return kiln::fail(
+          KILN_ERROR_OUT_OF_MEMORY,
+          "kiln_engine_step: KV cache exhausted: the step needs " +
+              std::to_string(blocksNeeded) + " more blocks, " +
+              std::to_string(engine->freeBlocks.size()) + " of " +
+              std::to_string(engine->numBlocks) + " are free");
 
     // Assemble the step.
     engine->tokenIds.resize(total);
@@ -546,7 +569,7 @@ extern "C" kiln_status_t kiln_engine_step(kiln_engine_t *engine,
     args.seq_lens = engine->seqLens.data();
     args.block_tables = engine->blockTables.data();
     args.max_blocks_per_seq = engine->maxBlocksPerSeq;
-    args.kv_cache = static_cast<float *>(engine->cache.get());
+    args.kv_cache = static_cast<float *>(engine->cache.base);
     args.num_logit_rows = num_seqs;
     args.logit_rows = engine->logitRows.data();
     args.logits = logits;
@@ -555,9 +578,10 @@ extern "C" kiln_status_t kiln_engine_step(kiln_engine_t *engine,
     args.pool = engine->pool.get();
     int rc = engine->model->step(&args, kiln_cpu_kernels());
     if (rc != 0)
-      return kiln::fail(KILN_ERROR_INTERNAL,
-                        "kiln_engine_step: the compiled step failed with code " +
-                            std::to_string(rc));
+      return kiln::fail(
+          KILN_ERROR_INTERNAL,
+          "kiln_engine_step: the compiled step failed with code " +
+              std::to_string(rc));
     for (int64_t i = 0; i < num_seqs; ++i)
       engine->seqs[seqs[i].seq].length = engine->seqLens[i];
     return KILN_OK;

@@ -1,13 +1,14 @@
 //===- threadpool.cpp - persistent workers for the CPU kernels ------------===//
 //
 // Protocol. The caller writes the job fields, resets done_, then publishes
-// the job by storing (generation, chunk 0) into work_. Every thread, the
-// caller included, claims chunk indices by compare-exchange on work_ and
-// counts finished chunks in done_; the caller returns once done_ reaches
-// the chunk count. A worker that sees a new generation late finds either
-// chunks left (the job is still running, its fields are stable) or none,
-// and then does nothing; it cannot claim from a newer job because the
-// generation in work_ no longer matches.
+// the job by storing (generation, number of chunks) into work_. Every
+// thread, the caller included, claims a chunk by decrementing the count in
+// work_ with a compare-exchange, and counts finished chunks in done_; the
+// caller returns once done_ reaches the number of chunks. Whether chunks
+// are left is read from work_ itself, never from the job fields: a claim
+// that succeeds saw this generation with chunks left, so the job is still
+// running and its fields are stable. A worker that sees a generation late
+// finds no chunk left, or a newer generation in work_, and does nothing.
 //
 // Sleeping. An idle worker polls work_ for spinMicros, then registers in
 // sleepers_ and waits on wake_. The caller stores work_ and then reads
@@ -37,8 +38,10 @@ namespace {
 /// inside a job runs inline.
 thread_local const ThreadPool *tlsRunning = nullptr;
 
-uint32_t generationOf(uint64_t work) { return static_cast<uint32_t>(work >> 32); }
-uint32_t indexOf(uint64_t work) { return static_cast<uint32_t>(work); }
+uint32_t generationOf(uint64_t work) {
+  return static_cast<uint32_t>(work >> 32);
+}
+uint32_t remainingOf(uint64_t work) { return static_cast<uint32_t>(work); }
 
 } // namespace
 
@@ -79,17 +82,15 @@ ThreadPool::~ThreadPool() {
 void ThreadPool::runChunks(uint32_t generation) noexcept {
   uint64_t w = work_.load(std::memory_order_acquire);
   for (;;) {
-    if (generationOf(w) != generation)
+    if (generationOf(w) != generation || remainingOf(w) == 0)
       return;
-    uint32_t index = indexOf(w);
-    // A stale read here only ever belongs to a finished job (a newer one
-    // can start only then), and the compare-exchange below then fails.
-    if (index >= numChunks_.load(std::memory_order_relaxed))
-      return;
-    if (!work_.compare_exchange_weak(w, w + 1, std::memory_order_acquire,
+    if (!work_.compare_exchange_weak(w, w - 1, std::memory_order_acquire,
                                      std::memory_order_acquire))
       continue;
-    int64_t begin = static_cast<int64_t>(index) * chunk_;
+    // Claimed: the job is unfinished, so its fields are the ones published
+    // with this generation and stay put until the chunk is done.
+    int64_t index = numChunks_ - remainingOf(w);
+    int64_t begin = index * chunk_;
     int64_t end = begin + chunk_ < n_ ? begin + chunk_ : n_;
     fn_(ctx_, begin, end);
     done_.fetch_add(1, std::memory_order_release);
@@ -150,9 +151,9 @@ void ThreadPool::run(int64_t n, int64_t chunk, RangeFn fn, void *ctx) noexcept {
     fn(ctx, 0, n);
     return;
   }
-  // The chunk index lives in 32 bits of work_; grow chunks to fit.
-  if (numChunks > UINT32_MAX / 2) {
-    chunk = (n + UINT32_MAX / 2 - 1) / (UINT32_MAX / 2);
+  // The chunk count lives in 32 bits of work_; grow chunks to fit.
+  if (numChunks > UINT32_MAX) {
+    chunk = (n + UINT32_MAX - 1) / UINT32_MAX;
     numChunks = (n + chunk - 1) / chunk;
   }
 
@@ -160,10 +161,11 @@ void ThreadPool::run(int64_t n, int64_t chunk, RangeFn fn, void *ctx) noexcept {
   ctx_ = ctx;
   n_ = n;
   chunk_ = chunk;
-  numChunks_.store(numChunks, std::memory_order_relaxed);
+  numChunks_ = numChunks;
   done_.store(0, std::memory_order_relaxed);
   uint32_t generation = generationOf(work_.load(std::memory_order_relaxed)) + 1;
-  work_.store(static_cast<uint64_t>(generation) << 32,
+  work_.store((static_cast<uint64_t>(generation) << 32) |
+                  static_cast<uint64_t>(numChunks),
               std::memory_order_seq_cst);
   if (sleepers_.load(std::memory_order_seq_cst) > 0) {
     std::lock_guard<std::mutex> lock(sleepMutex_);

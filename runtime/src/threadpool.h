@@ -6,8 +6,9 @@
 // after each job (a new job usually follows within microseconds) and only
 // then sleep on a condition variable. A call allocates nothing: the job is
 // a function pointer plus a context pointer, and chunks are claimed from
-// one atomic counter that also carries the job's generation, so a worker
-// that wakes late can never run a chunk of the wrong job.
+// one atomic word that holds both the job's generation and its unclaimed
+// chunk count, so a worker that wakes late can never run a chunk of the
+// wrong job.
 //
 //===----------------------------------------------------------------------===//
 
@@ -54,7 +55,8 @@ public:
   /// fewer); `chunk <= 0` cuts n into numThreads() near-equal ranges.
   /// Ranges are claimed in increasing order by whichever thread is free, so
   /// a chunk smaller than n / numThreads() balances uneven work.
-  template <typename Fn> void parallelFor(int64_t n, Fn &&fn, int64_t chunk = 0) {
+  template <typename Fn>
+  void parallelFor(int64_t n, Fn &&fn, int64_t chunk = 0) {
     using F = std::remove_reference_t<Fn>;
     run(
         n, chunk,
@@ -77,16 +79,15 @@ private:
   std::vector<std::thread> workers_;
 
   // The job. Written by the calling thread only while no chunk of the
-  // previous job is running (all are done) and published by the release
-  // store to work_; read by a worker only after it claimed a chunk.
+  // previous job is running (all are done) and published by the store to
+  // work_; read by a worker only after it claimed a chunk.
   RangeFn fn_ = nullptr;
   void *ctx_ = nullptr;
   int64_t n_ = 0;
   int64_t chunk_ = 0;
-  /// Read by workers before they claim a chunk, hence atomic.
-  std::atomic<int64_t> numChunks_{0};
+  int64_t numChunks_ = 0;
 
-  /// (generation << 32) | index of the next unclaimed chunk. Claiming is a
+  /// (generation << 32) | number of chunks not yet claimed. Claiming is a
   /// compare-exchange on the whole word, so it fails once a newer job is
   /// published.
   alignas(64) std::atomic<uint64_t> work_{0};

@@ -10,7 +10,7 @@ MODEL_DIR="${KILN_CACHE:-$HOME/.cache/kiln}/models/smollm2-135m-instruct"
 "$ROOT/scripts/models/build_smollm2.sh" "$MODEL_DIR" >/dev/null
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-/usr/bin/time -v "$BUILD/bin/kilnc" "$MODEL_DIR/model.onnx" -o "$out/model.mlir" 2>"$out/time.txt" || {
+/usr/bin/time -v "$BUILD/bin/kilnc" "$MODEL_DIR/model.onnx" --emit=canonical -o "$out/model.mlir" 2>"$out/time.txt" || {
   cat "$out/time.txt"; exit 1; }
 rss_kb=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$out/time.txt")
 wall=$(sed -n 's/.*Elapsed (wall clock) time (h:mm:ss or m:ss): //p' "$out/time.txt")
@@ -30,3 +30,25 @@ echo "smollm2-135m: $attn attentions raised to kiln.attention (one per layer: 30
 [ "$attn" -eq 30 ] || { echo "FAIL: expected 30 kiln.attention"; exit 1; }
 grep -q 'kiln.concat.*past_sequence_length + sequence_length' "$out/model.mlir" ||
   { echo "FAIL: the KV-cache concat lost its symbolic length"; exit 1; }
+
+# The whole compile: artifact within 60 s and 1.5 GB peak RSS (issue 3).
+/usr/bin/time -v "$BUILD/bin/kilnc" "$MODEL_DIR/model.onnx" -o "$out/smollm2.kiln" --quiet 2>"$out/time.txt" || {
+  cat "$out/time.txt"; exit 1; }
+rss_kb=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$out/time.txt")
+wall=$(sed -n 's/.*Elapsed (wall clock) time (h:mm:ss or m:ss): //p' "$out/time.txt")
+secs=$(echo "$wall" | awk -F: '{ s = 0; for (i = 1; i <= NF; i++) s = s * 60 + $i; print s }')
+echo "smollm2-135m: kilnc to a .kiln artifact ${secs}s, peak RSS $((rss_kb / 1024)) MB"
+[ "$rss_kb" -lt 1572864 ] || { echo "FAIL: compile peak RSS over 1.5 GB"; exit 1; }
+awk "BEGIN { exit !($secs < 60) }" || { echo "FAIL: compile slower than 60 s"; exit 1; }
+
+# Coherent text: greedy SmolLM2-135M-Instruct knows this one.
+text=$("$BUILD/bin/kiln" run "$out/smollm2.kiln" --prompt "The capital of France is" --max-tokens 8 2>"$out/run.txt")
+echo "smollm2-135m: kiln run: 'The capital of France is' ->$text"
+cat "$out/run.txt"
+echo "$text" | grep -q "Paris" || { echo "FAIL: expected 'Paris' in the greedy continuation"; exit 1; }
+
+# Opening the artifact and being ready to run: under 200 ms.
+"$BUILD/bin/kiln" bench "$out/smollm2.kiln" --prompt-len 16 --gen-len 4 --repeats 1 >"$out/bench.txt"
+open_ms=$(sed -n 's/^open *\([0-9.]*\) ms.*/\1/p' "$out/bench.txt")
+echo "smollm2-135m: open + engine ready in ${open_ms} ms"
+awk "BEGIN { exit !($open_ms < 200) }" || { echo "FAIL: opening took 200 ms or more"; exit 1; }

@@ -48,13 +48,14 @@ struct Session {
 };
 
 int openSession(Session &s, const std::string &path, int threads,
-                bool needTokenizer) {
+                int64_t cacheTokens, bool needTokenizer) {
   if (kiln_model_open(path.c_str(), &s.model) != KILN_OK)
     return fail("cannot open " + path);
   kiln_model_get_info(s.model, &s.info);
   kiln_engine_options options;
   kiln_engine_options_init(&options);
   options.num_threads = threads;
+  options.kv_cache_tokens = cacheTokens;
   if (kiln_engine_create(s.model, &options, &s.engine) != KILN_OK)
     return fail("cannot create an engine");
   if (needTokenizer) {
@@ -93,9 +94,9 @@ bool isEos(const kiln_model_info &info, int32_t id) {
 }
 
 int runCommand(const std::string &path, const std::string &prompt,
-               int64_t maxTokens, int threads) {
+               int64_t maxTokens, int threads, int64_t cacheTokens) {
   Session s;
-  if (int rc = openSession(s, path, threads, true))
+  if (int rc = openSession(s, path, threads, cacheTokens, true))
     return rc;
   size_t n = 0;
   std::vector<int32_t> ids(prompt.size() + 16);
@@ -163,8 +164,7 @@ int runCommand(const std::string &path, const std::string &prompt,
     next = kiln_argmax(logits.data(), s.info.vocab_size);
   }
   size_t bytes = 0;
-  if (kiln_detokenizer_finish(det, text.data(), text.size(), &bytes) ==
-      KILN_OK)
+  if (kiln_detokenizer_finish(det, text.data(), text.size(), &bytes) == KILN_OK)
     std::fwrite(text.data(), 1, bytes, stdout);
   kiln_detokenizer_free(det);
   auto t2 = Clock::now();
@@ -182,8 +182,10 @@ int runCommand(const std::string &path, const std::string &prompt,
 int benchCommand(const std::string &path, int64_t promptLen, int64_t genLen,
                  int threads, int repeats) {
   Session s;
-  if (int rc = openSession(s, path, threads, false))
+  auto opening = Clock::now();
+  if (int rc = openSession(s, path, threads, 0, false))
     return rc;
+  double openSeconds = seconds(opening, Clock::now());
   if (promptLen < 1 || genLen < 1 ||
       promptLen + genLen > s.info.context_length) {
     std::fprintf(stderr,
@@ -211,8 +213,8 @@ int benchCommand(const std::string &path, int64_t promptLen, int64_t genLen,
     auto t1 = Clock::now();
     for (int64_t g = 1; g < genLen; ++g) {
       kiln_seq_tokens input{seq, &next, 1};
-      if (kiln_engine_step(s.engine, &input, 1, logits.data(),
-                           logits.size()) != KILN_OK)
+      if (kiln_engine_step(s.engine, &input, 1, logits.data(), logits.size()) !=
+          KILN_OK)
         return fail("decode step failed");
       next = kiln_argmax(logits.data(), s.info.vocab_size);
     }
@@ -230,8 +232,9 @@ int benchCommand(const std::string &path, int64_t promptLen, int64_t genLen,
   std::printf("model           %s (%s)\n", path.c_str(), s.info.target_cpu);
   std::printf("threads         %d\n", threads);
   std::printf("prompt / gen    %lld / %lld tokens (best of %d)\n",
-              static_cast<long long>(promptLen),
-              static_cast<long long>(genLen), repeats);
+              static_cast<long long>(promptLen), static_cast<long long>(genLen),
+              repeats);
+  std::printf("open            %.1f ms (model + engine)\n", openSeconds * 1e3);
   std::printf("ttft            %.2f ms\n", bestTtft * 1e3);
   std::printf("prefill         %.1f tok/s\n", promptLen / bestPrefill);
   std::printf("decode          %.1f tok/s\n", decodeTokS);
@@ -251,6 +254,7 @@ int main(int argc, char **argv) {
   std::string path, prompt;
   int64_t maxTokens = 128, promptLen = 128, genLen = 128;
   int threads = 0, repeats = 3;
+  int64_t cacheTokens = 0;
 
   CLI::App *run = app.add_subcommand("run", "generate text greedily");
   run->add_option("artifact", path, "NAME.kiln directory")->required();
@@ -258,6 +262,9 @@ int main(int argc, char **argv) {
   run->add_option("--max-tokens,-n", maxTokens, "most tokens to generate")
       ->check(CLI::PositiveNumber);
   run->add_option("--threads,-t", threads, "threads (0: one per core)")
+      ->check(CLI::NonNegativeNumber);
+  run->add_option("--kv-cache-tokens", cacheTokens,
+                  "KV-cache capacity in tokens (0: 4 x context length)")
       ->check(CLI::NonNegativeNumber);
 
   CLI::App *bench = app.add_subcommand("bench", "measure speed");
@@ -273,6 +280,6 @@ int main(int argc, char **argv) {
 
   CLI11_PARSE(app, argc, argv);
   if (run->parsed())
-    return runCommand(path, prompt, maxTokens, threads);
+    return runCommand(path, prompt, maxTokens, threads, cacheTokens);
   return benchCommand(path, promptLen, genLen, threads, repeats);
 }

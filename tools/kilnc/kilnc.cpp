@@ -43,19 +43,19 @@ using namespace llvm;
 static cl::opt<std::string> inputFile(cl::Positional, cl::desc("<model.onnx>"),
                                       cl::Required);
 static cl::opt<std::string>
-    outputFile("o", cl::desc("output: the artifact directory, or a file for "
-                             "--emit ('-' for stdout)"),
+    outputFile("o",
+               cl::desc("output: the artifact directory, or a file for "
+                        "--emit ('-' for stdout)"),
                cl::value_desc("path"));
 static cl::opt<std::string>
     emit("emit",
          cl::desc("what to write: artifact (default), canonical (kiln IR "
                   "after raising), mlir (the step function), llvm, asm"),
          cl::init("artifact"));
-static cl::opt<bool> noCanonicalize(
-    "no-canonicalize",
-    cl::desc("with --emit=canonical: the IR as imported"));
-static cl::opt<bool> force("force",
-                           cl::desc("overwrite an existing output"));
+static cl::opt<bool>
+    noCanonicalize("no-canonicalize",
+                   cl::desc("with --emit=canonical: the IR as imported"));
+static cl::opt<bool> force("force", cl::desc("overwrite an existing output"));
 static cl::opt<int64_t> maxBatchTokens(
     "max-batch-tokens",
     cl::desc("most tokens one step may carry; sizes the arena (default 256)"),
@@ -87,9 +87,9 @@ public:
       errs() << "kilnc: " << phase << "...";
   }
   void end(StringRef detail = "") {
-    double s = std::chrono::duration<double>(
-                   std::chrono::steady_clock::now() - start)
-                   .count();
+    double s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+            .count();
     if (!quiet) {
       errs() << format(" %.2f s", s);
       if (!detail.empty())
@@ -170,7 +170,8 @@ int main(int argc, char **argv) {
     return fail("--block-size must be in 1..4096, got " + Twine(blockSize));
   if (emit != "artifact" && outputFile != "-" && sys::fs::exists(outputFile) &&
       !force)
-    return fail("output '" + outputFile + "' exists; pass --force to "
+    return fail("output '" + outputFile +
+                "' exists; pass --force to "
                 "overwrite it");
 
   mlir::kiln::CpuTarget target;
@@ -259,8 +260,8 @@ int main(int argc, char **argv) {
   int64_t vocab = logitsType.getShape().back();
   bool hasPositions = false;
   for (unsigned i = 0; i < step.getNumArguments(); ++i)
-    if (auto role = step.getArgAttrOfType<mlir::StringAttr>(i,
-                                                            "kiln.step_input"))
+    if (auto role =
+            step.getArgAttrOfType<mlir::StringAttr>(i, "kiln.step_input"))
       hasPositions |= role.getValue() == "positions";
 
   std::unique_ptr<kiln::ArtifactWriter> artifact;
@@ -309,8 +310,8 @@ int main(int argc, char **argv) {
     sys::Process::SafelyCloseFileDescriptor(fd);
   }
   progress.begin("compiling for " + target.cpu);
-  if (Error e = mlir::kiln::emitSharedLibrary(*module, target, library,
-                                              outputs)) {
+  if (Error e =
+          mlir::kiln::emitSharedLibrary(*module, target, library, outputs)) {
     if (artifact)
       artifact->discard();
     return fail(toString(std::move(e)));
@@ -318,9 +319,8 @@ int main(int argc, char **argv) {
   progress.end();
   if (!artifact) {
     sys::fs::remove(library);
-    return writeText([&](raw_ostream &os) {
-      os << (emit == "llvm" ? llvmIR : assembly);
-    });
+    return writeText(
+        [&](raw_ostream &os) { os << (emit == "llvm" ? llvmIR : assembly); });
   }
 
   // The manifest.
@@ -337,7 +337,8 @@ int main(int argc, char **argv) {
   if (context <= 0) {
     artifact->discard();
     return fail("cannot tell the context length: no max_position_embeddings "
-                "in " + modelDir + "/config.json; pass --context-length");
+                "in " +
+                modelDir + "/config.json; pass --context-length");
   }
   json::Array features;
   for (const std::string &f : mlir::kiln::enabledFeatures(target))

@@ -235,7 +235,8 @@ std::optional<DimExpr> DimExpr::parse(llvm::StringRef text) {
   }
 }
 
-DimExpr DimExpr::substitute(const std::map<std::string, DimExpr> &values) const {
+DimExpr
+DimExpr::substitute(const std::map<std::string, DimExpr> &values) const {
   if (unknown)
     return *this;
   DimExpr sum = constant(0);

@@ -248,7 +248,6 @@ kiln_status_t kiln_detokenizer_finish(kiln_detokenizer_t *det, char *out,
 /** Releases `det`. NULL is ignored. */
 void kiln_detokenizer_free(kiln_detokenizer_t *det);
 
-
 /*===----------------------------------------------------------------------===*
  * Models and engines
  *===----------------------------------------------------------------------===*/
@@ -283,9 +282,9 @@ typedef struct kiln_model_info {
   int64_t context_length;   /**< most tokens one sequence may hold */
   int64_t max_batch_tokens; /**< most tokens one step may carry */
   int64_t layers, kv_heads, head_dim, block_size;
-  int64_t arena_bytes;      /**< scratch memory of one engine */
+  int64_t arena_bytes; /**< scratch memory of one engine */
   int64_t weights_bytes;
-  int32_t num_eos_tokens;   /**< ids that end generation (up to 8) */
+  int32_t num_eos_tokens; /**< ids that end generation (up to 8) */
   int32_t eos_token_ids[8];
   /** NUL-terminated path of the artifact's tokenizer.json, "" if none;
    *  owned by the model. */

@@ -1,4 +1,5 @@
-/*===- kiln/model_abi.h - contract between model.so and the runtime -*- C -*-===*
+/*===- kiln/model_abi.h - contract between model.so and the runtime -*- C
+ * -*-===*
  *
  * kilnc compiles a model into `model.so`, which exports one function,
  * kiln_model_step, with the C signature below. The runtime fills a
@@ -16,8 +17,9 @@
  * Paged KV cache. The runtime owns `kv_cache`, a pool of blocks of
  * `block_size` tokens. Block b of layer l holds keys then values:
  *
- *   keys(b, l)   = kv_cache + ((b * layers + l) * 2 + 0) * kv_heads * block_size * head_dim
- *   values(b, l) = kv_cache + ((b * layers + l) * 2 + 1) * kv_heads * block_size * head_dim
+ *   keys(b, l)   = kv_cache + ((b * layers + l) * 2 + 0) * kv_heads *
+ * block_size * head_dim values(b, l) = kv_cache + ((b * layers + l) * 2 + 1) *
+ * kv_heads * block_size * head_dim
  *
  * each laid out [kv_heads][block_size][head_dim]. Position p of sequence
  * s lives in block block_tables[s * max_blocks_per_seq + p / block_size]
@@ -40,21 +42,21 @@ extern "C" {
 /** Everything one step reads and writes. All pointers are owned by the
  *  runtime and valid for the duration of the call. */
 typedef struct kiln_step_args {
-  int64_t num_tokens;           /**< T, at most the compiled max batch tokens */
-  const int64_t *token_ids;     /**< [T] */
-  const int64_t *positions;     /**< [T] */
-  const int32_t *token_seq;     /**< [T] sequence index of each token */
-  int64_t num_seqs;             /**< S */
-  const int32_t *seq_lens;      /**< [S] context length after this step */
-  const int32_t *block_tables;  /**< [S][max_blocks_per_seq] */
+  int64_t num_tokens;          /**< T, at most the compiled max batch tokens */
+  const int64_t *token_ids;    /**< [T] */
+  const int64_t *positions;    /**< [T] */
+  const int32_t *token_seq;    /**< [T] sequence index of each token */
+  int64_t num_seqs;            /**< S */
+  const int32_t *seq_lens;     /**< [S] context length after this step */
+  const int32_t *block_tables; /**< [S][max_blocks_per_seq] */
   int64_t max_blocks_per_seq;
-  float *kv_cache;              /**< the block pool */
-  int64_t num_logit_rows;       /**< R <= T */
-  const int64_t *logit_rows;    /**< [R] token indices whose logits are wanted */
-  float *logits;                /**< [R][vocab] output */
-  void *arena;                  /**< arena_bytes of scratch, 64-byte aligned */
-  const void *weights;          /**< the mapped weights file */
-  void *pool;                   /**< the runtime's thread pool, for kernels */
+  float *kv_cache;           /**< the block pool */
+  int64_t num_logit_rows;    /**< R <= T */
+  const int64_t *logit_rows; /**< [R] token indices whose logits are wanted */
+  float *logits;             /**< [R][vocab] output */
+  void *arena;               /**< arena_bytes of scratch, 64-byte aligned */
+  const void *weights;       /**< the mapped weights file */
+  void *pool;                /**< the runtime's thread pool, for kernels */
 } kiln_step_args;
 
 /** The runtime's micro-kernels, passed to every step. Generated code
@@ -74,7 +76,8 @@ typedef struct kiln_kernels {
    *  positions. Then, for every token t and query head h, with
    *  g = h / (q_heads / kv_heads):
    *
-   *    out[h][t] = sum_j softmax_j(s_j) V[g][j],  s_j = scale * q[h][t] . K[g][j]
+   *    out[h][t] = sum_j softmax_j(s_j) V[g][j],  s_j = scale * q[h][t] .
+   * K[g][j]
    *
    *  with j over the token's own sequence, positions 0 .. positions[t]
    *  (softcap > 0 first replaces s_j by softcap * tanh(s_j / softcap)).
@@ -82,23 +85,21 @@ typedef struct kiln_kernels {
    *  are addressed base + head * stride_head + token * stride_token + d,
    *  d in [0, head_dim) contiguous. */
   void (*attention_paged_f32)(const kiln_step_args *step, int64_t layer,
-                              int64_t layers, int64_t q_heads,
-                              int64_t kv_heads, int64_t head_dim,
-                              int64_t block_size, float scale, float softcap,
-                              const float *q, int64_t q_stride_head,
-                              int64_t q_stride_token, const float *k,
-                              int64_t k_stride_head, int64_t k_stride_token,
-                              const float *v, int64_t v_stride_head,
-                              int64_t v_stride_token, float *out,
-                              int64_t out_stride_head,
+                              int64_t layers, int64_t q_heads, int64_t kv_heads,
+                              int64_t head_dim, int64_t block_size, float scale,
+                              float softcap, const float *q,
+                              int64_t q_stride_head, int64_t q_stride_token,
+                              const float *k, int64_t k_stride_head,
+                              int64_t k_stride_token, const float *v,
+                              int64_t v_stride_head, int64_t v_stride_token,
+                              float *out, int64_t out_stride_head,
                               int64_t out_stride_token);
 
   /** C[m][n] = sum_k A[m][k] * B[n][k]: like matmul_f32 but B is stored
    *  [N][K] row-major (a tied embedding table read as the output
    *  projection). */
-  void (*matmul_bt_f32)(void *pool, const float *a, int64_t lda,
-                        const float *b, float *c, int64_t ldc, int64_t m,
-                        int64_t n, int64_t k);
+  void (*matmul_bt_f32)(void *pool, const float *a, int64_t lda, const float *b,
+                        float *c, int64_t ldc, int64_t m, int64_t n, int64_t k);
 } kiln_kernels;
 
 /** The entry point model.so exports. Returns 0 on success. */

@@ -149,7 +149,8 @@ KILN_INLINE void attendOne(const Problem &p, int64_t t, int64_t h) {
   float *out = a.out + h * a.outStrideHead + t * a.outStrideToken;
   const int64_t g = h / p.group;
   const int64_t seq = a.step->token_seq[t];
-  const int32_t *table = a.step->block_tables + seq * a.step->max_blocks_per_seq;
+  const int32_t *table =
+      a.step->block_tables + seq * a.step->max_blocks_per_seq;
   const int64_t context = a.step->positions[t] + 1;
 
   for (int64_t d0 = 0; d0 < headDim; d0 += kSliceVecs * 16) {
@@ -324,8 +325,11 @@ extern "C" void kiln_attention_paged_f32(
     int64_t out_stride_token) {
   kiln::kernels::attentionPagedF32(
       kiln::kernels::activeIsa(),
-      {step, layer, layers, q_heads, kv_heads, head_dim, block_size, scale,
-       softcap, q, q_stride_head, q_stride_token, k, k_stride_head,
-       k_stride_token, v, v_stride_head, v_stride_token, out, out_stride_head,
-       out_stride_token});
+      {step,       layer,           layers,
+       q_heads,    kv_heads,        head_dim,
+       block_size, scale,           softcap,
+       q,          q_stride_head,   q_stride_token,
+       k,          k_stride_head,   k_stride_token,
+       v,          v_stride_head,   v_stride_token,
+       out,        out_stride_head, out_stride_token});
 }

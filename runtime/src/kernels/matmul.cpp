@@ -57,9 +57,9 @@ constexpr int64_t kMinFlopsPerThread = 1 << 16;
 /// C[0:rows][0:nValid] = (accumulate ? C : 0) + A[0:rows][0:kc] * B[0:kc][0:NR]
 /// for the MR-row microkernel of `rows` rows; B rows are `ldb` floats apart
 /// and hold NR readable floats even where nValid < NR.
-using TileFn = void (*)(int64_t kc, const float *a, int64_t lda,
-                        const float *b, int64_t ldb, float *c, int64_t ldc,
-                        int64_t nValid, bool accumulate);
+using TileFn = void (*)(int64_t kc, const float *a, int64_t lda, const float *b,
+                        int64_t ldb, float *c, int64_t ldc, int64_t nValid,
+                        bool accumulate);
 /// c[0:n] = sum_p a[p] * b[p * ldb + 0:n].
 using GemvFn = void (*)(const float *a, const float *b, int64_t ldb, float *c,
                         int64_t n, int64_t k);
@@ -255,10 +255,9 @@ inline __mmask16 mask16(int64_t count) {
 }
 
 template <int MR>
-KILN_TARGET_AVX512 void tileAvx512(int64_t kc, const float *a, int64_t lda,
-                                   const float *b, int64_t ldb, float *c,
-                                   int64_t ldc, int64_t nValid,
-                                   bool accumulate) {
+KILN_TARGET_AVX512 void
+tileAvx512(int64_t kc, const float *a, int64_t lda, const float *b, int64_t ldb,
+           float *c, int64_t ldc, int64_t nValid, bool accumulate) {
   __m512 acc0[MR], acc1[MR];
 #pragma unroll
   for (int i = 0; i < MR; ++i)
@@ -286,9 +285,8 @@ KILN_TARGET_AVX512 void tileAvx512(int64_t kc, const float *a, int64_t lda,
   }
 }
 
-KILN_TARGET_AVX512 void gemvAvx512(const float *a, const float *b,
-                                   int64_t ldb, float *c, int64_t n,
-                                   int64_t k) {
+KILN_TARGET_AVX512 void gemvAvx512(const float *a, const float *b, int64_t ldb,
+                                   float *c, int64_t n, int64_t k) {
   int64_t j = 0;
   for (; j + 128 <= n; j += 128) {
     __m512 acc[8];
@@ -427,8 +425,7 @@ void gemm(const Gemm &g, ThreadPool *pool, const GemmProblem &pr) {
       int64_t tn = t / mSplit, tm = t % mSplit;
       int64_t i0 = tm * rowBlocks / mSplit * g.mr;
       int64_t i1 = std::min(pr.m, (tm + 1) * rowBlocks / mSplit * g.mr);
-      gemmTask(g, pr, i0, i1, tn * panels / nSplit,
-               (tn + 1) * panels / nSplit);
+      gemmTask(g, pr, i0, i1, tn * panels / nSplit, (tn + 1) * panels / nSplit);
     }
   };
   pool->parallelFor(nSplit * mSplit, tasks, 1);
@@ -503,9 +500,8 @@ KILN_INLINE void gemmBtRange(const GemmProblem &pr, int64_t j0, int64_t j1) {
       dotTile<4, kNj4>(pr.a + i * pr.lda, pr.lda, b, std::min(nj, kNj4),
                        pr.c + i * pr.ldc + j, pr.ldc, pr.k);
       if (nj > kNj4)
-        dotTile<4, kNj4>(pr.a + i * pr.lda, pr.lda, b + kNj4 * pr.k,
-                         nj - kNj4, pr.c + i * pr.ldc + j + kNj4, pr.ldc,
-                         pr.k);
+        dotTile<4, kNj4>(pr.a + i * pr.lda, pr.lda, b + kNj4 * pr.k, nj - kNj4,
+                         pr.c + i * pr.ldc + j + kNj4, pr.ldc, pr.k);
     }
     for (int64_t i = rows4; i < pr.m; ++i)
       dotTile<1, kNj1>(pr.a + i * pr.lda, pr.lda, b, nj, pr.c + i * pr.ldc + j,

@@ -81,9 +81,8 @@ TEST(KernelsThreadPool, CoversEveryIndexOnce) {
             },
             chunk);
         for (int64_t i = 0; i < n; ++i)
-          ASSERT_EQ(hits[i].load(), 1)
-              << "threads " << threads << " n " << n << " chunk " << chunk
-              << " index " << i;
+          ASSERT_EQ(hits[i].load(), 1) << "threads " << threads << " n " << n
+                                       << " chunk " << chunk << " index " << i;
       }
     }
   }
@@ -98,8 +97,7 @@ TEST(KernelsThreadPool, DefaultSplitIsOneRangePerThread) {
     ranges.emplace_back(b, e);
   });
   std::sort(ranges.begin(), ranges.end());
-  std::vector<std::pair<int64_t, int64_t>> expected = {
-      {0, 4}, {4, 8}, {8, 10}};
+  std::vector<std::pair<int64_t, int64_t>> expected = {{0, 4}, {4, 8}, {8, 10}};
   EXPECT_EQ(ranges, expected);
 }
 
@@ -234,12 +232,11 @@ struct MatmulShape {
 /// counts 1..8 and beyond, N tails against 8 / 16 / 32 wide panels and the
 /// 128-wide GEMV tile, K = 1 and K across the 256-deep K blocks.
 const MatmulShape kMatmulShapes[] = {
-    {1, 1, 1},     {1, 7, 3},      {1, 16, 16},   {1, 17, 5},
-    {1, 100, 1},   {1, 129, 33},   {1, 200, 257}, {1, 1536, 576},
-    {2, 33, 17},   {3, 5, 300},    {4, 8, 8},     {5, 47, 31},
-    {6, 16, 1},    {7, 13, 13},    {8, 32, 256},  {9, 33, 513},
-    {13, 31, 257}, {17, 1, 9},     {33, 70, 2},   {64, 200, 96},
-    {100, 50, 70}, {128, 96, 600}, {7, 300, 40},  {2, 4000, 3},
+    {1, 1, 1},     {1, 7, 3},      {1, 16, 16},    {1, 17, 5},   {1, 100, 1},
+    {1, 129, 33},  {1, 200, 257},  {1, 1536, 576}, {2, 33, 17},  {3, 5, 300},
+    {4, 8, 8},     {5, 47, 31},    {6, 16, 1},     {7, 13, 13},  {8, 32, 256},
+    {9, 33, 513},  {13, 31, 257},  {17, 1, 9},     {33, 70, 2},  {64, 200, 96},
+    {100, 50, 70}, {128, 96, 600}, {7, 300, 40},   {2, 4000, 3},
 };
 
 /// C (ldc apart, NaN before the call) against a double reference; the pad
@@ -300,8 +297,8 @@ void checkMatmulShapes(MatmulFn fn, decltype(kiln_kernels::matmul_f32) tableFn,
               " K=" + std::to_string(s.k) + " pad=" + std::to_string(pad) +
               " threads=" + std::to_string(pool ? pool->numThreads() : 0);
           if (variant < isas.size())
-            fn(isas[variant], pool, a.data(), lda, b.data(), c.data(), ldc,
-               s.m, s.n, s.k);
+            fn(isas[variant], pool, a.data(), lda, b.data(), c.data(), ldc, s.m,
+               s.n, s.k);
           else
             tableFn(pool, a.data(), lda, b.data(), c.data(), ldc, s.m, s.n,
                     s.k);
@@ -313,8 +310,8 @@ void checkMatmulShapes(MatmulFn fn, decltype(kiln_kernels::matmul_f32) tableFn,
 }
 
 void matmulNoexcept(Isa isa, ThreadPool *pool, const float *a, int64_t lda,
-                    const float *b, float *c, int64_t ldc, int64_t m,
-                    int64_t n, int64_t k) {
+                    const float *b, float *c, int64_t ldc, int64_t m, int64_t n,
+                    int64_t k) {
   kiln::kernels::matmulF32(isa, pool, a, lda, b, c, ldc, m, n, k);
 }
 
@@ -329,8 +326,7 @@ TEST(KernelsMatmul, MatchesReferenceOnEveryShape) {
 }
 
 TEST(KernelsMatmul, TransposedBMatchesReferenceOnEveryShape) {
-  checkMatmulShapes(matmulBtNoexcept, kiln_cpu_kernels()->matmul_bt_f32,
-                    true);
+  checkMatmulShapes(matmulBtNoexcept, kiln_cpu_kernels()->matmul_bt_f32, true);
 }
 
 TEST(KernelsMatmul, EmptyKWritesZeros) {
@@ -418,8 +414,8 @@ public:
     }
     // Shuffled blocks plus spares that no sequence owns; unused table
     // entries point nowhere.
-    int64_t used = std::accumulate(blocksPerSeq_.begin(), blocksPerSeq_.end(),
-                                   int64_t{0});
+    int64_t used =
+        std::accumulate(blocksPerSeq_.begin(), blocksPerSeq_.end(), int64_t{0});
     numBlocks_ = used + 3;
     std::vector<int32_t> ids(numBlocks_);
     std::iota(ids.begin(), ids.end(), 0);
@@ -488,11 +484,10 @@ public:
     step_.pool = pool;
     out.resize(qs_.size);
     kiln::kernels::AttentionArgs args{
-        &step_,     kLayer,       kLayers,      c_.qHeads,  c_.kvHeads,
-        c_.headDim, c_.blockSize, c_.scale,     c_.softcap, q_.data(),
-        qs_.head,   qs_.token,    k_.data(),    kvs_.head,  kvs_.token,
-        v_.data(),  kvs_.head,    kvs_.token,   out.data(), qs_.head,
-        qs_.token};
+        &step_,       kLayer,    kLayers,    c_.qHeads, c_.kvHeads, c_.headDim,
+        c_.blockSize, c_.scale,  c_.softcap, q_.data(), qs_.head,   qs_.token,
+        k_.data(),    kvs_.head, kvs_.token, v_.data(), kvs_.head,  kvs_.token,
+        out.data(),   qs_.head,  qs_.token};
     if (isa)
       kiln::kernels::attentionPagedF32(*isa, args);
     else
@@ -576,15 +571,14 @@ public:
   }
 
 private:
-  int64_t blockFloats() const {
-    return c_.kvHeads * c_.blockSize * c_.headDim;
-  }
+  int64_t blockFloats() const { return c_.kvHeads * c_.blockSize * c_.headDim; }
 
   /// Where the ABI puts (seq, pos, kv head) of layer kLayer; kv 0 is the
   /// key, 1 the value.
   float *cacheRow(int64_t s, int64_t pos, int64_t g, int kv) {
     int64_t block = tables_[s * maxBlocks_ + pos / c_.blockSize];
-    return cache_.data() + ((block * kLayers + kLayer) * 2 + kv) * blockFloats() +
+    return cache_.data() +
+           ((block * kLayers + kLayer) * 2 + kv) * blockFloats() +
            (g * c_.blockSize + pos % c_.blockSize) * c_.headDim;
   }
 
@@ -630,12 +624,8 @@ TEST(KernelsAttention, DecodeOverLongContext) {
 TEST(KernelsAttention, MixedBatchWithShuffledBlocks) {
   // A prefill chunk on top of a cached prefix, two decodes, a fresh
   // prefill longer than one softmax chunk.
-  checkAttention({"mixed batch",
-                  9,
-                  3,
-                  64,
-                  7,
-                  {{50, 20}, {300, 1}, {0, 70}, {129, 1}}});
+  checkAttention(
+      {"mixed batch", 9, 3, 64, 7, {{50, 20}, {300, 1}, {0, 70}, {129, 1}}});
 }
 
 TEST(KernelsAttention, BlockSizeOne) {
@@ -704,9 +694,9 @@ template <typename Fn> double timePerCall(Fn &&fn) {
     auto t0 = Clock::now();
     for (int64_t i = 0; i < perRound; ++i)
       fn();
-    best = std::min(
-        best, std::chrono::duration<double>(Clock::now() - t0).count() /
-                  perRound);
+    best = std::min(best,
+                    std::chrono::duration<double>(Clock::now() - t0).count() /
+                        perRound);
   }
   return best;
 }
@@ -752,8 +742,8 @@ TEST(KernelsBench, DISABLED_Figures) {
       };
       const Attn attns[] = {
           {"decode, context 1024", {{1023, 1}}},
-          {"decode x8, context 512", std::vector<std::pair<int64_t, int64_t>>(
-                                         8, {511, 1})},
+          {"decode x8, context 512",
+           std::vector<std::pair<int64_t, int64_t>>(8, {511, 1})},
           {"prefill 128 tokens", {{0, 128}}},
           {"prefill 512 tokens", {{0, 512}}},
       };

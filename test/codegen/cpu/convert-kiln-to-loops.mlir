@@ -1,0 +1,87 @@
+// RUN: kiln-opt %s --split-input-file --convert-kiln-to-loops --verify-diagnostics | FileCheck %s
+// RUN: kiln-opt %s --split-input-file --kiln-cpu-pipeline --verify-diagnostics | FileCheck %s --check-prefix=LLVM
+
+// The step function of a one-layer model (what --kiln-insert-kv-cache
+// makes of test/passes/kiln-insert-kv-cache.mlir's first case).
+// CHECK-LABEL: func.func @kiln_model_step(%{{.+}}: !llvm.ptr, %{{.+}}: !llvm.ptr) -> i32
+// Weights are views of the weights file at their assigned offsets.
+// CHECK-DAG: %[[W:.+]] = memref.view %{{.+}}[%c0{{.*}}][] : memref<?xi8> to memref<16x8xf32>
+// The gather's result and the attention's result share arena offset 0:
+// the gather result is dead once the transpose has read it.
+// CHECK: call @[[GATHER:__kiln_gather_[0-9]+]](%[[W]]
+// CHECK: call @[[T1:__kiln_transpose_[0-9]+]]
+// Paged attention: the kernel table's entry 3, with the step arguments.
+// CHECK: llvm.getelementptr %{{.+}}[0, 3]
+// CHECK: llvm.call %{{.+}}(%arg0, {{.*}}) : !llvm.ptr, (!llvm.ptr, i64, i64, i64, i64, i64, i64, f32, f32, !llvm.ptr, i64, i64, !llvm.ptr, i64, i64, !llvm.ptr, i64, i64, !llvm.ptr, i64, i64) -> ()
+// CHECK: call @[[T2:__kiln_transpose_[0-9]+]]
+// The logits matmul: entry 2 (matmul_f32), writing into the caller's logits.
+// CHECK: llvm.getelementptr %{{.+}}[0, 2]
+// CHECK: llvm.call %{{.+}} : !llvm.ptr, (!llvm.ptr, !llvm.ptr, i64, !llvm.ptr, !llvm.ptr, i64, i64, i64, i64) -> ()
+// CHECK: func.func private @[[GATHER]](%{{.+}}: memref<16x8xf32>, %{{.+}}: memref<1x?xi64>, %{{.+}}: memref<1x?x8xf32>) attributes {no_inline}
+// CHECK: linalg.generic
+// CHECK: llvm.mlir.global external constant @kiln_model_abi_version(1 : i64)
+// Two [256 tokens x 8] f32 buffers live at once: 2 x 8 KiB.
+// CHECK: llvm.mlir.global external constant @kiln_model_arena_bytes(16384 : i64)
+// CHECK: llvm.mlir.global external constant @kiln_model_max_tokens(256 : i64)
+// CHECK-NOT: = kiln.
+// LLVM-LABEL: llvm.func @kiln_model_step
+// LLVM-NOT: builtin.unrealized_conversion_cast
+module {
+  kiln.global @emb : tensor<16x8xf32> [#kiln.blob<"w.bin", offset = 0, size = 512>]
+  kiln.global @head : tensor<8x16xf32> [#kiln.blob<"w.bin", offset = 512, size = 512>]
+  func.func @main(%arg0: tensor<1x?xi64, #kiln.dims<[tokens]>> {kiln.name = "input_ids", kiln.step_input = "token_ids"}, %arg1: !kiln.kv_cache<layers = 1, heads = 2, head_dim = 4, block = 16, f32> {kiln.name = "kv_cache", kiln.step_input = "kv_cache"}, %arg2: tensor<?xi64, #kiln.dims<[logit_rows]>> {kiln.name = "logit_rows", kiln.step_input = "logit_rows"}) -> tensor<1x?x16xf32, #kiln.dims<[logit_rows]>> {
+    %0 = kiln.weight @emb : tensor<16x8xf32>
+    %1 = kiln.gather %0, %arg0 {axis = 0 : i64} : (tensor<16x8xf32>, tensor<1x?xi64, #kiln.dims<[tokens]>>) -> tensor<1x?x8xf32, #kiln.dims<[tokens]>>
+    %2 = kiln.reshape %1 : tensor<1x?x8xf32, #kiln.dims<[tokens]>> -> tensor<1x?x2x4xf32, #kiln.dims<[tokens]>>
+    %3 = kiln.transpose %2 {perm = array<i64: 0, 2, 1, 3>} : tensor<1x?x2x4xf32, #kiln.dims<[tokens]>> -> tensor<1x2x?x4xf32, #kiln.dims<[tokens]>>
+    %4 = kiln.paged_attention %arg1, %3, %3, %3 {layer = 0 : i64, scale = 5.000000e-01 : f32} : !kiln.kv_cache<layers = 1, heads = 2, head_dim = 4, block = 16, f32>, tensor<1x2x?x4xf32, #kiln.dims<[tokens]>>, tensor<1x2x?x4xf32, #kiln.dims<[tokens]>>, tensor<1x2x?x4xf32, #kiln.dims<[tokens]>> -> tensor<1x2x?x4xf32, #kiln.dims<[tokens]>>
+    %5 = kiln.transpose %4 {perm = array<i64: 0, 2, 1, 3>} : tensor<1x2x?x4xf32, #kiln.dims<[tokens]>> -> tensor<1x?x2x4xf32, #kiln.dims<[tokens]>>
+    %6 = kiln.reshape %5 : tensor<1x?x2x4xf32, #kiln.dims<[tokens]>> -> tensor<1x?x8xf32, #kiln.dims<[tokens]>>
+    %7 = kiln.weight @head : tensor<8x16xf32>
+    %8 = kiln.gather %6, %arg2 {axis = 1 : i64} : (tensor<1x?x8xf32, #kiln.dims<[tokens]>>, tensor<?xi64, #kiln.dims<[logit_rows]>>) -> tensor<1x?x8xf32, #kiln.dims<[logit_rows]>>
+    %9 = kiln.matmul %8, %7 : (tensor<1x?x8xf32, #kiln.dims<[logit_rows]>>, tensor<8x16xf32>) -> tensor<1x?x16xf32, #kiln.dims<[logit_rows]>>
+    return %9 : tensor<1x?x16xf32, #kiln.dims<[logit_rows]>>
+  }
+}
+
+// -----
+
+// Ops that differ only in their buffers share one outlined function.
+// CHECK-LABEL: func.func @kiln_model_step
+// CHECK: call @[[ADD:__kiln_add_[0-9]+]](
+// CHECK: call @[[ADD]](
+// CHECK-COUNT-1: func.func private @__kiln_add_
+module {
+  func.func @main(%ids: tensor<1x?xi64, #kiln.dims<[tokens]>> {kiln.step_input = "token_ids"}, %rows: tensor<?xi64, #kiln.dims<[logit_rows]>> {kiln.step_input = "logit_rows"}) -> tensor<1x?x8xf32, #kiln.dims<[logit_rows]>> {
+    %f = kiln.cast %ids : tensor<1x?xi64, #kiln.dims<[tokens]>> -> tensor<1x?xf32, #kiln.dims<[tokens]>>
+    %e = kiln.expand %f : (tensor<1x?xf32, #kiln.dims<[tokens]>>) -> tensor<1x?xf32, #kiln.dims<[tokens]>>
+    %a = kiln.add %f, %e : (tensor<1x?xf32, #kiln.dims<[tokens]>>, tensor<1x?xf32, #kiln.dims<[tokens]>>) -> tensor<1x?xf32, #kiln.dims<[tokens]>>
+    %b = kiln.add %a, %f : (tensor<1x?xf32, #kiln.dims<[tokens]>>, tensor<1x?xf32, #kiln.dims<[tokens]>>) -> tensor<1x?xf32, #kiln.dims<[tokens]>>
+    %r = kiln.reshape %b : tensor<1x?xf32, #kiln.dims<[tokens]>> -> tensor<1x?x1xf32, #kiln.dims<[tokens]>>
+    %x = kiln.expand %r : (tensor<1x?x1xf32, #kiln.dims<[tokens]>>) -> tensor<1x?x8xf32, #kiln.dims<[tokens]>>
+    %g = kiln.gather %x, %rows {axis = 1 : i64} : (tensor<1x?x8xf32, #kiln.dims<[tokens]>>, tensor<?xi64, #kiln.dims<[logit_rows]>>) -> tensor<1x?x8xf32, #kiln.dims<[logit_rows]>>
+    return %g : tensor<1x?x8xf32, #kiln.dims<[logit_rows]>>
+  }
+}
+
+// -----
+
+module {
+  func.func @main(%ids: tensor<1x?xi64, #kiln.dims<[tokens]>> {kiln.step_input = "token_ids"}, %rows: tensor<?xi64, #kiln.dims<[logit_rows]>> {kiln.step_input = "logit_rows"}) -> tensor<1x?xf32, #kiln.dims<[logit_rows]>> {
+    %f = kiln.cast %ids : tensor<1x?xi64, #kiln.dims<[tokens]>> -> tensor<1x?xf32, #kiln.dims<[tokens]>>
+    // expected-error @+1 {{'kiln.softmax' is not supported by the CPU backend yet}}
+    %s = kiln.softmax %f {axis = 1 : i64} : tensor<1x?xf32, #kiln.dims<[tokens]>>
+    %g = kiln.gather %s, %rows {axis = 1 : i64} : (tensor<1x?xf32, #kiln.dims<[tokens]>>, tensor<?xi64, #kiln.dims<[logit_rows]>>) -> tensor<1x?xf32, #kiln.dims<[logit_rows]>>
+    return %g : tensor<1x?xf32, #kiln.dims<[logit_rows]>>
+  }
+}
+
+// -----
+
+module {
+  // expected-error @+1 {{argument #0 is not a step input; run --kiln-insert-kv-cache first}}
+  func.func @main(%x: tensor<1x?xf32, #kiln.dims<[tokens]>>) -> tensor<1x?xf32, #kiln.dims<[tokens]>> {
+    %y = kiln.neg %x : tensor<1x?xf32, #kiln.dims<[tokens]>>
+    return %y : tensor<1x?xf32, #kiln.dims<[tokens]>>
+  }
+}
