@@ -1,7 +1,7 @@
 //===- kilnc.cpp - the kiln compiler driver -------------------------------===//
 //
 // kilnc MODEL.onnx -o NAME.kiln [--max-batch-tokens N] [--block-size N]
-//       [--cpu=NAME] [--cpu-features=+f,-g] [--force] [--time-passes]
+//       [--cpu=NAME] [--cpu-features=+f,-g] [--force] [--mlir-timing]
 // kilnc MODEL.onnx --emit=canonical|mlir|llvm|asm [-o FILE]
 //
 // Imports an ONNX decoder, brings it to the kiln canonical form, moves
@@ -74,8 +74,6 @@ static cl::opt<std::string> cpuFeatures(
     "cpu-features",
     cl::desc("target features, e.g. +avx2,+fma (default: the CPU's)"));
 static cl::opt<bool> quiet("quiet", cl::desc("no progress lines"));
-static cl::opt<bool> timePasses(
-    "time-passes", cl::desc("print the time of every MLIR pass (stderr)"));
 
 namespace {
 
@@ -216,8 +214,6 @@ int main(int argc, char **argv) {
     mlir::PassManager pm(&ctx);
     if (failed(mlir::applyPassManagerCLOptions(pm)))
       return false;
-    if (timePasses)
-      pm.enableTiming();
     build(pm);
     return succeeded(pm.run(*module));
   };
