@@ -24,6 +24,7 @@
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Support/FileUtilities.h"
+#include "mlir/Support/Timing.h"
 #include "mlir/Transforms/Passes.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
@@ -152,6 +153,7 @@ int main(int argc, char **argv) {
   mlir::registerPassManagerCLOptions();
   mlir::registerAsmPrinterCLOptions();
   mlir::registerMLIRContextCLOptions();
+  mlir::registerDefaultTimingManagerCLOptions();
   cl::ParseCommandLineOptions(argc, argv, "kiln compiler\n");
 
   static const char *stages[] = {"artifact", "canonical", "mlir", "llvm",
@@ -192,6 +194,10 @@ int main(int argc, char **argv) {
   std::string modelDir = sys::path::parent_path(inputFile).str();
   if (modelDir.empty())
     modelDir = ".";
+  // --mlir-timing: a report of every pass's time when kilnc exits.
+  mlir::DefaultTimingManager timingManager;
+  mlir::applyDefaultTimingManagerCLOptions(timingManager);
+  mlir::TimingScope timing = timingManager.getRootScope();
   Progress progress;
   progress.begin("importing " + inputFile);
   kiln::WeightStore store(modelDir);
@@ -214,6 +220,7 @@ int main(int argc, char **argv) {
     mlir::PassManager pm(&ctx);
     if (failed(mlir::applyPassManagerCLOptions(pm)))
       return false;
+    pm.enableTiming(timing);
     build(pm);
     return succeeded(pm.run(*module));
   };
