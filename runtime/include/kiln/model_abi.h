@@ -1,5 +1,4 @@
-/*===- kiln/model_abi.h - contract between model.so and the runtime -*- C
- * -*-===*
+/*===- kiln/model_abi.h - model.so <-> runtime contract ----------*- C -*-===*
  *
  * kilnc compiles a model into `model.so`, which exports one function,
  * kiln_model_step, with the C signature below. The runtime fills a
@@ -17,9 +16,9 @@
  * Paged KV cache. The runtime owns `kv_cache`, a pool of blocks of
  * `block_size` tokens. Block b of layer l holds keys then values:
  *
- *   keys(b, l)   = kv_cache + ((b * layers + l) * 2 + 0) * kv_heads *
- * block_size * head_dim values(b, l) = kv_cache + ((b * layers + l) * 2 + 1) *
- * kv_heads * block_size * head_dim
+ *   keys(b, l)   = kv_cache + ((b * layers + l) * 2 + 0) * S
+ *   values(b, l) = kv_cache + ((b * layers + l) * 2 + 1) * S
+ *   with S = kv_heads * block_size * head_dim
  *
  * each laid out [kv_heads][block_size][head_dim]. Position p of sequence
  * s lives in block block_tables[s * max_blocks_per_seq + p / block_size]
@@ -76,8 +75,8 @@ typedef struct kiln_kernels {
    *  positions. Then, for every token t and query head h, with
    *  g = h / (q_heads / kv_heads):
    *
-   *    out[h][t] = sum_j softmax_j(s_j) V[g][j],  s_j = scale * q[h][t] .
-   * K[g][j]
+   *    out[h][t] = sum_j softmax_j(s_j) V[g][j]
+   *    s_j = scale * dot(q[h][t], K[g][j])
    *
    *  with j over the token's own sequence, positions 0 .. positions[t]
    *  (softcap > 0 first replaces s_j by softcap * tanh(s_j / softcap)).

@@ -1,14 +1,19 @@
 //===- attention.cpp - causal attention over the paged KV cache -----------===//
 //
-// First the step's new keys and values go into their cache rows; then each
-// (token, query head) pair is one work item: the query attends to its own
-// sequence's positions 0 .. positions[t], read through the block table.
+// First the step's new keys and values go into their cache rows. Then one
+// work item is a token and a pass of up to kHeadsPerPass query heads that
+// share a KV head: the query attends to its own sequence's positions
+// 0 .. positions[t], read through the block table, and each chunk of keys
+// and values is loaded once for all heads of the pass (GQA reads a third
+// of the bytes for SmolLM2's 3 query heads per KV head). Decode batches
+// with fewer items than threads split the heads into more passes.
 //
 // The softmax is the streaming ("online") one: keys are taken in chunks of
-// kChunk positions; for each chunk the scores are computed, the running
-// maximum is raised if needed (rescaling the accumulated output and sum
-// once per chunk) and the chunk's exp-weighted values are added. Nothing
-// of size context length is ever stored.
+// kChunk positions; for each chunk the scores are computed (four keys at a
+// time, so that the horizontal sums share shuffles), the running maximum
+// is raised if needed (rescaling the accumulated output and sum once per
+// chunk), exp runs as a vectorized polynomial, and the chunk's
+// exp-weighted values are added. Nothing of context length is stored.
 //
 // The code is written once over GCC vector types of 16 floats and
 // instantiated three times: plain (the baseline target lowers a 16-float
@@ -17,9 +22,8 @@
 // copy is compiled for its own instruction set. head_dim 64 and 128 get
 // their own copies, which keep the output accumulator in registers.
 //
-// Work items are claimed in chunks, in (token, head) order, so the query
-// heads that share a KV head run at about the same time and find its keys
-// in cache.
+// Work items are claimed in chunks in (token, KV head) order from the
+// thread pool.
 //
 //===----------------------------------------------------------------------===//
 
@@ -46,6 +50,8 @@ typedef float V4 __attribute__((vector_size(16)));
 
 /// Positions per chunk of the streaming softmax.
 constexpr int64_t kChunk = 64;
+/// Most query heads that one pass over a KV head's keys serves.
+constexpr int64_t kHeadsPerPass = 8;
 /// Output floats accumulated per pass when head_dim is not specialized;
 /// larger head dims take several passes.
 constexpr int64_t kSliceFloats = 256;
@@ -93,6 +99,47 @@ KILN_INLINE float dot(const float *a, const float *b, int64_t n) {
   return r;
 }
 
+/// out[r] = a . b[r] for r in 0..3: the four partial vectors are reduced
+/// together, which takes a third of the shuffles of four separate sums.
+KILN_INLINE void dot4(const float *a, const float *const *b, int64_t n,
+                      float *out) {
+  V16 s0 = {}, s1 = {}, s2 = {}, s3 = {}, x, y;
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    load16(x, a + i);
+    load16(y, b[0] + i);
+    s0 += x * y;
+    load16(y, b[1] + i);
+    s1 += x * y;
+    load16(y, b[2] + i);
+    s2 += x * y;
+    load16(y, b[3] + i);
+    s3 += x * y;
+  }
+  // Halve the lanes per sum until one is left: [s0 | s1] with 8 lanes
+  // each, then [s0 | s1 | s2 | s3] with 4, 2, 1.
+  V16 h01 = __builtin_shufflevector(s0, s1, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18,
+                                    19, 20, 21, 22, 23) +
+            __builtin_shufflevector(s0, s1, 8, 9, 10, 11, 12, 13, 14, 15, 24,
+                                    25, 26, 27, 28, 29, 30, 31);
+  V16 h23 = __builtin_shufflevector(s2, s3, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18,
+                                    19, 20, 21, 22, 23) +
+            __builtin_shufflevector(s2, s3, 8, 9, 10, 11, 12, 13, 14, 15, 24,
+                                    25, 26, 27, 28, 29, 30, 31);
+  V16 q4 = __builtin_shufflevector(h01, h23, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17,
+                                   18, 19, 24, 25, 26, 27) +
+           __builtin_shufflevector(h01, h23, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21,
+                                   22, 23, 28, 29, 30, 31);
+  V8 q2 = __builtin_shufflevector(q4, q4, 0, 1, 4, 5, 8, 9, 12, 13) +
+          __builtin_shufflevector(q4, q4, 2, 3, 6, 7, 10, 11, 14, 15);
+  V4 q1 = __builtin_shufflevector(q2, q2, 0, 2, 4, 6) +
+          __builtin_shufflevector(q2, q2, 1, 3, 5, 7);
+  for (; i < n; ++i)
+    for (int r = 0; r < 4; ++r)
+      q1[r] += a[i] * b[r][i];
+  std::memcpy(out, &q1, sizeof(q1));
+}
+
 /// exp(x) for x <= 0 (larger x is not expected: scores minus their
 /// maximum), within a few ulp; branch-free so that loops over it
 /// vectorize. Cephes' expf: x = n ln2 + r, |r| <= ln2 / 2, a degree-6
@@ -125,8 +172,9 @@ KILN_INLINE float expNonPositive(float x) {
 /// What every work item needs, derived once per call.
 struct Problem {
   AttentionArgs args;
-  int64_t group;       ///< query heads per KV head
-  int64_t blockFloats; ///< floats of one block's keys (or values) per layer
+  int64_t group;        ///< query heads per KV head
+  int64_t headsPerPass; ///< query heads one work item handles, <= group
+  int64_t blockFloats;  ///< floats of one block's keys (or values) per layer
 };
 
 /// Key row of position `row` in `block` for KV head g; the value row is
@@ -138,104 +186,158 @@ KILN_INLINE float *keyRow(const Problem &p, int64_t block, int64_t g,
          (g * a.blockSize + row) * a.headDim;
 }
 
-/// out[h][t] for one (token, head) pair. kD is head_dim when specialized,
-/// 0 otherwise.
+/// Running softmax state of one query head over one slice of head_dim.
+template <int64_t kSliceVecs> struct HeadState {
+  V16 acc[kSliceVecs]; ///< sum of exp(s_j - max) V_j, first vecs * 16 dims
+  float accTail[16];   ///< the same for the last dLen % 16 dims
+  float max, sum;      ///< running maximum score, sum of exp(s_j - max)
+};
+
+/// One chunk of up to kChunk keys for one head: scores, softmax update and
+/// the weighted values, into `st`.
+template <int64_t kSliceVecs>
+KILN_INLINE void
+attendChunk(const AttentionArgs &a, int64_t blockFloats, const float *q,
+            int64_t headDim, const float *const *keys, int64_t n, bool first,
+            int64_t d0, int64_t vecs, int64_t tail, HeadState<kSliceVecs> &st) {
+  alignas(64) float s[kChunk];
+  int64_t j = 0;
+  for (; j + 4 <= n; j += 4)
+    dot4(q, keys + j, headDim, s + j);
+  for (; j < n; ++j)
+    s[j] = dot(q, keys[j], headDim);
+  for (j = 0; j < n; ++j)
+    s[j] *= a.scale;
+  if (a.softcap > 0.0f)
+    for (j = 0; j < n; ++j)
+      s[j] = a.softcap * std::tanh(s[j] / a.softcap);
+
+  float chunkMax = s[0];
+  for (j = 1; j < n; ++j)
+    chunkMax = std::max(chunkMax, s[j]);
+  const float newMax = first ? chunkMax : std::max(st.max, chunkMax);
+  // Nothing accumulated before the first chunk: no exp(-inf) to take.
+  const float alpha = first ? 0.0f : std::exp(st.max - newMax);
+  // Over the whole chunk, with zeros past n, so that it vectorizes.
+  for (j = 0; j < kChunk; ++j) {
+    float e = expNonPositive(s[j] - newMax);
+    s[j] = j < n ? e : 0.0f;
+  }
+  V16 sum = {}, x;
+  for (j = 0; j < kChunk; j += 16) {
+    load16(x, s + j);
+    sum += x;
+  }
+  st.sum = st.sum * alpha + sum16(sum);
+  st.max = newMax;
+
+  // A local copy of the accumulator, which the compiler keeps in registers
+  // when head_dim is a constant.
+  V16 acc[kSliceVecs];
+  for (int64_t i = 0; i < vecs; ++i)
+    acc[i] = st.acc[i] * alpha;
+  for (int64_t i = 0; i < tail; ++i)
+    st.accTail[i] *= alpha;
+  for (j = 0; j < n; ++j) {
+    const float *v = keys[j] + blockFloats + d0;
+    V16 w = {};
+    w += s[j];
+    for (int64_t i = 0; i < vecs; ++i) {
+      load16(x, v + 16 * i);
+      acc[i] += w * x;
+    }
+    for (int64_t i = 0; i < tail; ++i)
+      st.accTail[i] += s[j] * v[16 * vecs + i];
+  }
+  for (int64_t i = 0; i < vecs; ++i)
+    st.acc[i] = acc[i];
+}
+
+/// out[h][t] for query heads h0 .. h0 + heads - 1 of token t, which share
+/// one KV head: each chunk of keys and values is read from memory once and
+/// then used by every head from L1. kD is head_dim when specialized, 0
+/// otherwise.
 template <int64_t kD>
-KILN_INLINE void attendOne(const Problem &p, int64_t t, int64_t h) {
+KILN_INLINE void attendHeads(const Problem &p, int64_t t, int64_t h0,
+                             int64_t heads) {
   constexpr int64_t kSliceVecs = kD ? (kD + 15) / 16 : kSliceFloats / 16;
   const AttentionArgs &a = p.args;
   const int64_t headDim = kD ? kD : a.headDim;
-  const float *q = a.q + h * a.qStrideHead + t * a.qStrideToken;
-  float *out = a.out + h * a.outStrideHead + t * a.outStrideToken;
-  const int64_t g = h / p.group;
-  const int64_t seq = a.step->token_seq[t];
+  const int64_t g = h0 / p.group;
   const int32_t *table =
-      a.step->block_tables + seq * a.step->max_blocks_per_seq;
+      a.step->block_tables + a.step->token_seq[t] * a.step->max_blocks_per_seq;
   const int64_t context = a.step->positions[t] + 1;
 
   for (int64_t d0 = 0; d0 < headDim; d0 += kSliceVecs * 16) {
     const int64_t dLen = std::min(headDim - d0, kSliceVecs * 16);
     const int64_t vecs = dLen / 16, tail = dLen % 16;
-    V16 acc[kSliceVecs];
-    for (int64_t i = 0; i < kSliceVecs; ++i)
-      acc[i] = V16{};
-    float accTail[16] = {};
-    float runMax = -std::numeric_limits<float>::infinity();
-    float runSum = 0.0f;
+    HeadState<kSliceVecs> states[kHeadsPerPass];
+    for (int64_t hh = 0; hh < heads; ++hh) {
+      for (int64_t i = 0; i < kSliceVecs; ++i)
+        states[hh].acc[i] = V16{};
+      for (int64_t i = 0; i < 16; ++i)
+        states[hh].accTail[i] = 0.0f;
+      states[hh].max = states[hh].sum = 0.0f;
+    }
 
     for (int64_t j0 = 0; j0 < context; j0 += kChunk) {
       const int64_t n = std::min(kChunk, context - j0);
+      // Rows of one block are contiguous: walk the chunk block by block.
       const float *keys[kChunk];
-      float s[kChunk];
-      int64_t blockIndex = j0 / a.blockSize, row = j0 % a.blockSize;
-      for (int64_t j = 0; j < n; ++j) {
-        keys[j] = keyRow(p, table[blockIndex], g, row);
-        if (++row == a.blockSize) {
-          row = 0;
-          ++blockIndex;
-        }
+      for (int64_t j = 0, pos = j0; j < n;) {
+        int64_t row = pos % a.blockSize;
+        int64_t take = std::min(a.blockSize - row, n - j);
+        const float *first = keyRow(p, table[pos / a.blockSize], g, row);
+        for (int64_t r = 0; r < take; ++r)
+          keys[j + r] = first + r * headDim;
+        j += take;
+        pos += take;
       }
-      for (int64_t j = 0; j < n; ++j)
-        s[j] = a.scale * dot(q, keys[j], headDim);
-      if (a.softcap > 0.0f)
-        for (int64_t j = 0; j < n; ++j)
-          s[j] = a.softcap * std::tanh(s[j] / a.softcap);
+      for (int64_t hh = 0; hh < heads; ++hh)
+        attendChunk(a, p.blockFloats,
+                    a.q + (h0 + hh) * a.qStrideHead + t * a.qStrideToken,
+                    headDim, keys, n, j0 == 0, d0, vecs, tail, states[hh]);
+    }
 
-      float chunkMax = s[0];
-      for (int64_t j = 1; j < n; ++j)
-        chunkMax = std::max(chunkMax, s[j]);
-      const float newMax = std::max(runMax, chunkMax);
-      // exp(-inf) on the first chunk: nothing accumulated yet to rescale.
-      const float alpha = j0 == 0 ? 0.0f : std::exp(runMax - newMax);
-      float chunkSum = 0.0f;
-      for (int64_t j = 0; j < n; ++j) {
-        s[j] = expNonPositive(s[j] - newMax);
-        chunkSum += s[j];
+    for (int64_t hh = 0; hh < heads; ++hh) {
+      const HeadState<kSliceVecs> &st = states[hh];
+      float *out =
+          a.out + (h0 + hh) * a.outStrideHead + t * a.outStrideToken + d0;
+      const float inv = 1.0f / st.sum;
+      for (int64_t i = 0; i < vecs; ++i) {
+        V16 o = st.acc[i] * inv;
+        store16(out + 16 * i, o);
       }
-      runSum = runSum * alpha + chunkSum;
-      runMax = newMax;
-
-      for (int64_t i = 0; i < vecs; ++i)
-        acc[i] *= alpha;
       for (int64_t i = 0; i < tail; ++i)
-        accTail[i] *= alpha;
-      for (int64_t j = 0; j < n; ++j) {
-        const float *v = keys[j] + p.blockFloats + d0;
-        V16 w = {}, x;
-        w += s[j];
-        for (int64_t i = 0; i < vecs; ++i) {
-          load16(x, v + 16 * i);
-          acc[i] += w * x;
-        }
-        for (int64_t i = 0; i < tail; ++i)
-          accTail[i] += s[j] * v[16 * vecs + i];
-      }
+        out[16 * vecs + i] = st.accTail[i] * inv;
     }
+  }
+}
 
-    const float inv = 1.0f / runSum;
-    for (int64_t i = 0; i < vecs; ++i) {
-      V16 o = acc[i] * inv;
-      store16(out + d0 + 16 * i, o);
-    }
-    for (int64_t i = 0; i < tail; ++i)
-      out[d0 + 16 * vecs + i] = accTail[i] * inv;
+/// Work items [begin, end), ordered by token, then KV head, then pass of up
+/// to p.headsPerPass query heads.
+template <int64_t kD>
+KILN_INLINE void attendItems(const Problem &p, int64_t begin, int64_t end) {
+  const int64_t passes = (p.group + p.headsPerPass - 1) / p.headsPerPass;
+  const int64_t perToken = p.args.kvHeads * passes;
+  for (int64_t i = begin; i < end; ++i) {
+    int64_t t = i / perToken, g = i % perToken / passes, pass = i % passes;
+    int64_t first = pass * p.headsPerPass;
+    attendHeads<kD>(p, t, g * p.group + first,
+                    std::min(p.headsPerPass, p.group - first));
   }
 }
 
 KILN_INLINE void attendRange(const Problem &p, int64_t begin, int64_t end) {
-  const int64_t heads = p.args.qHeads;
   switch (p.args.headDim) {
   case 64:
-    for (int64_t i = begin; i < end; ++i)
-      attendOne<64>(p, i / heads, i % heads);
+    attendItems<64>(p, begin, end);
     break;
   case 128:
-    for (int64_t i = begin; i < end; ++i)
-      attendOne<128>(p, i / heads, i % heads);
+    attendItems<128>(p, begin, end);
     break;
   default:
-    for (int64_t i = begin; i < end; ++i)
-      attendOne<0>(p, i / heads, i % heads);
+    attendItems<0>(p, begin, end);
     break;
   }
 }
@@ -284,10 +386,18 @@ void attentionPagedF32(Isa isa, const AttentionArgs &args) noexcept {
   const int64_t tokens = args.step->num_tokens;
   if (tokens <= 0 || args.qHeads <= 0 || args.headDim <= 0)
     return;
-  Problem p{args, args.qHeads / args.kvHeads,
-            args.kvHeads * args.blockSize * args.headDim};
   ThreadPool *pool = static_cast<ThreadPool *>(args.step->pool);
   const int64_t threads = pool ? pool->numThreads() : 1;
+  // Query heads that share a KV head go in one pass over its keys, unless
+  // that leaves too few work items to keep the threads busy.
+  const int64_t group = args.qHeads / args.kvHeads;
+  int64_t headsPerPass = std::min(group, kHeadsPerPass);
+  int64_t wantPasses =
+      (2 * threads + tokens * args.kvHeads - 1) / (tokens * args.kvHeads);
+  if (threads > 1 && wantPasses > 1)
+    headsPerPass = std::max<int64_t>(1, (group + wantPasses - 1) / wantPasses);
+  Problem p{args, group, headsPerPass,
+            args.kvHeads * args.blockSize * args.headDim};
 
   auto write = [&](int64_t b, int64_t e) { writeCache(p, b, e); };
   // A thread's share should be worth at least a few microseconds.
@@ -305,7 +415,8 @@ void attentionPagedF32(Isa isa, const AttentionArgs &args) noexcept {
 #else
   (void)isa;
 #endif
-  const int64_t items = tokens * args.qHeads;
+  const int64_t items =
+      tokens * args.kvHeads * ((group + headsPerPass - 1) / headsPerPass);
   auto body = [&](int64_t b, int64_t e) { attend(p, b, e); };
   if (threads > 1 && items > 1)
     pool->parallelFor(items, body, std::max<int64_t>(1, items / (8 * threads)));

@@ -1,9 +1,13 @@
 //===- matmul.cpp - C = A * B for a row-major weight B --------------------===//
 //
-// Two shapes matter. Decode is M = 1, a GEMV bound by memory bandwidth: B
-// is streamed once, row by row, each thread owning a range of columns cut
-// at cache-line boundaries, with enough independent accumulators (a tile of
-// 8 vectors per row) that the FMA latency hides behind the loads.
+// Two shapes matter. Decode is M = 1, a GEMV bound by memory bandwidth,
+// usually from DRAM. Each thread owns a range of output columns cut at
+// cache-line boundaries and sweeps it once per 8 rows of B, keeping a
+// register tile of C (4 vectors) while it adds those 8 rows: B is read as 8
+// sequential streams, which the hardware prefetchers follow across pages
+// (a tile that walked down all K rows of one column strip would touch a new
+// page on every row: a third less bandwidth from DRAM, measured), and the
+// output row round-trips through L1 once per 8 rows.
 //
 // Prefill is M up to a few hundred, compute bound. A register-blocked
 // microkernel keeps an MR x NR tile of C in registers and, for each k,
@@ -50,6 +54,8 @@ constexpr int64_t kLineFloats = 16; ///< floats per 64-byte cache line
 constexpr int kMaxMr = 8;
 constexpr int64_t kMaxNr = 32;
 constexpr int64_t kKc = 256;
+/// Rows of B one GEMV sweep over the output row takes.
+constexpr int64_t kGemvRows = 8;
 /// Below this many flops per thread, waking threads costs more than it
 /// saves.
 constexpr int64_t kMinFlopsPerThread = 1 << 16;
@@ -103,26 +109,25 @@ void tilePortable(int64_t kc, const float *a, int64_t lda, const float *b,
   }
 }
 
-void gemvPortable(const float *a, const float *b, int64_t ldb, float *c,
-                  int64_t n, int64_t k) {
-  constexpr int64_t kWidth = 32;
-  for (int64_t j = 0; j < n; j += kWidth) {
-    float acc[kWidth] = {};
-    if (j + kWidth <= n) {
-      for (int64_t p = 0; p < k; ++p) {
-        const float *bp = b + p * ldb + j;
-        for (int64_t l = 0; l < kWidth; ++l)
-          acc[l] += a[p] * bp[l];
-      }
-      std::memcpy(c + j, acc, sizeof(acc));
+void gemvPortable(const float *__restrict a, const float *__restrict b,
+                  int64_t ldb, float *__restrict c, int64_t n, int64_t k) {
+  for (int64_t p0 = 0; p0 < k; p0 += kGemvRows) {
+    const float *r = b + p0 * ldb;
+    if (k - p0 >= kGemvRows) {
+      static_assert(kGemvRows == 8, "the sweep below adds 8 rows");
+      const float *a8 = a + p0;
+      // C is not read before the first sweep: it may hold anything.
+      if (p0 == 0)
+        std::fill(c, c + n, 0.0f);
+      for (int64_t j = 0; j < n; ++j)
+        c[j] += a8[0] * r[j] + a8[1] * r[ldb + j] + a8[2] * r[2 * ldb + j] +
+                a8[3] * r[3 * ldb + j] + a8[4] * r[4 * ldb + j] +
+                a8[5] * r[5 * ldb + j] + a8[6] * r[6 * ldb + j] +
+                a8[7] * r[7 * ldb + j];
     } else {
-      int64_t width = n - j;
-      for (int64_t p = 0; p < k; ++p) {
-        const float *bp = b + p * ldb + j;
-        for (int64_t l = 0; l < width; ++l)
-          acc[l] += a[p] * bp[l];
-      }
-      std::memcpy(c + j, acc, width * sizeof(float));
+      for (int64_t p = p0; p < k; ++p, r += ldb)
+        for (int64_t j = 0; j < n; ++j)
+          c[j] = (p == 0 ? 0.0f : c[j]) + a[p] * r[j];
     }
   }
 }
@@ -196,39 +201,41 @@ KILN_TARGET_AVX2 void tileAvx2(int64_t kc, const float *a, int64_t lda,
 
 KILN_TARGET_AVX2 void gemvAvx2(const float *a, const float *b, int64_t ldb,
                                float *c, int64_t n, int64_t k) {
-  int64_t j = 0;
-  for (; j + 64 <= n; j += 64) {
-    __m256 acc[8];
+  for (int64_t p0 = 0; p0 < k; p0 += kGemvRows) {
+    const int64_t rows = std::min(kGemvRows, k - p0);
+    const float *bp = b + p0 * ldb;
+    __m256 ap[kGemvRows];
 #pragma unroll
-    for (int q = 0; q < 8; ++q)
-      acc[q] = _mm256_setzero_ps();
-    const float *bp = b + j;
-    for (int64_t p = 0; p < k; ++p, bp += ldb) {
-      __m256 ap = _mm256_broadcast_ss(a + p);
+    for (int64_t r = 0; r < kGemvRows; ++r)
+      ap[r] = _mm256_set1_ps(r < rows ? a[p0 + r] : 0.0f);
+    int64_t j = 0;
+    if (rows == kGemvRows) {
+      for (; j + 32 <= n; j += 32) {
+        __m256 acc[4];
 #pragma unroll
-      for (int q = 0; q < 8; ++q)
-        acc[q] = _mm256_fmadd_ps(ap, _mm256_loadu_ps(bp + 8 * q), acc[q]);
+        for (int q = 0; q < 4; ++q)
+          acc[q] =
+              p0 == 0 ? _mm256_setzero_ps() : _mm256_loadu_ps(c + j + 8 * q);
+#pragma unroll
+        for (int64_t r = 0; r < kGemvRows; ++r)
+#pragma unroll
+          for (int q = 0; q < 4; ++q)
+            acc[q] = _mm256_fmadd_ps(
+                ap[r], _mm256_loadu_ps(bp + r * ldb + j + 8 * q), acc[q]);
+#pragma unroll
+        for (int q = 0; q < 4; ++q)
+          _mm256_storeu_ps(c + j + 8 * q, acc[q]);
+      }
     }
-#pragma unroll
-    for (int q = 0; q < 8; ++q)
-      _mm256_storeu_ps(c + j + 8 * q, acc[q]);
-  }
-  for (; j < n; j += 8) {
-    __m256i mask = maskAvx2(n - j);
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    const float *bp = b + j;
-    int64_t p = 0;
-    // Two chains, so the FMA latency is not paid once per row.
-    for (; p + 2 <= k; p += 2, bp += 2 * ldb) {
-      acc0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + p),
-                             _mm256_maskload_ps(bp, mask), acc0);
-      acc1 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + p + 1),
-                             _mm256_maskload_ps(bp + ldb, mask), acc1);
+    for (; j < n; j += 8) {
+      __m256i mask = maskAvx2(n - j);
+      __m256 acc =
+          p0 == 0 ? _mm256_setzero_ps() : _mm256_maskload_ps(c + j, mask);
+      for (int64_t r = 0; r < rows; ++r)
+        acc = _mm256_fmadd_ps(ap[r], _mm256_maskload_ps(bp + r * ldb + j, mask),
+                              acc);
+      _mm256_maskstore_ps(c + j, mask, acc);
     }
-    if (p < k)
-      acc0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + p),
-                             _mm256_maskload_ps(bp, mask), acc0);
-    _mm256_maskstore_ps(c + j, mask, _mm256_add_ps(acc0, acc1));
   }
 }
 
@@ -287,38 +294,41 @@ tileAvx512(int64_t kc, const float *a, int64_t lda, const float *b, int64_t ldb,
 
 KILN_TARGET_AVX512 void gemvAvx512(const float *a, const float *b, int64_t ldb,
                                    float *c, int64_t n, int64_t k) {
-  int64_t j = 0;
-  for (; j + 128 <= n; j += 128) {
-    __m512 acc[8];
+  for (int64_t p0 = 0; p0 < k; p0 += kGemvRows) {
+    const int64_t rows = std::min(kGemvRows, k - p0);
+    const float *bp = b + p0 * ldb;
+    __m512 ap[kGemvRows];
 #pragma unroll
-    for (int q = 0; q < 8; ++q)
-      acc[q] = _mm512_setzero_ps();
-    const float *bp = b + j;
-    for (int64_t p = 0; p < k; ++p, bp += ldb) {
-      __m512 ap = _mm512_set1_ps(a[p]);
+    for (int64_t r = 0; r < kGemvRows; ++r)
+      ap[r] = _mm512_set1_ps(r < rows ? a[p0 + r] : 0.0f);
+    int64_t j = 0;
+    if (rows == kGemvRows) {
+      for (; j + 64 <= n; j += 64) {
+        __m512 acc[4];
 #pragma unroll
-      for (int q = 0; q < 8; ++q)
-        acc[q] = _mm512_fmadd_ps(ap, _mm512_loadu_ps(bp + 16 * q), acc[q]);
+        for (int q = 0; q < 4; ++q)
+          acc[q] =
+              p0 == 0 ? _mm512_setzero_ps() : _mm512_loadu_ps(c + j + 16 * q);
+#pragma unroll
+        for (int64_t r = 0; r < kGemvRows; ++r)
+#pragma unroll
+          for (int q = 0; q < 4; ++q)
+            acc[q] = _mm512_fmadd_ps(
+                ap[r], _mm512_loadu_ps(bp + r * ldb + j + 16 * q), acc[q]);
+#pragma unroll
+        for (int q = 0; q < 4; ++q)
+          _mm512_storeu_ps(c + j + 16 * q, acc[q]);
+      }
     }
-#pragma unroll
-    for (int q = 0; q < 8; ++q)
-      _mm512_storeu_ps(c + j + 16 * q, acc[q]);
-  }
-  for (; j < n; j += 16) {
-    __mmask16 mask = mask16(n - j);
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-    const float *bp = b + j;
-    int64_t p = 0;
-    for (; p + 2 <= k; p += 2, bp += 2 * ldb) {
-      acc0 = _mm512_fmadd_ps(_mm512_set1_ps(a[p]),
-                             _mm512_maskz_loadu_ps(mask, bp), acc0);
-      acc1 = _mm512_fmadd_ps(_mm512_set1_ps(a[p + 1]),
-                             _mm512_maskz_loadu_ps(mask, bp + ldb), acc1);
+    for (; j < n; j += 16) {
+      __mmask16 mask = mask16(n - j);
+      __m512 acc =
+          p0 == 0 ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mask, c + j);
+      for (int64_t r = 0; r < rows; ++r)
+        acc = _mm512_fmadd_ps(
+            ap[r], _mm512_maskz_loadu_ps(mask, bp + r * ldb + j), acc);
+      _mm512_mask_storeu_ps(c + j, mask, acc);
     }
-    if (p < k)
-      acc0 = _mm512_fmadd_ps(_mm512_set1_ps(a[p]),
-                             _mm512_maskz_loadu_ps(mask, bp), acc0);
-    _mm512_mask_storeu_ps(c + j, mask, _mm512_add_ps(acc0, acc1));
   }
 }
 

@@ -228,15 +228,17 @@ struct MatmulShape {
   int64_t m, n, k;
 };
 
-/// Shapes around every blocking boundary: GEMV (M = 1), microkernel row
-/// counts 1..8 and beyond, N tails against 8 / 16 / 32 wide panels and the
-/// 128-wide GEMV tile, K = 1 and K across the 256-deep K blocks.
+/// Shapes around every blocking boundary: GEMV (M = 1) with K around its
+/// 8-row sweeps and N around its 64-wide tiles and 8 / 16-wide tails;
+/// microkernel row counts 1..8 and beyond, N tails against 8 / 16 / 32 wide
+/// panels, K = 1 and K across the 256-deep K blocks.
 const MatmulShape kMatmulShapes[] = {
-    {1, 1, 1},     {1, 7, 3},      {1, 16, 16},    {1, 17, 5},   {1, 100, 1},
-    {1, 129, 33},  {1, 200, 257},  {1, 1536, 576}, {2, 33, 17},  {3, 5, 300},
-    {4, 8, 8},     {5, 47, 31},    {6, 16, 1},     {7, 13, 13},  {8, 32, 256},
-    {9, 33, 513},  {13, 31, 257},  {17, 1, 9},     {33, 70, 2},  {64, 200, 96},
-    {100, 50, 70}, {128, 96, 600}, {7, 300, 40},   {2, 4000, 3},
+    {1, 1, 1},      {1, 7, 3},      {1, 16, 16},  {1, 17, 5},    {1, 100, 1},
+    {1, 64, 8},     {1, 65, 9},     {1, 33, 7},   {1, 129, 33},  {1, 200, 257},
+    {1, 300, 17},   {1, 1536, 576}, {2, 33, 17},  {3, 5, 300},   {4, 8, 8},
+    {5, 47, 31},    {6, 16, 1},     {7, 13, 13},  {8, 32, 256},  {9, 33, 513},
+    {13, 31, 257},  {17, 1, 9},     {33, 70, 2},  {64, 200, 96}, {100, 50, 70},
+    {128, 96, 600}, {7, 300, 40},   {2, 4000, 3},
 };
 
 /// C (ldc apart, NaN before the call) against a double reference; the pad
@@ -270,8 +272,9 @@ using MatmulFn = void (*)(Isa, ThreadPool *, const float *, int64_t,
                           const float *, float *, int64_t, int64_t, int64_t,
                           int64_t);
 
-/// Runs `fn` (or, for isa == nullopt, the dispatched `tableFn`) over all
-/// shapes, with and without row padding, single-threaded and on pools.
+/// Runs `fn` with every supported Isa, and the dispatched `tableFn`, over
+/// all shapes, with and without row padding, without a pool and on pools of
+/// 1 and 3 threads.
 void checkMatmulShapes(MatmulFn fn, decltype(kiln_kernels::matmul_f32) tableFn,
                        bool bTransposed) {
   std::mt19937 rng(42);
@@ -309,29 +312,20 @@ void checkMatmulShapes(MatmulFn fn, decltype(kiln_kernels::matmul_f32) tableFn,
   }
 }
 
-void matmulNoexcept(Isa isa, ThreadPool *pool, const float *a, int64_t lda,
-                    const float *b, float *c, int64_t ldc, int64_t m, int64_t n,
-                    int64_t k) {
-  kiln::kernels::matmulF32(isa, pool, a, lda, b, c, ldc, m, n, k);
-}
-
-void matmulBtNoexcept(Isa isa, ThreadPool *pool, const float *a, int64_t lda,
-                      const float *b, float *c, int64_t ldc, int64_t m,
-                      int64_t n, int64_t k) {
-  kiln::kernels::matmulBtF32(isa, pool, a, lda, b, c, ldc, m, n, k);
-}
-
 TEST(KernelsMatmul, MatchesReferenceOnEveryShape) {
-  checkMatmulShapes(matmulNoexcept, kiln_cpu_kernels()->matmul_f32, false);
+  checkMatmulShapes(kiln::kernels::matmulF32, kiln_cpu_kernels()->matmul_f32,
+                    false);
 }
 
 TEST(KernelsMatmul, TransposedBMatchesReferenceOnEveryShape) {
-  checkMatmulShapes(matmulBtNoexcept, kiln_cpu_kernels()->matmul_bt_f32, true);
+  checkMatmulShapes(kiln::kernels::matmulBtF32,
+                    kiln_cpu_kernels()->matmul_bt_f32, true);
 }
 
 TEST(KernelsMatmul, EmptyKWritesZeros) {
   for (Isa isa : supportedIsas()) {
-    for (MatmulFn fn : {matmulNoexcept, matmulBtNoexcept}) {
+    for (MatmulFn fn : {MatmulFn(kiln::kernels::matmulF32),
+                        MatmulFn(kiln::kernels::matmulBtF32)}) {
       std::vector<float> c(3 * 5, kNaN);
       float a = 0, b = 0;
       fn(isa, nullptr, &a, 0, &b, c.data(), 5, 3, 5, 0);
@@ -628,6 +622,11 @@ TEST(KernelsAttention, MixedBatchWithShuffledBlocks) {
       {"mixed batch", 9, 3, 64, 7, {{50, 20}, {300, 1}, {0, 70}, {129, 1}}});
 }
 
+TEST(KernelsAttention, MultiQueryWithMoreHeadsThanOnePass) {
+  // 12 query heads on one KV head: passes of 8 and 4 heads.
+  checkAttention({"MQA", 12, 1, 64, 16, {{90, 2}, {3, 1}}});
+}
+
 TEST(KernelsAttention, BlockSizeOne) {
   checkAttention({"block size 1", 9, 3, 64, 1, {{10, 5}, {64, 1}, {0, 3}}});
 }
@@ -715,11 +714,37 @@ TEST(KernelsBench, DISABLED_Figures) {
       {"GEMV    1 x 1536 x 576", 1, 576, 1536, false},
       {"GEMM  128 x 576 x 1536", 128, 1536, 576, false},
       {"GEMM  512 x 576 x 1536", 512, 1536, 576, false},
+      {"GEMV    1 x 576 x 49152", 1, 49152, 576, false},
       {"GEMV^T  1 x 576 x 49152", 1, 49152, 576, true},
+      {"GEMM^T 16 x 576 x 49152", 16, 49152, 576, true},
   };
   for (Isa isa : supportedIsas()) {
     for (int threads : {1, 2}) {
       ThreadPool pool(threads);
+      {
+        // Decode reads weights from DRAM: rotate over copies that together
+        // are four times the last-level cache.
+        for (std::pair<int64_t, int64_t> kn :
+             {std::pair<int64_t, int64_t>{576, 1536},
+              {1536, 576},
+              {576, 192}}) {
+          int64_t kk = kn.first, nn = kn.second;
+          int64_t copies = (128 << 20) / (4 * kk * nn) + 1;
+          std::vector<float> bs = randomFloats(copies * kk * nn, rng);
+          std::vector<float> a = randomFloats(kk, rng), c(nn);
+          int64_t next = 0;
+          double s = timePerCall([&] {
+            kiln::kernels::matmulF32(isa, &pool, a.data(), kk,
+                                     bs.data() + next * kk * nn, c.data(), nn,
+                                     1, nn, kk);
+            next = (next + 1) % copies;
+          });
+          std::printf("%-8s %d thr  GEMV cold 1 x %lld x %lld  %8.1f us %6.1f "
+                      "GB/s of B\n",
+                      kiln::kernels::isaName(isa), threads, (long long)kk,
+                      (long long)nn, s * 1e6, 4.0 * kk * nn / s * 1e-9);
+        }
+      }
       for (const Gemm &g : gemms) {
         std::vector<float> a = randomFloats(g.m * g.k, rng);
         std::vector<float> b = randomFloats(g.k * g.n, rng);
