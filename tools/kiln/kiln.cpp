@@ -86,6 +86,24 @@ int prefill(Session &s, int64_t seq, const std::vector<int32_t> &tokens,
   return 0;
 }
 
+/// This process's peak RSS: VmHWM (reset at exec; getrusage's ru_maxrss
+/// is not, so a child of a large parent reports the parent's size).
+double peakRssMb() {
+  if (FILE *f = std::fopen("/proc/self/status", "r")) {
+    char line[256];
+    long kb = -1;
+    while (std::fgets(line, sizeof line, f))
+      if (std::sscanf(line, "VmHWM: %ld kB", &kb) == 1)
+        break;
+    std::fclose(f);
+    if (kb >= 0)
+      return kb / 1024.0;
+  }
+  struct rusage usage;
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_maxrss / 1024.0;
+}
+
 bool isEos(const kiln_model_info &info, int32_t id) {
   for (int i = 0; i < info.num_eos_tokens; ++i)
     if (info.eos_token_ids[i] == id)
@@ -226,8 +244,7 @@ int benchCommand(const std::string &path, int64_t promptLen, int64_t genLen,
     bestPrefill = std::min(bestPrefill, seconds(t0, t1));
     bestDecode = std::min(bestDecode, seconds(t1, t2));
   }
-  struct rusage usage;
-  getrusage(RUSAGE_SELF, &usage);
+  double peakMb = peakRssMb();
   double decodeTokS = genLen > 1 ? (genLen - 1) / bestDecode : 0.0;
   std::printf("model           %s (%s)\n", path.c_str(), s.info.target_cpu);
   std::printf("threads         %d\n", threads);
@@ -241,7 +258,7 @@ int benchCommand(const std::string &path, int64_t promptLen, int64_t genLen,
   std::printf("decode bytes/s  %.2f GB/s (weights %.1f MB x tok/s)\n",
               s.info.weights_bytes * decodeTokS / 1e9,
               s.info.weights_bytes / 1e6);
-  std::printf("peak rss        %.1f MB\n", usage.ru_maxrss / 1024.0);
+  std::printf("peak rss        %.1f MB\n", peakMb);
   return 0;
 }
 
