@@ -134,7 +134,7 @@ private:
 
   // Lowering state.
   Value stepArg, kernelsArg;
-  Value arenaPtr, arenaBytesView, weightsPtr, weightsBytesView;
+  Value arenaPtr, arenaBytesView, weightsPtr, weightsBytesView, poolPtr;
   DenseMap<Value, Placement> placements;
   DenseMap<Value, Value> memrefs;
   std::map<std::string, Value> symbols;
@@ -401,6 +401,13 @@ LogicalResult StepLowering::lowerElementwise(Operation *op) {
     auto one = [&]() -> Value {
       return arith::ConstantOp::create(nb, l, t, nb.getFloatAttr(t, 1.0));
     };
+    auto compare = [&](OpBuilder &cb, Location cl, ValueRange x,
+                       arith::CmpFPredicate fp,
+                       arith::CmpIPredicate ip) -> Value {
+      if (isFloat)
+        return arith::CmpFOp::create(cb, cl, fp, x[0], x[1]);
+      return arith::CmpIOp::create(cb, cl, ip, x[0], x[1]);
+    };
     return llvm::TypeSwitch<Operation *, Value>(op)
         .Case([&](AddOp) -> Value {
           return isFloat ? arith::AddFOp::create(nb, l, a[0], a[1], fm)
@@ -502,31 +509,16 @@ LogicalResult StepLowering::lowerElementwise(Operation *op) {
         })
         .Case([&](ExpandOp) -> Value { return a[0]; })
         .Case([&](EqualOp) -> Value {
-          return isFloat
-                     ? arith::CmpFOp::create(nb, l, arith::CmpFPredicate::OEQ,
-                                             a[0], a[1])
-                           .getResult()
-                     : arith::CmpIOp::create(nb, l, arith::CmpIPredicate::eq,
-                                             a[0], a[1])
-                           .getResult();
+          return compare(nb, l, a, arith::CmpFPredicate::OEQ,
+                         arith::CmpIPredicate::eq);
         })
         .Case([&](LessOp) -> Value {
-          return isFloat
-                     ? arith::CmpFOp::create(nb, l, arith::CmpFPredicate::OLT,
-                                             a[0], a[1])
-                           .getResult()
-                     : arith::CmpIOp::create(nb, l, arith::CmpIPredicate::slt,
-                                             a[0], a[1])
-                           .getResult();
+          return compare(nb, l, a, arith::CmpFPredicate::OLT,
+                         arith::CmpIPredicate::slt);
         })
         .Case([&](GreaterOp) -> Value {
-          return isFloat
-                     ? arith::CmpFOp::create(nb, l, arith::CmpFPredicate::OGT,
-                                             a[0], a[1])
-                           .getResult()
-                     : arith::CmpIOp::create(nb, l, arith::CmpIPredicate::sgt,
-                                             a[0], a[1])
-                           .getResult();
+          return compare(nb, l, a, arith::CmpFPredicate::OGT,
+                         arith::CmpIPredicate::sgt);
         })
         .Case([&](CastOp) -> Value {
           Type from = t;
@@ -605,10 +597,9 @@ LogicalResult StepLowering::lowerMatMul(MatMulOp op) {
                                               {ptrType, ptrType, i64Type,
                                                ptrType, ptrType, i64Type,
                                                i64Type, i64Type, i64Type});
-    Value pool = loadStepField(kPool, ptrType);
     Value fn = kernel(bt ? kMatmulBT : kMatmul);
     LLVM::CallOp::create(b, loc, fnType,
-                         ValueRange{fn, pool, *a, i64(k), *w, *c, i64(n),
+                         ValueRange{fn, poolPtr, *a, i64(k), *w, *c, i64(n),
                                     toI64(*mv), i64(n), i64(k)});
     return success();
   }
@@ -697,8 +688,7 @@ LogicalResult StepLowering::lowerNorm(Operation *op, Value input, Value scale,
   FailureOr<Value> x = view2d(input), y = view2d(op->getResult(0));
   if (failed(x) || failed(y))
     return failure();
-  Value rowCountValue = memref::DimOp::create(b, loc, *x, 0);
-  Value *rowCount = &rowCountValue;
+  Value rowCount = memref::DimOp::create(b, loc, *x, 0);
   FailureOr<Value> w = memrefOf(scale, op);
   if (failed(x) || failed(y) || failed(w))
     return failure();
@@ -717,7 +707,7 @@ LogicalResult StepLowering::lowerNorm(Operation *op, Value input, Value scale,
   };
   Value c0 = index(0), c1 = index(1), cn = index(n);
   scf::ForOp::create(
-      b, loc, c0, *rowCount, c1, ValueRange{},
+      b, loc, c0, rowCount, c1, ValueRange{},
       [&](OpBuilder &rb, Location l, Value r, ValueRange) {
         auto sumOf = [&](function_ref<Value(OpBuilder &, Value)> term) {
           return scf::ForOp::create(
@@ -1087,10 +1077,7 @@ LogicalResult StepLowering::run() {
   auto ptrType = LLVM::LLVMPointerType::get(ctx);
   auto i64Type = b.getI64Type();
   auto i32Type = b.getI32Type();
-  stepType = LLVM::LLVMStructType::getLiteral(
-      ctx, SmallVector<Type>(kNumStepFields, i64Type));
-  // Pointers and i64 share size and alignment; use the right types anyway
-  // for the loads.
+  // kiln_step_args: every field is 8 bytes, pointers except the counts.
   SmallVector<Type> stepFields(kNumStepFields, ptrType);
   stepFields[kNumTokens] = i64Type;
   stepFields[4] = i64Type; // num_seqs
@@ -1114,6 +1101,7 @@ LogicalResult StepLowering::run() {
   arenaBytesView = bytesView(arenaPtr);
   weightsPtr = loadStepField(kWeights, ptrType);
   weightsBytesView = bytesView(weightsPtr);
+  poolPtr = loadStepField(kPool, ptrType);
   symbols["tokens"] = arith::IndexCastOp::create(
       b, loc, b.getIndexType(), loadStepField(kNumTokens, i64Type));
   symbols["logit_rows"] = arith::IndexCastOp::create(

@@ -58,47 +58,46 @@ typedef struct kiln_step_args {
   void *pool;                /**< the runtime's thread pool, for kernels */
 } kiln_step_args;
 
+/** C[m][n] = sum_k A[m][k] * B[k][n]; A is [M][K] with row stride lda,
+ *  B is [K][N] row-major (a weight), C is [M][N] with row stride ldc.
+ *  `pool` is the step's pool. Also the type of matmul_bt: there B is
+ *  stored [N][K] (a tied embedding table read as the output projection)
+ *  and C[m][n] = sum_k A[m][k] * B[n][k]. */
+typedef void kiln_matmul_fn(void *pool, const float *a, int64_t lda,
+                            const float *b, float *c, int64_t ldc, int64_t m,
+                            int64_t n, int64_t k);
+
+/** Attention of layer `layer` over the paged cache. First the keys and
+ *  values of the step's T tokens are written into the cache at their
+ *  positions. Then, for every token t and query head h, with
+ *  g = h / (q_heads / kv_heads):
+ *
+ *    out[h][t] = sum_j softmax_j(s_j) V[g][j]
+ *    s_j = scale * dot(q[h][t], K[g][j])
+ *
+ *  with j over the token's own sequence, positions 0 .. positions[t]
+ *  (softcap > 0 first replaces s_j by softcap * tanh(s_j / softcap)).
+ *  q (q_heads heads), k and v (kv_heads heads) and out (q_heads heads)
+ *  are addressed base + head * stride_head + token * stride_token + d,
+ *  d in [0, head_dim) contiguous. */
+typedef void kiln_attention_paged_fn(
+    const kiln_step_args *step, int64_t layer, int64_t layers, int64_t q_heads,
+    int64_t kv_heads, int64_t head_dim, int64_t block_size, float scale,
+    float softcap, const float *q, int64_t q_stride_head,
+    int64_t q_stride_token, const float *k, int64_t k_stride_head,
+    int64_t k_stride_token, const float *v, int64_t v_stride_head,
+    int64_t v_stride_token, float *out, int64_t out_stride_head,
+    int64_t out_stride_token);
+
 /** The runtime's micro-kernels, passed to every step. Generated code
  *  calls them with scalar arguments only, so no struct layout is shared
  *  with it beyond kiln_step_args. */
 typedef struct kiln_kernels {
   uint32_t abi_version; /**< KILN_MODEL_ABI_VERSION */
   uint32_t size;        /**< sizeof(kiln_kernels) */
-
-  /** C[m][n] = sum_k A[m][k] * B[k][n]; A is [M][K] with row stride lda,
-   *  B is [K][N] row-major (a weight), C is [M][N] with row stride ldc. */
-  void (*matmul_f32)(void *pool, const float *a, int64_t lda, const float *b,
-                     float *c, int64_t ldc, int64_t m, int64_t n, int64_t k);
-
-  /** Attention of layer `layer` over the paged cache. First the keys and
-   *  values of the step's T tokens are written into the cache at their
-   *  positions. Then, for every token t and query head h, with
-   *  g = h / (q_heads / kv_heads):
-   *
-   *    out[h][t] = sum_j softmax_j(s_j) V[g][j]
-   *    s_j = scale * dot(q[h][t], K[g][j])
-   *
-   *  with j over the token's own sequence, positions 0 .. positions[t]
-   *  (softcap > 0 first replaces s_j by softcap * tanh(s_j / softcap)).
-   *  q (q_heads heads), k and v (kv_heads heads) and out (q_heads heads)
-   *  are addressed base + head * stride_head + token * stride_token + d,
-   *  d in [0, head_dim) contiguous. */
-  void (*attention_paged_f32)(const kiln_step_args *step, int64_t layer,
-                              int64_t layers, int64_t q_heads, int64_t kv_heads,
-                              int64_t head_dim, int64_t block_size, float scale,
-                              float softcap, const float *q,
-                              int64_t q_stride_head, int64_t q_stride_token,
-                              const float *k, int64_t k_stride_head,
-                              int64_t k_stride_token, const float *v,
-                              int64_t v_stride_head, int64_t v_stride_token,
-                              float *out, int64_t out_stride_head,
-                              int64_t out_stride_token);
-
-  /** C[m][n] = sum_k A[m][k] * B[n][k]: like matmul_f32 but B is stored
-   *  [N][K] row-major (a tied embedding table read as the output
-   *  projection). */
-  void (*matmul_bt_f32)(void *pool, const float *a, int64_t lda, const float *b,
-                        float *c, int64_t ldc, int64_t m, int64_t n, int64_t k);
+  kiln_matmul_fn *matmul_f32;
+  kiln_attention_paged_fn *attention_paged_f32;
+  kiln_matmul_fn *matmul_bt_f32; /**< B stored [N][K] */
 } kiln_kernels;
 
 /** The entry point model.so exports. Returns 0 on success. */

@@ -38,26 +38,15 @@ const char *kiln_cpu_kernels_isa(void);
 
 /// kiln_kernels::matmul_f32. `pool` is a kiln::ThreadPool * or NULL (run on
 /// the calling thread).
-void kiln_matmul_f32(void *pool, const float *a, int64_t lda, const float *b,
-                     float *c, int64_t ldc, int64_t m, int64_t n, int64_t k);
+kiln_matmul_fn kiln_matmul_f32;
 
 /// kiln_kernels::matmul_bt_f32 (B stored [N][K]). `pool` as above.
-void kiln_matmul_bt_f32(void *pool, const float *a, int64_t lda, const float *b,
-                        float *c, int64_t ldc, int64_t m, int64_t n, int64_t k);
+kiln_matmul_fn kiln_matmul_bt_f32;
 
 /// kiln_kernels::attention_paged_f32. step->pool is a kiln::ThreadPool * or
 /// NULL. Needs q_heads to be a multiple of kv_heads and, for every token,
 /// the blocks of positions 0 .. positions[t] in its sequence's block table.
-void kiln_attention_paged_f32(const kiln_step_args *step, int64_t layer,
-                              int64_t layers, int64_t q_heads, int64_t kv_heads,
-                              int64_t head_dim, int64_t block_size, float scale,
-                              float softcap, const float *q,
-                              int64_t q_stride_head, int64_t q_stride_token,
-                              const float *k, int64_t k_stride_head,
-                              int64_t k_stride_token, const float *v,
-                              int64_t v_stride_head, int64_t v_stride_token,
-                              float *out, int64_t out_stride_head,
-                              int64_t out_stride_token);
+kiln_attention_paged_fn kiln_attention_paged_f32;
 
 #ifdef __cplusplus
 } // extern "C"
