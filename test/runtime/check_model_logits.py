@@ -218,7 +218,7 @@ def check_fixture(fixture: str, args, kiln: Kiln, c: Checker):
     prompts = [list(rng.integers(3, vocab, 9)), list(rng.integers(3, vocab, 5))]
     seqs = [engine.new_seq(), engine.new_seq()]
     got = engine.step(list(zip(seqs, prompts)))
-    pasts, histories = [], []
+    pasts, histories, ref_next = [], [], []
     for i, prompt in enumerate(prompts):
         want, past = ref.run(prompt, len(prompt), ref.empty_past())
         c.close_logits(got[i], want[-1],
@@ -226,17 +226,13 @@ def check_fixture(fixture: str, args, kiln: Kiln, c: Checker):
                        f"({len(prompt)} tokens, mixed batch)")
         pasts.append(past)
         histories.append(list(prompt))
+        ref_next.append(int(np.argmax(want[-1])))
 
     # 2. Decode: both sequences step together, fed onnxruntime's greedy
     # token; logits compared every step; tokens must agree.
     next_tokens = [int(np.argmax(got[i])) for i in range(2)]
     worst = [0.0, 0.0]
     agree = [True, True]
-    ref_next = []
-    for i in range(2):
-        want_last, _ = ref.run(histories[i], len(histories[i]),
-                               ref.empty_past())
-        ref_next.append(int(np.argmax(want_last[-1])))
     for step in range(GREEDY_TOKENS):
         for i in range(2):
             agree[i] &= next_tokens[i] == ref_next[i]
@@ -271,7 +267,48 @@ def check_fixture(fixture: str, args, kiln: Kiln, c: Checker):
     want, _ = ref.run(histories[0], 1, pasts[0])
     c.close_logits(both[0], want[-1],
                    f"{name}: the decode token batched with a prompt chunk")
+    check_step_errors(engine, mixed, c, name)
     engine.close()
+
+
+def check_step_errors(engine: Engine, seq: int, c: Checker, name: str):
+    """Bad steps fail with the documented status and change nothing."""
+    INVALID, NOT_FOUND, TOO_SMALL = 1, 2, 7
+    lib = engine.k.lib
+    lib.kiln_engine_seq_length.restype = ctypes.c_int64
+    lib.kiln_engine_seq_length.argtypes = [ctypes.c_void_p, ctypes.c_int64]
+    before = lib.kiln_engine_seq_length(engine.engine, seq)
+    vocab, budget = engine.vocab, engine.info.max_batch_tokens
+
+    def status(batch, rows=None):
+        arrays = [np.asarray(t, dtype=np.int32) for _, t in batch]
+        seqs = (SeqTokens * len(batch))()
+        for i, (s, _) in enumerate(batch):
+            seqs[i].seq = s
+            seqs[i].tokens = arrays[i].ctypes.data_as(
+                ctypes.POINTER(ctypes.c_int32))
+            seqs[i].num_tokens = len(arrays[i])
+        n_rows = len(batch) if rows is None else rows
+        logits = np.zeros((max(n_rows, 1), vocab), dtype=np.float32)
+        return lib.kiln_engine_step(engine.engine, seqs, len(batch),
+                                    logits.ctypes.data, n_rows * vocab)
+
+    cases = [
+        ("a repeated sequence", status([(seq, [3]), (seq, [4])]), INVALID),
+        ("an unknown sequence", status([(10**9, [3])]), INVALID),
+        ("a token outside the vocabulary", status([(seq, [vocab])]), INVALID),
+        ("a negative token", status([(seq, [-1])]), INVALID),
+        (f"more than {budget} tokens in a step",
+         status([(seq, [3] * (budget + 1))]), INVALID),
+        ("a logits buffer too small", status([(seq, [3])], rows=0), TOO_SMALL),
+        ("freeing an unknown sequence",
+         lib.kiln_engine_seq_free(engine.engine, 10**9), NOT_FOUND),
+    ]
+    for what, got, want in cases:
+        c.expect(got == want, f"{name}: step with {what} -> status {got} "
+                              f"(want {want})")
+    c.expect(lib.kiln_engine_seq_length(engine.engine, seq) == before,
+             f"{name}: failed steps leave the sequence at {before} tokens")
 
 
 def main():
