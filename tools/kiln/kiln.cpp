@@ -118,8 +118,14 @@ int runCommand(const std::string &path, const std::string &prompt,
     return rc;
   size_t n = 0;
   std::vector<int32_t> ids(prompt.size() + 16);
-  if (kiln_tokenizer_encode(s.tokenizer, prompt.data(), prompt.size(), 1,
-                            ids.data(), ids.size(), &n) != KILN_OK)
+  kiln_status_t st = kiln_tokenizer_encode(
+      s.tokenizer, prompt.data(), prompt.size(), 1, ids.data(), ids.size(), &n);
+  if (st == KILN_ERROR_BUFFER_TOO_SMALL) { // byte fallback: several ids/byte
+    ids.resize(n);
+    st = kiln_tokenizer_encode(s.tokenizer, prompt.data(), prompt.size(), 1,
+                               ids.data(), ids.size(), &n);
+  }
+  if (st != KILN_OK)
     return fail("cannot tokenize the prompt");
   ids.resize(n);
   if (ids.empty()) {

@@ -265,12 +265,6 @@ int main(int argc, char **argv) {
   auto logitsType =
       cast<mlir::RankedTensorType>(step.getFunctionType().getResult(0));
   int64_t vocab = logitsType.getShape().back();
-  bool hasPositions = false;
-  for (unsigned i = 0; i < step.getNumArguments(); ++i)
-    if (auto role =
-            step.getArgAttrOfType<mlir::StringAttr>(i, "kiln.step_input"))
-      hasPositions |= role.getValue() == "positions";
-
   std::unique_ptr<kiln::ArtifactWriter> artifact;
   if (emit == "artifact") {
     Expected<kiln::ArtifactWriter> w =
@@ -361,7 +355,6 @@ int main(int argc, char **argv) {
       {"head_dim", cacheType.getHeadDim()},
       {"context_length", context},
       {"eos_token_ids", eosTokens(generation, config)},
-      {"explicit_positions", hasPositions},
   };
   m["compile"] = json::Object{
       {"max_batch_tokens", static_cast<int64_t>(maxBatchTokens)},
