@@ -2,8 +2,11 @@
 //
 // Exporters hand the KV cache around as graph tensors: `past_*` inputs
 // concatenated with the new keys and returned as `present_*` (Optimum,
-// torch.onnx), or no cache at all (the graph recomputes the whole prefix).
-// Both become the same step function: it takes the step's packed tokens,
+// torch.onnx); a shared buffer the new keys are scattered into, with the
+// valid length per sequence passed separately (ORT GenAI's
+// GroupQueryAttention: the buffer's capacity is not the number of valid
+// tokens); or no cache at all (the graph recomputes the whole prefix).
+// All become the same step function: it takes the step's packed tokens,
 // their positions and the rows that need logits, and every attention reads
 // and writes the runtime's paged cache through kiln.paged_attention.
 //
@@ -37,7 +40,16 @@ struct CachedAttention {
   /// (null without a cache).
   BlockArgument pastKey, pastValue;
   Value presentKey, presentValue;
+  /// What a shared-buffer cache computes from the padding mask: the scatter
+  /// positions of the new keys and values and the valid lengths.
+  SmallVector<Value> maskDerived;
 };
+
+/// The input of `v` when `v` is a transpose with permutation `perm`.
+Value throughTranspose(Value v, ArrayRef<int64_t> perm) {
+  auto t = v.getDefiningOp<TransposeOp>();
+  return t && t.getPerm() == perm ? t.getInput() : Value();
+}
 
 /// `concat(past, new)` on the token axis with `past` a function argument.
 std::optional<std::pair<BlockArgument, Value>> matchAppend(Value v) {
@@ -48,6 +60,35 @@ std::optional<std::pair<BlockArgument, Value>> matchAppend(Value v) {
   if (!past)
     return std::nullopt;
   return std::make_pair(past, concat.getInputs()[1]);
+}
+
+/// A shared-buffer write (GroupQueryAttention): the new keys scattered
+/// into the cache at each token's position, in the [batch, tokens, heads,
+/// dim] layout, the cache coming from a past argument (directly or
+/// through concat(past, new)):
+///   transpose(scatter_nd(transpose(cache), indices, transpose(new)))
+/// Returns the past argument, the new keys and the scatter indices.
+struct SharedWrite {
+  BlockArgument past;
+  Value keyNew, indices;
+};
+std::optional<SharedWrite> matchSharedWrite(Value v) {
+  const int64_t swap[] = {0, 2, 1, 3};
+  Value scattered = throughTranspose(v, swap);
+  auto scatter = scattered ? scattered.getDefiningOp<ScatterNDOp>() : nullptr;
+  if (!scatter || scatter.getReduction() != "none")
+    return std::nullopt;
+  Value cache = throughTranspose(scatter.getInput(), swap);
+  Value keyNew = throughTranspose(scatter.getUpdates(), swap);
+  if (!cache || !keyNew)
+    return std::nullopt;
+  auto past = dyn_cast<BlockArgument>(cache);
+  if (!past)
+    if (auto append = matchAppend(cache))
+      past = append->first;
+  if (!past)
+    return std::nullopt;
+  return SharedWrite{past, keyNew, scatter.getIndices()};
 }
 
 /// Whether `v` is `kiln.dim %past[2]` of one of the past arguments.
@@ -103,6 +144,34 @@ LogicalResult checkMaskSources(Value mask, Value tokenIds, const DimExpr &batch,
   return success();
 }
 
+/// Whether `v` is computed from a padding mask and nothing else but
+/// constants and sizes (as a shared-buffer cache computes positions from
+/// the valid length).
+bool derivesFromPadding(Value v, const llvm::SmallPtrSetImpl<Value> &padding) {
+  SmallVector<Value> work{v};
+  llvm::DenseSet<Value> seen;
+  bool reached = false;
+  while (!work.empty()) {
+    Value x = work.pop_back_val();
+    if (!seen.insert(x).second)
+      continue;
+    if (isa<BlockArgument>(x)) {
+      if (!padding.contains(x))
+        return false;
+      reached = true;
+      continue;
+    }
+    Operation *def = x.getDefiningOp();
+    if (isa<DimOp, ShapeOp, ConstantOp>(def))
+      continue;
+    if (isa<WeightOp>(def))
+      return false;
+    for (Value operand : def->getOperands())
+      work.push_back(operand);
+  }
+  return reached;
+}
+
 /// Substitutes `values` into every dimension of `type`.
 Type substituteType(Type type, const std::map<std::string, DimExpr> &values) {
   auto ranked = dyn_cast<RankedTensorType>(type);
@@ -150,20 +219,39 @@ LogicalResult InsertKVCachePass::run(func::FuncOp func) {
   SmallVector<CachedAttention> layers;
   llvm::SmallPtrSet<Value, 8> pasts;
   for (AttentionOp op : attentions) {
-    CachedAttention layer{op, {}, {}, {}, {}, {}, {}};
-    if (op.getKeyLengths())
-      return op.emitError("cannot map to the paged cache: attention with "
-                          "key_lengths (a shared-buffer cache) is not "
-                          "supported yet");
+    CachedAttention layer{op, {}, {}, {}, {}, {}, {}, {}};
     if (static_cast<int64_t>(op.getWindowLeft()) != -1 ||
         static_cast<int64_t>(op.getWindowRight()) != -1)
       return op.emitError("cannot map to the paged cache: sliding-window "
                           "attention is not supported yet");
     auto k = matchAppend(op.getKey()), v = matchAppend(op.getValue());
-    if (k.has_value() != v.has_value())
+    auto sk = matchSharedWrite(op.getKey()),
+         sv = matchSharedWrite(op.getValue());
+    if (op.getKeyLengths() && !(sk && sv))
+      return op.emitError("cannot map to the paged cache: attention with "
+                          "key_lengths must read a shared buffer that the new "
+                          "keys and values are scattered into "
+                          "(transpose(scatter_nd(past, positions, new)))");
+    if (sk && sv) {
+      if (!op.getKeyLengths())
+        return op.emitError("cannot map to the paged cache: a shared-buffer "
+                            "cache without key_lengths (its valid length)");
+      // The buffer's capacity is not the number of valid tokens: the paged
+      // cache holds exactly the valid ones, so key_lengths (and the scatter
+      // positions) must come from the padding mask, checked below.
+      layer.pastKey = sk->past;
+      layer.keyNew = sk->keyNew;
+      layer.presentKey = op.getKey();
+      layer.pastValue = sv->past;
+      layer.valueNew = sv->keyNew;
+      layer.presentValue = op.getValue();
+      layer.maskDerived = {sk->indices, sv->indices, op.getKeyLengths()};
+      pasts.insert(layer.pastKey);
+      pasts.insert(layer.pastValue);
+    } else if (k.has_value() != v.has_value()) {
       return op.emitError("cannot map to the paged cache: keys and values "
                           "are not cached the same way");
-    if (k) {
+    } else if (k) {
       layer.pastKey = k->first;
       layer.keyNew = k->second;
       layer.presentKey = op.getKey();
@@ -246,10 +334,14 @@ LogicalResult InsertKVCachePass::run(func::FuncOp func) {
   // Padding masks: the 2-D integer [batch, *] arguments that masks are
   // computed from. Nothing else may feed a mask.
   llvm::SmallPtrSet<Value, 4> padding;
-  for (CachedAttention &l : layers)
+  for (CachedAttention &l : layers) {
     if (Value mask = l.op.getMask())
       if (failed(checkMaskSources(mask, tokenIds, q0[0], padding, l.op)))
         return failure();
+    for (Value v : l.maskDerived)
+      if (failed(checkMaskSources(v, tokenIds, q0[0], padding, l.op)))
+        return failure();
+  }
 
   // Explicit position ids: the other integer [batch, tokens] argument.
   BlockArgument positionIds;
@@ -288,7 +380,7 @@ LogicalResult InsertKVCachePass::run(func::FuncOp func) {
     SmallVector<DimExpr> d = dimsOf(range.getResult());
     if (d.size() == 1 && d[0] == q0[2] && isIntConstant(range.getDelta(), 1) &&
         (isPastLength(range.getStart(), pasts) ||
-         isIntConstant(range.getStart(), 0)))
+         (pasts.empty() && isIntConstant(range.getStart(), 0))))
       positionRanges.push_back(range);
   });
   if (!positionIds && !positionRanges.empty()) {
@@ -307,12 +399,61 @@ LogicalResult InsertKVCachePass::run(func::FuncOp func) {
     for (RangeOp range : positionRanges)
       range.getResult().replaceAllUsesWith(positionIds);
 
-  // Attention reads and writes the paged cache.
+  // Rotary positions computed from the padding mask (a shared-buffer cache
+  // offsets range(tokens) by each sequence's valid length) are the step's
+  // positions: in the paged cache every position is valid.
+  SmallVector<RotaryOp> maskPositioned;
+  func.walk([&](RotaryOp r) {
+    if (r.getPositions() != positionIds &&
+        derivesFromPadding(r.getPositions(), padding))
+      maskPositioned.push_back(r);
+  });
+  if (!maskPositioned.empty()) {
+    auto idsType = cast<RankedTensorType>(tokenIds.getType());
+    auto positionsType = getTensorType(dimsOf(tokenIds), b.getI64Type());
+    if (!positionIds) {
+      unsigned index = body.getNumArguments();
+      if (failed(func.insertArgument(
+              index, positionsType,
+              b.getDictionaryAttr(
+                  b.getNamedAttr("kiln.name", b.getStringAttr("positions"))),
+              func.getLoc())))
+        return failure();
+      positionIds = body.getArgument(index);
+    }
+    Value positions2d = positionIds;
+    if (positionIds.getType() != positionsType) {
+      b.setInsertionPointToStart(&body);
+      positions2d = ReshapeOp::create(b, func.getLoc(), positionsType,
+                                      positionIds, Value());
+    }
+    for (RotaryOp r : maskPositioned) {
+      if (dimsOf(r.getPositions()) != dimsOf(positions2d))
+        return r.emitError()
+               << "cannot map to the paged cache: rotary positions computed "
+                  "from the padding mask have shape "
+               << r.getPositions().getType() << ", expected [batch, tokens] "
+               << "like the token ids " << idsType;
+      r.getPositionsMutable().assign(positions2d);
+    }
+  }
+
+  // Attention reads and writes the paged cache. Its result has the value
+  // head size of the new values; a symbol the cache buffer's head size had
+  // (a shared buffer's `kv_cache_dim`) takes that value everywhere.
+  std::map<std::string, DimExpr> step;
   for (auto [index, l] : llvm::enumerate(layers)) {
     b.setInsertionPoint(l.op);
+    SmallVector<DimExpr> r = dimsOf(l.op.getResult()),
+                         q = dimsOf(l.op.getQuery()), vn = dimsOf(l.valueNew);
+    if (std::optional<std::string> name = r[3].getSymbol())
+      step[*name] = vn[3];
+    auto resultType = getTensorType(
+        {q[0], q[1], q[2], vn[3]},
+        cast<RankedTensorType>(l.op.getResult().getType()).getElementType());
     auto paged = PagedAttentionOp::create(
-        b, l.op.getLoc(), l.op.getResult().getType(), cache, l.op.getQuery(),
-        l.keyNew, l.valueNew, b.getI64IntegerAttr(index), l.op.getScaleAttr(),
+        b, l.op.getLoc(), resultType, cache, l.op.getQuery(), l.keyNew,
+        l.valueNew, b.getI64IntegerAttr(index), l.op.getScaleAttr(),
         l.op.getSoftcapAttr());
     l.op.getResult().replaceAllUsesWith(paged.getResult());
     l.op.erase();
@@ -410,7 +551,6 @@ LogicalResult InsertKVCachePass::run(func::FuncOp func) {
   func.setAllResultAttrs(resultAttrs);
 
   // One row of packed tokens: batch 1, the token symbol `tokens`.
-  std::map<std::string, DimExpr> step;
   if (batchName)
     step[*batchName] = DimExpr::constant(1);
   step[*tokenName] = DimExpr::symbol(kTokens);

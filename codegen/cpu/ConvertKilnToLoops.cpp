@@ -20,6 +20,7 @@
 #include "codegen/cpu/CpuPasses.h"
 
 #include "dialects/kiln/IR/KilnDialect.h"
+#include "runtime/include/kiln/model_abi.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -54,7 +55,13 @@ enum StepField {
   kNumStepFields = 15,
 };
 /// Field indices of kiln_kernels after the two u32 header fields.
-enum KernelField { kMatmul = 2, kAttention = 3, kMatmulBT = 4 };
+enum KernelField {
+  kMatmul = 2,
+  kAttention = 3,
+  kMatmulBT = 4,
+  kMatmulQuant = 5,
+  kNumKernelFields = 6,
+};
 
 constexpr int64_t kAlign = 64;
 
@@ -85,6 +92,7 @@ private:
   // Planning.
   Value root(Value v) const;
   bool isSkippedTranspose(Operation *op) const;
+  bool isSkippedDequantize(Operation *op) const;
   std::optional<int64_t> maxBytes(Value v) const;
   LogicalResult plan();
 
@@ -110,7 +118,9 @@ private:
   LogicalResult lowerMatMul(MatMulOp op);
   LogicalResult lowerNorm(Operation *op, Value input, Value scale, Value bias,
                           int64_t axis, float eps, bool rms);
+  LogicalResult lowerQuantMatMul(MatMulOp op, DequantizeOp dq);
   LogicalResult lowerPagedAttention(PagedAttentionOp op);
+  LogicalResult lowerRotary(RotaryOp op);
   LogicalResult lowerGather(GatherOp op);
   LogicalResult lowerSlice(SliceOp op);
   LogicalResult lowerConcat(ConcatOp op);
@@ -168,6 +178,41 @@ bool StepLowering::isSkippedTranspose(Operation *op) const {
   return true;
 }
 
+/// The quantization schemes the quantized matmul kernel reads: unsigned 4-
+/// or 8-bit weights stored [N][K], grouped along K, f32 scales, implied or
+/// stored integer zero points. Anything else has no kernel (nullopt gives
+/// the reason).
+static std::optional<std::string> quantKernelMismatch(QTensorType type) {
+  QuantAttr q = type.getQuant();
+  if (type.getShape().size() != 2 || q.getAxis() != 1)
+    return std::string("the weight is not [N][K] grouped along K (axis 1)");
+  if ((q.getBits() != 4 && q.getBits() != 8) || q.getIsSigned())
+    return std::string("only unsigned 4- and 8-bit weights have a kernel");
+  int64_t k = type.getShape()[1];
+  if (q.getGroupSize() <= 0 || q.getGroupSize() % 2 != 0 ||
+      k % q.getGroupSize() != 0)
+    return std::string("the group size must be even and divide K");
+  if (!q.getScaleType().isF32())
+    return std::string("only f32 scales have a kernel");
+  if (q.getZeroPoint() != ZeroPointKind::Mid &&
+      q.getZeroPoint() != ZeroPointKind::Int)
+    return std::string("only implied or integer zero points have a kernel");
+  return std::nullopt;
+}
+
+/// `dequantize(weight)` read only through skipped transposes by matmuls:
+/// the quantized matmul kernel reads the packed weight directly.
+bool StepLowering::isSkippedDequantize(Operation *op) const {
+  auto dq = dyn_cast<DequantizeOp>(op);
+  if (!dq || !dq.getInput().getDefiningOp<WeightOp>() ||
+      quantKernelMismatch(cast<QTensorType>(dq.getInput().getType())))
+    return false;
+  for (Operation *user : dq.getResult().getUsers())
+    if (!isSkippedTranspose(user))
+      return false;
+  return true;
+}
+
 std::optional<int64_t> StepLowering::maxBytes(Value v) const {
   auto type = dyn_cast<RankedTensorType>(v.getType());
   if (!type)
@@ -214,7 +259,7 @@ LogicalResult StepLowering::plan() {
     int64_t now = order[&op];
     llvm::erase_if(live, [&](const Live &l) { return l.end < now; });
     if (isa<ReshapeOp, WeightOp, ConstantOp, func::ReturnOp>(op) ||
-        isSkippedTranspose(&op))
+        isSkippedTranspose(&op) || isSkippedDequantize(&op))
       continue;
     for (Value r : op.getResults()) {
       if (r == output || !isa<RankedTensorType>(r.getType()))
@@ -577,6 +622,10 @@ LogicalResult StepLowering::lowerMatMul(MatMulOp op) {
   auto rhsType = cast<RankedTensorType>(op.getRhs().getType());
   auto transposed = op.getRhs().getDefiningOp<TransposeOp>();
   bool bt = transposed && isSkippedTranspose(transposed);
+  if (auto dq = bt ? transposed.getInput().getDefiningOp<DequantizeOp>()
+                   : DequantizeOp())
+    if (isSkippedDequantize(dq))
+      return lowerQuantMatMul(op, dq);
   if (isKernelMatMul(op)) {
     int64_t k = rhsType.getDimSize(0), n = rhsType.getDimSize(1);
     // M = the product of lhs's leading dims.
@@ -653,6 +702,47 @@ LogicalResult StepLowering::lowerMatMul(MatMulOp op) {
         linalg::YieldOp::create(
             nb, l, ValueRange{arith::AddFOp::create(nb, l, a[2], p)});
       });
+  return success();
+}
+
+/// matmul(x, transpose(dequantize(w))) with w a packed [N][K] weight: the
+/// quantized kernel reads the data, scales and zero points where the
+/// artifact writer put them, one after the other from the weight's offset.
+LogicalResult StepLowering::lowerQuantMatMul(MatMulOp op, DequantizeOp dq) {
+  auto qType = cast<QTensorType>(dq.getInput().getType());
+  QuantAttr quant = qType.getQuant();
+  int64_t n = qType.getShape()[0], k = qType.getShape()[1];
+  int64_t group = quant.getGroupSize(), bits = quant.getBits();
+  int64_t dataBytes = n * k * bits / 8, scaleBytes = n * (k / group) * 4;
+  SmallVector<DimExpr> dims =
+      getShapeExprs(cast<RankedTensorType>(op.getLhs().getType()));
+  DimExpr m = DimExpr::constant(1);
+  for (size_t i = 0; i + 1 < dims.size(); ++i)
+    m = m * dims[i];
+  FailureOr<Value> mv = dimValue(m, op);
+  FailureOr<Value> a = pointerOf(op.getLhs(), op);
+  FailureOr<Value> w = pointerOf(dq.getInput(), op);
+  FailureOr<Value> c = pointerOf(op.getResult(), op);
+  if (failed(mv) || failed(a) || failed(w) || failed(c))
+    return failure();
+  auto ptrType = LLVM::LLVMPointerType::get(ctx);
+  auto i64Type = b.getI64Type();
+  auto at = [&](int64_t offset) -> Value {
+    return LLVM::GEPOp::create(b, loc, ptrType, b.getI8Type(), *w,
+                               ArrayRef<LLVM::GEPArg>{i64(offset)});
+  };
+  Value zeroPoints = quant.getZeroPoint() == ZeroPointKind::Int
+                         ? at(dataBytes + scaleBytes)
+                         : LLVM::ZeroOp::create(b, loc, ptrType).getResult();
+  auto fnType = LLVM::LLVMFunctionType::get(
+      LLVM::LLVMVoidType::get(ctx),
+      {ptrType, ptrType, i64Type, ptrType, ptrType, ptrType, ptrType, i64Type,
+       i64Type, i64Type, i64Type, i64Type, i64Type});
+  LLVM::CallOp::create(b, loc, fnType,
+                       ValueRange{kernel(kMatmulQuant), poolPtr, *a, i64(k), *w,
+                                  at(dataBytes), zeroPoints, *c, i64(n),
+                                  toI64(*mv), i64(n), i64(k), i64(group),
+                                  i64(bits)});
   return success();
 }
 
@@ -805,6 +895,77 @@ LogicalResult StepLowering::lowerPagedAttention(PagedAttentionOp op) {
   return success();
 }
 
+/// Rotary embedding of [batch, heads, tokens, head_dim]: every element
+/// reads itself, its partner (the other half, or the other of its pair when
+/// interleaved) and the cos/sin entry of its token's position.
+LogicalResult StepLowering::lowerRotary(RotaryOp op) {
+  auto type = cast<RankedTensorType>(op.getInput().getType());
+  if (type.getRank() != 4 || type.isDynamicDim(3))
+    return op.emitError("the CPU backend rotates [batch, heads, tokens, "
+                        "head_dim] tensors with a static head_dim only");
+  FailureOr<Value> in = memrefOf(op.getInput(), op),
+                   cosM = memrefOf(op.getCos(), op),
+                   sinM = memrefOf(op.getSin(), op),
+                   pos = memrefOf(op.getPositions(), op),
+                   out = memrefOf(op.getResult(), op);
+  if (failed(in) || failed(cosM) || failed(sinM) || failed(pos) || failed(out))
+    return failure();
+  int64_t rd = op.getRotaryDim(), half = rd / 2;
+  bool interleaved = op.getInterleaved();
+  SmallVector<AffineMap> maps = {
+      AffineMap::get(4, 0, {getAffineDimExpr(0, ctx), getAffineDimExpr(2, ctx)},
+                     ctx),
+      AffineMap::getMultiDimIdentityMap(4, ctx)};
+  SmallVector<utils::IteratorType> iterators(4, utils::IteratorType::parallel);
+  auto fm = arith::FastMathFlagsAttr::get(ctx, arith::FastMathFlags::contract);
+  linalg::GenericOp::create(
+      b, loc, TypeRange{}, ValueRange{*pos}, ValueRange{*out}, maps, iterators,
+      [&](OpBuilder &nb, Location l, ValueRange a) {
+        auto c = [&](int64_t v) -> Value {
+          return arith::ConstantIndexOp::create(nb, l, v);
+        };
+        SmallVector<Value> at;
+        for (int64_t i = 0; i < 4; ++i)
+          at.push_back(linalg::IndexOp::create(nb, l, i));
+        Value i = at[3];
+        Value x = memref::LoadOp::create(nb, l, *in, at);
+        Value rotated =
+            arith::CmpIOp::create(nb, l, arith::CmpIPredicate::ult, i, c(rd));
+        // Indices clamped into the rotated part, so that the loads stay in
+        // bounds for the elements that pass through.
+        Value ir = arith::SelectOp::create(nb, l, rotated, i, c(0));
+        Value j, partner, first;
+        if (interleaved) {
+          j = arith::DivUIOp::create(nb, l, ir, c(2));
+          partner = arith::XOrIOp::create(nb, l, ir, c(1));
+          first = arith::CmpIOp::create(nb, l, arith::CmpIPredicate::eq,
+                                        arith::RemUIOp::create(nb, l, ir, c(2)),
+                                        c(0));
+        } else {
+          first = arith::CmpIOp::create(nb, l, arith::CmpIPredicate::ult, ir,
+                                        c(half));
+          j = arith::SelectOp::create(
+              nb, l, first, ir, arith::SubIOp::create(nb, l, ir, c(half)));
+          partner = arith::SelectOp::create(
+              nb, l, first, arith::AddIOp::create(nb, l, ir, c(half)), j);
+        }
+        Value p = arith::IndexCastOp::create(nb, l, nb.getIndexType(), a[0]);
+        SmallVector<Value> partnerAt = {at[0], at[1], at[2], partner};
+        Value xp = memref::LoadOp::create(nb, l, *in, partnerAt);
+        Value cv = memref::LoadOp::create(nb, l, *cosM, ValueRange{p, j});
+        Value sv = memref::LoadOp::create(nb, l, *sinM, ValueRange{p, j});
+        // first half / even: x cos - x' sin; second half / odd: x cos + x' sin
+        Value xs = arith::MulFOp::create(nb, l, xp, sv, fm);
+        Value xc = arith::MulFOp::create(nb, l, x, cv, fm);
+        Value r = arith::SelectOp::create(
+            nb, l, first, arith::SubFOp::create(nb, l, xc, xs, fm),
+            arith::AddFOp::create(nb, l, xc, xs, fm));
+        linalg::YieldOp::create(
+            nb, l, ValueRange{arith::SelectOp::create(nb, l, rotated, r, x)});
+      });
+  return success();
+}
+
 LogicalResult StepLowering::lowerGather(GatherOp op) {
   FailureOr<Value> in = memrefOf(op.getInput(), op),
                    idx = memrefOf(op.getIndices(), op),
@@ -949,6 +1110,8 @@ LogicalResult StepLowering::lower(Operation *op) {
   loc = op->getLoc();
   if (isa<ReshapeOp>(op) || isSkippedTranspose(op))
     return success(); // aliases / read in place by their users
+  if (isSkippedDequantize(op))
+    return success(); // the quantized matmul kernel reads the weight
   if (auto w = dyn_cast<WeightOp>(op)) {
     auto global =
         SymbolTable::lookupNearestSymbolFrom<GlobalOp>(op, w.getNameAttr());
@@ -957,9 +1120,6 @@ LogicalResult StepLowering::lower(Operation *op) {
     if (!offset)
       return op->emitError("weight has no offset in the weights file "
                            "(kiln.offset on its kiln.global)");
-    if (!isa<RankedTensorType>(w.getType()))
-      return op->emitError("quantized weights are not supported by the CPU "
-                           "backend yet");
     placements[w.getResult()] = {weightsPtr, weightsBytesView, offset.getInt()};
     return success();
   }
@@ -1053,6 +1213,16 @@ LogicalResult StepLowering::dispatch(Operation *op) {
                          n.getAxis(), n.getEpsilon().convertToFloat(), false);
       })
       .Case([&](PagedAttentionOp a) { return lowerPagedAttention(a); })
+      .Case([&](RotaryOp r) { return lowerRotary(r); })
+      .Case([&](DequantizeOp d) -> LogicalResult {
+        auto type = cast<QTensorType>(d.getInput().getType());
+        std::optional<std::string> why = quantKernelMismatch(type);
+        return d.emitError()
+               << "the CPU backend reads quantized weights only as the "
+                  "right-hand side of a matmul (matmul(x, transpose(dequantize("
+                  "w))))"
+               << (why ? "; this one has no kernel: " + *why : std::string());
+      })
       .Case([&](GatherOp g) { return lowerGather(g); })
       .Case([&](SliceOp s) { return lowerSlice(s); })
       .Case([&](ConcatOp c) { return lowerConcat(c); })
@@ -1084,8 +1254,9 @@ LogicalResult StepLowering::run() {
   stepFields[7] = i64Type; // max_blocks_per_seq
   stepFields[kNumLogitRows] = i64Type;
   stepType = LLVM::LLVMStructType::getLiteral(ctx, stepFields);
-  kernelsType = LLVM::LLVMStructType::getLiteral(
-      ctx, {i32Type, i32Type, ptrType, ptrType, ptrType});
+  SmallVector<Type> kernelFields(kNumKernelFields, ptrType);
+  kernelFields[0] = kernelFields[1] = i32Type;
+  kernelsType = LLVM::LLVMStructType::getLiteral(ctx, kernelFields);
 
   b.setInsertionPointToEnd(module.getBody());
   auto fn =
@@ -1154,7 +1325,7 @@ LogicalResult StepLowering::run() {
                            LLVM::Linkage::External, name,
                            b.getI64IntegerAttr(value));
   };
-  exportConstant("kiln_model_abi_version", 1);
+  exportConstant("kiln_model_abi_version", KILN_MODEL_ABI_VERSION);
   exportConstant("kiln_model_arena_bytes", arenaBytes);
   exportConstant("kiln_model_max_tokens", maxTokens);
   module->setAttr("kiln.arena_bytes", b.getI64IntegerAttr(arenaBytes));

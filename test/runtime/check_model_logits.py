@@ -14,6 +14,13 @@ handling:
   3. batching: a step carrying a decode token of one sequence and a prompt
      chunk of another gives each the logits it gets alone.
 
+Quantized models (the artifact's manifest lists a quantization scheme) are
+compared as distributions instead, because onnxruntime's 4-bit matmul
+quantizes activations (accuracy_level 4) where kiln computes in fp32: over
+every compared row (prefill and 64 decode steps, teacher-forced with the
+reference's tokens), top-1 agreement >= 99% and mean KL(ort || kiln) <=
+1e-3. Batching must still be exact (kiln against kiln).
+
 Usage: check_model_logits.py --kilnc BIN --libkiln SO --work DIR FIXTURE_DIR...
 Prints one line per check and `N passed, M failed`; exits 1 on any failure.
 """
@@ -33,6 +40,19 @@ import onnxruntime as ort
 TOL = 1e-4  # of max |logit| (issue 3: fp32 tolerance)
 DECODE_STEPS = 32
 GREEDY_TOKENS = 64
+QUANT_TOP1 = 0.99  # issue 3: int4 top-1 agreement with onnxruntime
+QUANT_KL = 1e-3  # issue 3: int4 KL(onnxruntime || kiln), mean over rows
+
+
+def log_softmax(x: np.ndarray) -> np.ndarray:
+    x = x.astype(np.float64)
+    m = x.max(axis=-1, keepdims=True)
+    return x - m - np.log(np.exp(x - m).sum(axis=-1, keepdims=True))
+
+
+def kl_divergence(want: np.ndarray, got: np.ndarray) -> float:
+    lp, lq = log_softmax(want), log_softmax(got)
+    return float((np.exp(lp) * (lp - lq)).sum())
 
 
 class SeqTokens(ctypes.Structure):
@@ -134,7 +154,8 @@ class Engine:
 class OrtModel:
     """onnxruntime running the exported graph with its own cache handling."""
 
-    def __init__(self, fixture: str):
+    def __init__(self, fixture: str, head_dim: int):
+        self.head_dim = head_dim
         self.session = ort.InferenceSession(
             os.path.join(fixture, "model.onnx"),
             providers=["CPUExecutionProvider"])
@@ -150,8 +171,12 @@ class OrtModel:
         past = {}
         for name in self.past_names:
             shape = self.inputs[name].shape
-            dims = [1 if i == 0 else (0 if isinstance(d, str) else d)
-                    for i, d in enumerate(shape)]
+            # [batch, heads, past, head_dim]: batch 1, no past tokens; a
+            # symbolic head size (GroupQueryAttention's kv_cache_dim) is
+            # the model's.
+            dims = [1 if i == 0 else
+                    (self.head_dim if i == 3 else 0) if isinstance(d, str)
+                    else d for i, d in enumerate(shape)]
             past[name] = np.zeros(dims, dtype=np.float32)
         return past
 
@@ -210,7 +235,10 @@ def check_fixture(fixture: str, args, kiln: Kiln, c: Checker):
     if result.returncode != 0:
         return
     engine = Engine(kiln, artifact)
-    ref = OrtModel(fixture)
+    ref = OrtModel(fixture, engine.info.head_dim)
+    with open(os.path.join(artifact, "manifest.json")) as f:
+        quantized = json.load(f)["quantization"] != "none"
+    rows = []  # (kiln, onnxruntime) logits of every compared row
     rng = np.random.default_rng(7)
     vocab = engine.vocab
 
@@ -221,9 +249,11 @@ def check_fixture(fixture: str, args, kiln: Kiln, c: Checker):
     pasts, histories, ref_next = [], [], []
     for i, prompt in enumerate(prompts):
         want, past = ref.run(prompt, len(prompt), ref.empty_past())
-        c.close_logits(got[i], want[-1],
-                       f"{name}: prefill logits, sequence {i} "
-                       f"({len(prompt)} tokens, mixed batch)")
+        rows.append((got[i], want[-1]))
+        if not quantized:
+            c.close_logits(got[i], want[-1],
+                           f"{name}: prefill logits, sequence {i} "
+                           f"({len(prompt)} tokens, mixed batch)")
         pasts.append(past)
         histories.append(list(prompt))
         ref_next.append(int(np.argmax(want[-1])))
@@ -240,18 +270,29 @@ def check_fixture(fixture: str, args, kiln: Kiln, c: Checker):
         got = engine.step([(seqs[i], [ref_next[i]]) for i in range(2)])
         for i in range(2):
             want, pasts[i] = ref.run(histories[i], 1, pasts[i])
+            rows.append((got[i], want[-1]))
             if step < DECODE_STEPS:
                 scale = float(np.max(np.abs(want[-1])))
                 worst[i] = max(worst[i], float(
                     np.max(np.abs(got[i] - want[-1]))) / scale)
             next_tokens[i] = int(np.argmax(got[i]))
             ref_next[i] = int(np.argmax(want[-1]))
-    for i in range(2):
+    for i in range(2 if not quantized else 0):
         c.expect(worst[i] <= TOL,
                  f"{name}: {DECODE_STEPS} decode steps, sequence {i}: worst "
                  f"max|diff|/max|logit| {worst[i]:.2e} (limit {TOL:.0e})")
         c.expect(agree[i], f"{name}: {GREEDY_TOKENS} greedy tokens identical "
                            f"to onnxruntime, sequence {i}")
+    if quantized:
+        top1 = np.mean([np.argmax(g) == np.argmax(w) for g, w in rows])
+        kls = [kl_divergence(w, g) for g, w in rows]
+        c.expect(top1 >= QUANT_TOP1,
+                 f"{name}: top-1 agreement with onnxruntime {top1:.1%} over "
+                 f"{len(rows)} rows (limit {QUANT_TOP1:.0%})")
+        c.expect(np.mean(kls) <= QUANT_KL,
+                 f"{name}: mean KL(onnxruntime || kiln) {np.mean(kls):.2e} "
+                 f"(max {np.max(kls):.2e}) over {len(rows)} rows "
+                 f"(limit {QUANT_KL:.0e})")
 
     # 3. A decode token and a prompt chunk in one step equal each alone.
     alone = engine.new_seq()
@@ -264,9 +305,10 @@ def check_fixture(fixture: str, args, kiln: Kiln, c: Checker):
                    f"{name}: a prompt chunk batched with a decode token "
                    f"equals it alone")
     histories[0].append(tok)
-    want, _ = ref.run(histories[0], 1, pasts[0])
-    c.close_logits(both[0], want[-1],
-                   f"{name}: the decode token batched with a prompt chunk")
+    if not quantized:
+        want, _ = ref.run(histories[0], 1, pasts[0])
+        c.close_logits(both[0], want[-1],
+                       f"{name}: the decode token batched with a prompt chunk")
     check_step_errors(engine, mixed, c, name)
     engine.close()
 

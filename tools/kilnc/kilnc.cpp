@@ -19,6 +19,7 @@
 #include "compiler/artifact/ArtifactWriter.h"
 #include "compiler/onnx/OnnxImporter.h"
 #include "passes/Passes.h"
+#include "runtime/include/kiln/model_abi.h"
 
 #include "mlir/IR/AsmState.h"
 #include "mlir/IR/MLIRContext.h"
@@ -125,10 +126,10 @@ std::optional<json::Value> readJson(StringRef dir, StringRef name) {
 }
 
 /// eos ids: generation_config.json, then config.json; an int or a list.
-json::Array eosTokens(const std::optional<json::Value> &generation,
-                      const std::optional<json::Value> &config) {
+json::Array eosTokens(ArrayRef<const std::optional<json::Value> *> sources) {
   json::Array ids;
-  for (const auto &source : {generation, config}) {
+  for (const std::optional<json::Value> *p : sources) {
+    const std::optional<json::Value> &source = *p;
     if (!source || !source->getAsObject())
       continue;
     const json::Value *eos = source->getAsObject()->get("eos_token_id");
@@ -144,6 +145,25 @@ json::Array eosTokens(const std::optional<json::Value> &generation,
       break;
   }
   return ids;
+}
+
+/// The weight quantization schemes in the model (before lowering): each
+/// distinct #kiln.quant with the number of weights using it, or "none".
+json::Value quantizationSummary(mlir::ModuleOp module) {
+  std::map<std::string, int64_t> schemes;
+  for (auto global : module.getOps<mlir::kiln::GlobalOp>())
+    if (auto q = dyn_cast<mlir::kiln::QTensorType>(global.getType())) {
+      std::string text;
+      raw_string_ostream os(text);
+      os << q.getQuant();
+      ++schemes[text];
+    }
+  if (schemes.empty())
+    return "none";
+  json::Array list;
+  for (const auto &[scheme, count] : schemes)
+    list.push_back(json::Object{{"scheme", scheme}, {"weights", count}});
+  return list;
 }
 
 } // namespace
@@ -247,6 +267,7 @@ int main(int argc, char **argv) {
     return 1;
   progress.end();
   int64_t weightBytes = mlir::kiln::assignWeightOffsets(*module);
+  json::Value quantization = quantizationSummary(*module);
   if (emit == "mlir")
     return writeText([&](raw_ostream &os) { module->print(os); });
 
@@ -328,18 +349,26 @@ int main(int argc, char **argv) {
   std::optional<json::Value> config = readJson(modelDir, "config.json");
   std::optional<json::Value> generation =
       readJson(modelDir, "generation_config.json");
+  // ONNX Runtime GenAI models describe themselves in genai_config.json.
+  std::optional<json::Value> genai;
+  if (std::optional<json::Value> g = readJson(modelDir, "genai_config.json"))
+    if (g->getAsObject())
+      if (const json::Object *model = g->getAsObject()->getObject("model"))
+        genai = json::Value(json::Object(*model));
   int64_t context = contextLength;
-  if (context == 0 && config && config->getAsObject())
-    for (const char *key : {"max_position_embeddings", "n_positions"})
-      if (auto v = config->getAsObject()->getInteger(key)) {
+  for (const auto &[source, key] :
+       {std::pair{&config, "max_position_embeddings"},
+        std::pair{&config, "n_positions"}, std::pair{&genai, "context_length"}})
+    if (context == 0 && *source && (*source)->getAsObject())
+      if (auto v = (*source)->getAsObject()->getInteger(key))
         context = *v;
-        break;
-      }
   if (context <= 0) {
     artifact->discard();
     return fail("cannot tell the context length: no max_position_embeddings "
                 "in " +
-                modelDir + "/config.json; pass --context-length");
+                modelDir +
+                "/config.json (nor context_length in genai_config.json); "
+                "pass --context-length");
   }
   json::Array features;
   for (const std::string &f : mlir::kiln::enabledFeatures(target))
@@ -354,19 +383,19 @@ int main(int argc, char **argv) {
       {"kv_heads", cacheType.getHeads()},
       {"head_dim", cacheType.getHeadDim()},
       {"context_length", context},
-      {"eos_token_ids", eosTokens(generation, config)},
+      {"eos_token_ids", eosTokens({&generation, &config, &genai})},
   };
   m["compile"] = json::Object{
       {"max_batch_tokens", static_cast<int64_t>(maxBatchTokens)},
       {"block_size", static_cast<int64_t>(blockSize)},
       {"arena_bytes", arenaBytes},
       {"weights_bytes", weightBytes},
-      {"model_abi_version", 1},
+      {"model_abi_version", KILN_MODEL_ABI_VERSION},
   };
   m["target"] = json::Object{{"triple", target.triple},
                              {"cpu", target.cpu},
                              {"features", std::move(features)}};
-  m["quantization"] = "none";
+  m["quantization"] = std::move(quantization);
   if (Error e = artifact->recordFile("model.so")) {
     artifact->discard();
     return fail(toString(std::move(e)));

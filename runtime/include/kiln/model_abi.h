@@ -36,7 +36,7 @@ extern "C" {
 #endif
 
 /** Bumped whenever kiln_step_args or kiln_kernels change layout. */
-#define KILN_MODEL_ABI_VERSION 1
+#define KILN_MODEL_ABI_VERSION 2
 
 /** Everything one step reads and writes. All pointers are owned by the
  *  runtime and valid for the duration of the call. */
@@ -66,6 +66,24 @@ typedef struct kiln_step_args {
 typedef void kiln_matmul_fn(void *pool, const float *a, int64_t lda,
                             const float *b, float *c, int64_t ldc, int64_t m,
                             int64_t n, int64_t k);
+
+/** C[m][n] = sum_k A[m][k] * W[n][k] with W a quantized weight stored
+ *  [N][K] as unsigned integers of `bits` (4 or 8) bits: 8-bit one per
+ *  byte, 4-bit two per byte, low nibble first (W[n][2j] in the low nibble
+ *  of byte n * K/2 + j). Every `group` consecutive k of a row share a
+ *  scale and a zero point:
+ *
+ *    W[n][k] = (q[n][k] - zp[n][k / group]) * scales[n * (K/group) + k/group]
+ *
+ *  zero_points is NULL for the implied 2^(bits-1) (8 or 128), else
+ *  unsigned `bits`-bit values laid out [N][K/group] and packed like the
+ *  weight. A is [M][K] with row stride lda, C is [M][N] with row stride
+ *  ldc. K is a multiple of `group`, which is even. */
+typedef void kiln_matmul_quant_fn(void *pool, const float *a, int64_t lda,
+                                  const uint8_t *b, const float *scales,
+                                  const uint8_t *zero_points, float *c,
+                                  int64_t ldc, int64_t m, int64_t n, int64_t k,
+                                  int64_t group, int64_t bits);
 
 /** Attention of layer `layer` over the paged cache. First the keys and
  *  values of the step's T tokens are written into the cache at their
@@ -98,6 +116,7 @@ typedef struct kiln_kernels {
   kiln_matmul_fn *matmul_f32;
   kiln_attention_paged_fn *attention_paged_f32;
   kiln_matmul_fn *matmul_bt_f32; /**< B stored [N][K] */
+  kiln_matmul_quant_fn *matmul_quant_f32; /**< 4/8-bit weights, fp32 math */
 } kiln_kernels;
 
 /** The entry point model.so exports. Returns 0 on success. */

@@ -19,7 +19,7 @@
 // CHECK: llvm.call %{{.+}} : !llvm.ptr, (!llvm.ptr, !llvm.ptr, i64, !llvm.ptr, !llvm.ptr, i64, i64, i64, i64) -> ()
 // CHECK: func.func private @[[GATHER]](%{{.+}}: memref<16x8xf32>, %{{.+}}: memref<1x?xi64>, %{{.+}}: memref<1x?x8xf32>) attributes {no_inline}
 // CHECK: linalg.generic
-// CHECK: llvm.mlir.global external constant @kiln_model_abi_version(1 : i64)
+// CHECK: llvm.mlir.global external constant @kiln_model_abi_version(2 : i64)
 // Two [256 tokens x 8] f32 buffers live at once: 2 x 8 KiB.
 // CHECK: llvm.mlir.global external constant @kiln_model_arena_bytes(16384 : i64)
 // CHECK: llvm.mlir.global external constant @kiln_model_max_tokens(256 : i64)
@@ -83,5 +83,81 @@ module {
   func.func @main(%x: tensor<1x?xf32, #kiln.dims<[tokens]>>) -> tensor<1x?xf32, #kiln.dims<[tokens]>> {
     %y = kiln.neg %x : tensor<1x?xf32, #kiln.dims<[tokens]>>
     return %y : tensor<1x?xf32, #kiln.dims<[tokens]>>
+  }
+}
+
+// -----
+
+// A 4-bit weight read as matmul(x, transpose(dequantize(w))): entry 5
+// (matmul_quant_f32) reads the packed data at the weight's offset and the
+// scales right after it (16x8 nibbles = 64 bytes); implied zero points are
+// a null pointer. Neither the dequantize nor the transpose gets a buffer.
+// CHECK-LABEL: func.func @kiln_model_step
+// CHECK-NOT: __kiln_dequantize
+// CHECK-NOT: __kiln_transpose
+// CHECK: %[[NULL:.+]] = llvm.mlir.zero : !llvm.ptr
+// CHECK: llvm.getelementptr %{{.+}}[0, 5]
+// CHECK: %[[C64:.+]] = llvm.mlir.constant(64 : i64) : i64
+// CHECK: %[[SCALES:.+]] = llvm.getelementptr %{{.+}}[%[[C64]]] : (!llvm.ptr, i64) -> !llvm.ptr, i8
+// CHECK: llvm.call %{{.+}}(%{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}, %[[SCALES]], %[[NULL]], {{.*}}) : !llvm.ptr, (!llvm.ptr, !llvm.ptr, i64, !llvm.ptr, !llvm.ptr, !llvm.ptr, !llvm.ptr, i64, i64, i64, i64, i64, i64) -> ()
+// Only the two gathers' [256 x 8] f32 buffers are planned: 16 KiB.
+// CHECK: @kiln_model_arena_bytes(16384 : i64)
+module {
+  kiln.global @emb : tensor<16x8xf32> [#kiln.blob<"w.bin", offset = 0, size = 512>]
+  kiln.global @head : !kiln.qtensor<16x8, #kiln.quant<u4, group = 4, axis = 1, scale = f32, zero_point = mid>> [#kiln.blob<"w.bin", offset = 512, size = 64>, #kiln.blob<"w.bin", offset = 576, size = 128>]
+  func.func @main(%ids: tensor<1x?xi64, #kiln.dims<[tokens]>> {kiln.step_input = "token_ids"}, %rows: tensor<?xi64, #kiln.dims<[logit_rows]>> {kiln.step_input = "logit_rows"}) -> tensor<1x?x16xf32, #kiln.dims<[logit_rows]>> {
+    %0 = kiln.weight @emb : tensor<16x8xf32>
+    %1 = kiln.gather %0, %ids {axis = 0 : i64} : (tensor<16x8xf32>, tensor<1x?xi64, #kiln.dims<[tokens]>>) -> tensor<1x?x8xf32, #kiln.dims<[tokens]>>
+    %2 = kiln.gather %1, %rows {axis = 1 : i64} : (tensor<1x?x8xf32, #kiln.dims<[tokens]>>, tensor<?xi64, #kiln.dims<[logit_rows]>>) -> tensor<1x?x8xf32, #kiln.dims<[logit_rows]>>
+    %w = kiln.weight @head : !kiln.qtensor<16x8, #kiln.quant<u4, group = 4, axis = 1, scale = f32, zero_point = mid>>
+    %d = kiln.dequantize %w : !kiln.qtensor<16x8, #kiln.quant<u4, group = 4, axis = 1, scale = f32, zero_point = mid>> -> tensor<16x8xf32>
+    %t = kiln.transpose %d {perm = array<i64: 1, 0>} : tensor<16x8xf32> -> tensor<8x16xf32>
+    %y = kiln.matmul %2, %t : (tensor<1x?x8xf32, #kiln.dims<[logit_rows]>>, tensor<8x16xf32>) -> tensor<1x?x16xf32, #kiln.dims<[logit_rows]>>
+    return %y : tensor<1x?x16xf32, #kiln.dims<[logit_rows]>>
+  }
+}
+
+// -----
+
+// A quantized weight read any other way has no lowering yet.
+module {
+  kiln.global @emb : !kiln.qtensor<16x8, #kiln.quant<u4, group = 4, axis = 1, scale = f32, zero_point = mid>> [#kiln.blob<"w.bin", offset = 0, size = 64>, #kiln.blob<"w.bin", offset = 64, size = 128>]
+  func.func @main(%ids: tensor<1x?xi64, #kiln.dims<[tokens]>> {kiln.step_input = "token_ids"}, %rows: tensor<?xi64, #kiln.dims<[logit_rows]>> {kiln.step_input = "logit_rows"}) -> tensor<1x?x8xf32, #kiln.dims<[logit_rows]>> {
+    %w = kiln.weight @emb : !kiln.qtensor<16x8, #kiln.quant<u4, group = 4, axis = 1, scale = f32, zero_point = mid>>
+    // expected-error @+1 {{the CPU backend reads quantized weights only as the right-hand side of a matmul}}
+    %d = kiln.dequantize %w : !kiln.qtensor<16x8, #kiln.quant<u4, group = 4, axis = 1, scale = f32, zero_point = mid>> -> tensor<16x8xf32>
+    %1 = kiln.gather %d, %ids {axis = 0 : i64} : (tensor<16x8xf32>, tensor<1x?xi64, #kiln.dims<[tokens]>>) -> tensor<1x?x8xf32, #kiln.dims<[tokens]>>
+    %2 = kiln.gather %1, %rows {axis = 1 : i64} : (tensor<1x?x8xf32, #kiln.dims<[tokens]>>, tensor<?xi64, #kiln.dims<[logit_rows]>>) -> tensor<1x?x8xf32, #kiln.dims<[logit_rows]>>
+    return %2 : tensor<1x?x8xf32, #kiln.dims<[logit_rows]>>
+  }
+}
+
+// -----
+
+// Rotary embedding: one loop nest over [batch, heads, tokens, head_dim]
+// reading the positions; each element loads itself, its partner and the
+// cos/sin entry of its position.
+// CHECK-LABEL: func.func @kiln_model_step
+// CHECK: call @[[ROT:__kiln_rotary_[0-9]+]](
+// CHECK: func.func private @[[ROT]](%{{.+}}: memref<1x2x?x4xf32>, %{{.+}}: memref<8x2xf32>, %{{.+}}: memref<8x2xf32>, %{{.+}}: memref<1x?xi64>, %{{.+}}: memref<1x2x?x4xf32>)
+// CHECK: linalg.generic
+// CHECK-COUNT-4: memref.load
+// CHECK: arith.select
+module {
+  kiln.global @emb : tensor<16x8xf32> [#kiln.blob<"w.bin", offset = 0, size = 512>]
+  kiln.global @cos : tensor<8x2xf32> [#kiln.blob<"w.bin", offset = 512, size = 64>]
+  kiln.global @sin : tensor<8x2xf32> [#kiln.blob<"w.bin", offset = 576, size = 64>]
+  func.func @main(%ids: tensor<1x?xi64, #kiln.dims<[tokens]>> {kiln.step_input = "token_ids"}, %pos: tensor<1x?xi64, #kiln.dims<[tokens]>> {kiln.step_input = "positions"}, %rows: tensor<?xi64, #kiln.dims<[logit_rows]>> {kiln.step_input = "logit_rows"}) -> tensor<1x?x8xf32, #kiln.dims<[logit_rows]>> {
+    %0 = kiln.weight @emb : tensor<16x8xf32>
+    %c = kiln.weight @cos : tensor<8x2xf32>
+    %s = kiln.weight @sin : tensor<8x2xf32>
+    %1 = kiln.gather %0, %ids {axis = 0 : i64} : (tensor<16x8xf32>, tensor<1x?xi64, #kiln.dims<[tokens]>>) -> tensor<1x?x8xf32, #kiln.dims<[tokens]>>
+    %2 = kiln.reshape %1 : tensor<1x?x8xf32, #kiln.dims<[tokens]>> -> tensor<1x?x2x4xf32, #kiln.dims<[tokens]>>
+    %3 = kiln.transpose %2 {perm = array<i64: 0, 2, 1, 3>} : tensor<1x?x2x4xf32, #kiln.dims<[tokens]>> -> tensor<1x2x?x4xf32, #kiln.dims<[tokens]>>
+    %4 = kiln.rotary %3, %c, %s, %pos {rotary_dim = 4 : i64} : (tensor<1x2x?x4xf32, #kiln.dims<[tokens]>>, tensor<8x2xf32>, tensor<8x2xf32>, tensor<1x?xi64, #kiln.dims<[tokens]>>) -> tensor<1x2x?x4xf32, #kiln.dims<[tokens]>>
+    %5 = kiln.transpose %4 {perm = array<i64: 0, 2, 1, 3>} : tensor<1x2x?x4xf32, #kiln.dims<[tokens]>> -> tensor<1x?x2x4xf32, #kiln.dims<[tokens]>>
+    %6 = kiln.reshape %5 : tensor<1x?x2x4xf32, #kiln.dims<[tokens]>> -> tensor<1x?x8xf32, #kiln.dims<[tokens]>>
+    %7 = kiln.gather %6, %rows {axis = 1 : i64} : (tensor<1x?x8xf32, #kiln.dims<[tokens]>>, tensor<?xi64, #kiln.dims<[logit_rows]>>) -> tensor<1x?x8xf32, #kiln.dims<[logit_rows]>>
+    return %7 : tensor<1x?x8xf32, #kiln.dims<[logit_rows]>>
   }
 }
