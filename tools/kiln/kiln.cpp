@@ -9,12 +9,13 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "kiln/kiln.h"
+#include "kiln/kiln.hpp"
 
 #include <CLI/CLI.hpp>
 
 #include <chrono>
 #include <cstdio>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -28,63 +29,32 @@ double seconds(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
 }
 
-int fail(const std::string &what) {
-  std::fprintf(stderr, "kiln: error: %s: %s\n", what.c_str(),
-               kiln_last_error_message());
-  return 1;
-}
-
-/// An opened artifact with an engine and (optionally) its tokenizer.
+/// An opened artifact with an engine.
 struct Session {
-  kiln_model_t *model = nullptr;
-  kiln_engine_t *engine = nullptr;
-  kiln_tokenizer_t *tokenizer = nullptr;
-  kiln_model_info info{};
-  ~Session() {
-    kiln_tokenizer_free(tokenizer);
-    kiln_engine_free(engine);
-    kiln_model_free(model);
-  }
+  kiln::Model model;
+  kiln::Engine engine;
+  Session(const std::string &path, int threads, int64_t cacheTokens)
+      : model(path), engine(model, {threads, cacheTokens}) {}
+  const kiln_model_info &info() const { return model.info(); }
 };
-
-int openSession(Session &s, const std::string &path, int threads,
-                int64_t cacheTokens, bool needTokenizer) {
-  if (kiln_model_open(path.c_str(), &s.model) != KILN_OK)
-    return fail("cannot open " + path);
-  kiln_model_get_info(s.model, &s.info);
-  kiln_engine_options options;
-  kiln_engine_options_init(&options);
-  options.num_threads = threads;
-  options.kv_cache_tokens = cacheTokens;
-  if (kiln_engine_create(s.model, &options, &s.engine) != KILN_OK)
-    return fail("cannot create an engine");
-  if (needTokenizer) {
-    if (!*s.info.tokenizer_path) {
-      std::fprintf(stderr, "kiln: error: %s has no tokenizer.json\n",
-                   path.c_str());
-      return 1;
-    }
-    if (kiln_tokenizer_load(s.info.tokenizer_path, &s.tokenizer) != KILN_OK)
-      return fail("cannot load the tokenizer");
-  }
-  return 0;
-}
 
 /// Feeds `tokens` to `seq` in chunks of the compiled token budget; the
 /// logits after the last token end up in `logits`.
-int prefill(Session &s, int64_t seq, const std::vector<int32_t> &tokens,
-            std::vector<float> &logits) {
+void prefill(Session &s, int64_t seq, const std::vector<int32_t> &tokens,
+             std::vector<float> &logits) {
   for (size_t at = 0; at < tokens.size();) {
-    int64_t n = std::min<int64_t>(s.info.max_batch_tokens,
-                                  static_cast<int64_t>(tokens.size() - at));
-    kiln_seq_tokens input{seq, tokens.data() + at, n};
-    if (kiln_engine_step(s.engine, &input, 1, logits.data(), logits.size()) !=
-        KILN_OK)
-      return fail("prefill failed");
+    size_t n = std::min<size_t>(s.info().max_batch_tokens, tokens.size() - at);
+    s.engine.step({{seq, std::vector<int32_t>(tokens.begin() + at,
+                                              tokens.begin() + at + n)}},
+                  logits);
     at += n;
   }
-  return 0;
 }
+
+/// A usage error (not from the runtime): printed as is.
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
 
 /// This process's peak RSS: VmHWM (reset at exec; getrusage's ru_maxrss
 /// is not, so a child of a large parent reports the parent's size).
@@ -104,93 +74,51 @@ double peakRssMb() {
   return usage.ru_maxrss / 1024.0;
 }
 
-bool isEos(const kiln_model_info &info, int32_t id) {
-  for (int i = 0; i < info.num_eos_tokens; ++i)
-    if (info.eos_token_ids[i] == id)
-      return true;
-  return false;
-}
-
 int runCommand(const std::string &path, const std::string &prompt,
                int64_t maxTokens, int threads, int64_t cacheTokens) {
-  Session s;
-  if (int rc = openSession(s, path, threads, cacheTokens, true))
-    return rc;
-  size_t n = 0;
-  std::vector<int32_t> ids(prompt.size() + 16);
-  kiln_status_t st = kiln_tokenizer_encode(
-      s.tokenizer, prompt.data(), prompt.size(), 1, ids.data(), ids.size(), &n);
-  if (st == KILN_ERROR_BUFFER_TOO_SMALL) { // byte fallback: several ids/byte
-    ids.resize(n);
-    st = kiln_tokenizer_encode(s.tokenizer, prompt.data(), prompt.size(), 1,
-                               ids.data(), ids.size(), &n);
-  }
-  if (st != KILN_OK)
-    return fail("cannot tokenize the prompt");
-  ids.resize(n);
-  if (ids.empty()) {
-    std::fprintf(stderr, "kiln: error: the prompt is empty\n");
-    return 1;
-  }
-  if (static_cast<int64_t>(ids.size()) >= s.info.context_length) {
-    std::fprintf(stderr,
-                 "kiln: error: the prompt has %zu tokens; the model's context "
-                 "holds %lld (prompt and output together)\n",
-                 ids.size(), static_cast<long long>(s.info.context_length));
-    return 1;
-  }
-  int64_t seq;
-  kiln_engine_seq_create(s.engine, &seq);
-  std::vector<float> logits(s.info.vocab_size);
+  Session s(path, threads, cacheTokens);
+  if (!*s.info().tokenizer_path)
+    throw UsageError(path + " has no tokenizer.json");
+  kiln::Tokenizer tokenizer(s.info().tokenizer_path);
+  std::vector<int32_t> ids = tokenizer.encode(prompt);
+  if (ids.empty())
+    throw UsageError("the prompt is empty");
+  if (static_cast<int64_t>(ids.size()) >= s.info().context_length)
+    throw UsageError("the prompt has " + std::to_string(ids.size()) +
+                     " tokens; the model's context holds " +
+                     std::to_string(s.info().context_length) +
+                     " (prompt and output together)");
+  int64_t seq = s.engine.newSequence();
+  std::vector<float> logits;
   auto t0 = Clock::now();
-  if (int rc = prefill(s, seq, ids, logits))
-    return rc;
+  prefill(s, seq, ids, logits);
   auto t1 = Clock::now();
 
-  kiln_detokenizer_t *det = nullptr;
-  kiln_detokenizer_init(s.tokenizer, 1, &det);
-  std::vector<char> text(256);
-  int64_t generated = 0;
-  auto emit = [&](int32_t id) {
-    size_t bytes = 0;
-    kiln_status_t st =
-        kiln_detokenizer_push(det, id, text.data(), text.size(), &bytes);
-    if (st == KILN_ERROR_BUFFER_TOO_SMALL) {
-      text.resize(bytes + 1);
-      st = kiln_detokenizer_push(det, id, text.data(), text.size(), &bytes);
-    }
-    if (st == KILN_OK) {
-      std::fwrite(text.data(), 1, bytes, stdout);
-      std::fflush(stdout);
-    }
+  kiln::Detokenizer detokenizer(tokenizer);
+  auto emit = [](const std::string &text) {
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    std::fflush(stdout);
   };
-  int32_t next = kiln_argmax(logits.data(), s.info.vocab_size);
+  int64_t generated = 0;
+  int32_t next = kiln::argmax(logits);
   std::string stop = "max tokens";
   while (generated < maxTokens) {
-    if (isEos(s.info, next)) {
+    if (s.model.isEos(next)) {
       stop = "end of sequence";
       break;
     }
-    emit(next);
+    emit(detokenizer.push(next));
     ++generated;
     if (generated == maxTokens)
       break;
-    if (kiln_engine_seq_length(s.engine, seq) >= s.info.context_length) {
+    if (s.engine.sequenceLength(seq) >= s.info().context_length) {
       stop = "context full";
       break;
     }
-    kiln_seq_tokens input{seq, &next, 1};
-    if (kiln_engine_step(s.engine, &input, 1, logits.data(), logits.size()) !=
-        KILN_OK) {
-      kiln_detokenizer_free(det);
-      return fail("decode step failed");
-    }
-    next = kiln_argmax(logits.data(), s.info.vocab_size);
+    s.engine.step({{seq, {next}}}, logits);
+    next = kiln::argmax(logits);
   }
-  size_t bytes = 0;
-  if (kiln_detokenizer_finish(det, text.data(), text.size(), &bytes) == KILN_OK)
-    std::fwrite(text.data(), 1, bytes, stdout);
-  kiln_detokenizer_free(det);
+  emit(detokenizer.finish());
   auto t2 = Clock::now();
   std::printf("\n");
   double pre = seconds(t0, t1), dec = seconds(t1, t2);
@@ -205,45 +133,37 @@ int runCommand(const std::string &path, const std::string &prompt,
 
 int benchCommand(const std::string &path, int64_t promptLen, int64_t genLen,
                  int threads, int repeats) {
-  Session s;
   auto opening = Clock::now();
-  if (int rc = openSession(s, path, threads, 0, false))
-    return rc;
+  Session s(path, threads, 0);
   double openSeconds = seconds(opening, Clock::now());
   if (promptLen < 1 || genLen < 1 ||
-      promptLen + genLen > s.info.context_length) {
-    std::fprintf(stderr,
-                 "kiln: error: --prompt-len + --gen-len must be at least 2 "
-                 "and at most the context length %lld\n",
-                 static_cast<long long>(s.info.context_length));
-    return 1;
-  }
+      promptLen + genLen > s.info().context_length)
+    throw UsageError("--prompt-len + --gen-len must be at least 2 and at "
+                     "most the context length " +
+                     std::to_string(s.info().context_length));
   // A fixed pseudo-random prompt: speed does not depend on the text.
   std::vector<int32_t> prompt(promptLen);
   uint32_t x = 12345;
   for (auto &id : prompt) {
     x = x * 1103515245u + 12345u;
-    id = static_cast<int32_t>((x >> 8) % s.info.vocab_size);
+    id = static_cast<int32_t>((x >> 8) % s.info().vocab_size);
   }
-  std::vector<float> logits(s.info.vocab_size);
+  std::vector<float> logits;
   double bestTtft = 1e30, bestPrefill = 1e30, bestDecode = 1e30;
   for (int r = 0; r < repeats + 1; ++r) { // the first run warms up
-    int64_t seq;
-    kiln_engine_seq_create(s.engine, &seq);
+    int64_t seq = s.engine.newSequence();
     auto t0 = Clock::now();
-    if (int rc = prefill(s, seq, prompt, logits))
-      return rc;
-    int32_t next = kiln_argmax(logits.data(), s.info.vocab_size);
+    prefill(s, seq, prompt, logits);
+    int32_t next = kiln::argmax(logits);
     auto t1 = Clock::now();
+    std::vector<kiln::SeqTokens> step = {{seq, {next}}};
     for (int64_t g = 1; g < genLen; ++g) {
-      kiln_seq_tokens input{seq, &next, 1};
-      if (kiln_engine_step(s.engine, &input, 1, logits.data(), logits.size()) !=
-          KILN_OK)
-        return fail("decode step failed");
-      next = kiln_argmax(logits.data(), s.info.vocab_size);
+      step[0].tokens[0] = next;
+      s.engine.step(step, logits);
+      next = kiln::argmax(logits);
     }
     auto t2 = Clock::now();
-    kiln_engine_seq_free(s.engine, seq);
+    s.engine.freeSequence(seq);
     if (r == 0)
       continue;
     bestTtft = std::min(bestTtft, seconds(t0, t1));
@@ -252,7 +172,7 @@ int benchCommand(const std::string &path, int64_t promptLen, int64_t genLen,
   }
   double peakMb = peakRssMb();
   double decodeTokS = genLen > 1 ? (genLen - 1) / bestDecode : 0.0;
-  std::printf("model           %s (%s)\n", path.c_str(), s.info.target_cpu);
+  std::printf("model           %s (%s)\n", path.c_str(), s.info().target_cpu);
   std::printf("threads         %d\n", threads);
   std::printf("prompt / gen    %lld / %lld tokens (best of %d)\n",
               static_cast<long long>(promptLen), static_cast<long long>(genLen),
@@ -262,8 +182,8 @@ int benchCommand(const std::string &path, int64_t promptLen, int64_t genLen,
   std::printf("prefill         %.1f tok/s\n", promptLen / bestPrefill);
   std::printf("decode          %.1f tok/s\n", decodeTokS);
   std::printf("decode bytes/s  %.2f GB/s (weights %.1f MB x tok/s)\n",
-              s.info.weights_bytes * decodeTokS / 1e9,
-              s.info.weights_bytes / 1e6);
+              s.info().weights_bytes * decodeTokS / 1e9,
+              s.info().weights_bytes / 1e6);
   std::printf("peak rss        %.1f MB\n", peakMb);
   return 0;
 }
@@ -302,7 +222,16 @@ int main(int argc, char **argv) {
       ->check(CLI::PositiveNumber);
 
   CLI11_PARSE(app, argc, argv);
-  if (run->parsed())
-    return runCommand(path, prompt, maxTokens, threads, cacheTokens);
-  return benchCommand(path, promptLen, genLen, threads, repeats);
+  try {
+    if (run->parsed())
+      return runCommand(path, prompt, maxTokens, threads, cacheTokens);
+    return benchCommand(path, promptLen, genLen, threads, repeats);
+  } catch (const kiln::Error &e) {
+    // The runtime's messages name the file, sequence or limit at fault.
+    std::fprintf(stderr, "kiln: error: %s\n", e.message().c_str());
+    return 1;
+  } catch (const std::exception &e) {
+    std::fprintf(stderr, "kiln: error: %s\n", e.what());
+    return 1;
+  }
 }
