@@ -4,6 +4,8 @@
 #   - unit tests (GoogleTest, via ctest)
 #   - lit + FileCheck tests (dialect, importer, canonicalization, fixtures)
 #   - ONNX backend node tests: import conformance with an expected-failure list
+#   - ONNX backend node tests executed by the CPU backend against the
+#     reference outputs, with their own expected-failure list
 #   - the default model (SmolLM2-135M) compiles within budget and generates
 #   - compiled models match onnxruntime (fixtures and SmolLM2)
 #   - the runtime's tokenizer agrees with the `tokenizers` package
@@ -53,6 +55,18 @@ if [ -f "$ROOT/test/onnx-node-tests/run_node_tests.py" ]; then
   p=$(echo "$last" | sed -n 's/^\([0-9]*\) passed.*/\1/p'); f=$(echo "$last" | sed -n 's/.*, \([0-9]*\) failed.*/\1/p')
   s=$(echo "$last" | sed -n 's/.*, \([0-9]*\) skipped.*/\1/p')
   tally "onnx-node-tests" $rc ${p:-0} ${f:-0} ${s:-0}
+fi
+
+# ONNX node tests executed: every test whose import passes, compiled with
+# kilnc --emit=graph and run against ONNX's reference outputs.
+if [ -f "$ROOT/test/onnx-node-tests/run_node_tests_numeric.py" ]; then
+  out=$("$PY" "$ROOT/test/onnx-node-tests/run_node_tests_numeric.py" --kilnc "$BUILD/bin/kilnc" \
+          --libkiln "$BUILD/lib/libkiln.so" --work "$BUILD/node-tests-numeric" 2>&1); rc=$?
+  echo "$out" | tail -n 12
+  last=$(echo "$out" | tail -n 1)
+  p=$(echo "$last" | sed -n 's/^\([0-9]*\) passed.*/\1/p'); f=$(echo "$last" | sed -n 's/.*, \([0-9]*\) failed.*/\1/p')
+  s=$(echo "$last" | sed -n 's/.*, \([0-9]*\) skipped.*/\1/p')
+  tally "onnx-node-tests executed" $rc ${p:-0} ${f:-0} ${s:-0}
 fi
 
 # The default model: build SmolLM2-135M's ONNX (cached) and compile it.

@@ -87,9 +87,13 @@ public:
         ctx(module.getContext()), b(ctx) {}
 
   LogicalResult run();
+  /// The graph mode: kiln_graph_run(inputs, outputs, arena, kernels).
+  LogicalResult runGraph();
 
 private:
   // Planning.
+  LogicalResult planAndDeclareTypes();
+  LogicalResult lowerBody(Block &entry);
   Value root(Value v) const;
   bool isSkippedTranspose(Operation *op) const;
   bool isSkippedDequantize(Operation *op) const;
@@ -232,11 +236,6 @@ std::optional<int64_t> StepLowering::maxBytes(Value v) const {
 
 LogicalResult StepLowering::plan() {
   Block &body = graph.getBody().front();
-  output = root(body.getTerminator()->getOperand(0));
-  if (!output.getDefiningOp() ||
-      isa<WeightOp, ConstantOp>(output.getDefiningOp()))
-    return graph.emitError("the logits must be computed, not a weight, "
-                           "constant or argument");
 
   // Last use of every root, counting uses through aliases.
   DenseMap<Operation *, int64_t> order;
@@ -1106,8 +1105,29 @@ LogicalResult StepLowering::lowerSplit(SplitOp op) {
   return success();
 }
 
+/// Element types the loops handle: signless integers and IEEE floats of
+/// 16 to 64 bits (plus bfloat16). Anything else is named in an error.
+static LogicalResult checkElementTypes(Operation *op) {
+  for (Value v : llvm::concat<Value>(op->getOperands(), op->getResults())) {
+    auto type = dyn_cast<RankedTensorType>(v.getType());
+    if (!type)
+      continue;
+    Type e = type.getElementType();
+    bool ok = e.isSignlessInteger() || e.isF16() || e.isBF16() || e.isF32() ||
+              e.isF64();
+    if (!ok)
+      return op->emitError()
+             << "element type " << e
+             << " is not supported by the CPU backend yet"
+             << (e.isUnsignedInteger() ? " (unsigned integers)" : "");
+  }
+  return success();
+}
+
 LogicalResult StepLowering::lower(Operation *op) {
   loc = op->getLoc();
+  if (failed(checkElementTypes(op)))
+    return failure();
   if (isa<ReshapeOp>(op) || isSkippedTranspose(op))
     return success(); // aliases / read in place by their users
   if (isSkippedDequantize(op))
@@ -1239,11 +1259,10 @@ LogicalResult StepLowering::dispatch(Operation *op) {
       });
 }
 
-LogicalResult StepLowering::run() {
+/// The kiln_step_args and kiln_kernels struct types.
+LogicalResult StepLowering::planAndDeclareTypes() {
   if (failed(plan()))
     return failure();
-  Block &body = graph.getBody().front();
-
   auto ptrType = LLVM::LLVMPointerType::get(ctx);
   auto i64Type = b.getI64Type();
   auto i32Type = b.getI32Type();
@@ -1257,6 +1276,32 @@ LogicalResult StepLowering::run() {
   SmallVector<Type> kernelFields(kNumKernelFields, ptrType);
   kernelFields[0] = kernelFields[1] = i32Type;
   kernelsType = LLVM::LLVMStructType::getLiteral(ctx, kernelFields);
+  return success();
+}
+
+/// Lowers every op of the graph into `entry` (the builder's block).
+LogicalResult StepLowering::lowerBody(Block &entry) {
+  for (Operation &op : graph.getBody().front()) {
+    if (isa<func::ReturnOp>(op))
+      break;
+    if (failed(lower(&op)))
+      return failure();
+  }
+  return success();
+}
+
+LogicalResult StepLowering::run() {
+  Block &body = graph.getBody().front();
+  output = root(body.getTerminator()->getOperand(0));
+  if (!output.getDefiningOp() ||
+      isa<WeightOp, ConstantOp>(output.getDefiningOp()))
+    return graph.emitError("the logits must be computed, not a weight, "
+                           "constant or argument");
+  if (failed(planAndDeclareTypes()))
+    return failure();
+  auto ptrType = LLVM::LLVMPointerType::get(ctx);
+  auto i64Type = b.getI64Type();
+  auto i32Type = b.getI32Type();
 
   b.setInsertionPointToEnd(module.getBody());
   auto fn =
@@ -1267,7 +1312,6 @@ LogicalResult StepLowering::run() {
   kernelsArg = entry->getArgument(1);
   b.setInsertionPointToStart(entry);
   loc = graph.getLoc();
-
   arenaPtr = loadStepField(kArena, ptrType);
   arenaBytesView = bytesView(arenaPtr);
   weightsPtr = loadStepField(kWeights, ptrType);
@@ -1307,12 +1351,8 @@ LogicalResult StepLowering::run() {
   Value logitsPtr = loadStepField(kLogits, ptrType);
   placements[output] = {logitsPtr, bytesView(logitsPtr), 0};
 
-  for (Operation &op : body) {
-    if (isa<func::ReturnOp>(op))
-      break;
-    if (failed(lower(&op)))
-      return failure();
-  }
+  if (failed(lowerBody(*entry)))
+    return failure();
   b.setInsertionPointToEnd(entry);
   func::ReturnOp::create(b, loc,
                          ValueRange{arith::ConstantOp::create(
@@ -1337,6 +1377,73 @@ LogicalResult StepLowering::run() {
   return success();
 }
 
+LogicalResult StepLowering::runGraph() {
+  if (!module.getOps<GlobalOp>().empty())
+    return graph.emitError("the graph mode does not support weights");
+  Block &body = graph.getBody().front();
+  for (BlockArgument arg : body.getArguments()) {
+    auto type = dyn_cast<RankedTensorType>(arg.getType());
+    if (!type || !type.hasStaticShape())
+      return graph.emitError()
+             << "the graph mode needs static shapes; argument #"
+             << arg.getArgNumber() << " is " << arg.getType();
+  }
+  if (failed(planAndDeclareTypes()))
+    return failure();
+  auto ptrType = LLVM::LLVMPointerType::get(ctx);
+  auto i32Type = b.getI32Type();
+  b.setInsertionPointToEnd(module.getBody());
+  auto fn = func::FuncOp::create(
+      b, graph.getLoc(), "kiln_graph_run",
+      b.getFunctionType({ptrType, ptrType, ptrType, ptrType}, {i32Type}));
+  Block *entry = fn.addEntryBlock();
+  kernelsArg = entry->getArgument(3);
+  b.setInsertionPointToStart(entry);
+  loc = graph.getLoc();
+  // Element `i` of an array of pointers.
+  auto pointerAt = [&](Value array, int64_t i) -> Value {
+    Value addr = LLVM::GEPOp::create(b, loc, ptrType, ptrType, array,
+                                     ArrayRef<LLVM::GEPArg>{i64(i)});
+    return LLVM::LoadOp::create(b, loc, ptrType, addr);
+  };
+  arenaPtr = entry->getArgument(2);
+  arenaBytesView = bytesView(arenaPtr);
+  poolPtr = LLVM::ZeroOp::create(b, loc, ptrType);
+  for (BlockArgument arg : body.getArguments()) {
+    Value ptr = pointerAt(entry->getArgument(0), arg.getArgNumber());
+    placements[arg] = {ptr, bytesView(ptr), 0};
+  }
+  if (failed(lowerBody(*entry)))
+    return failure();
+  // Results are copied out: they may be arguments, constants or aliases.
+  for (auto [j, result] :
+       llvm::enumerate(body.getTerminator()->getOperands())) {
+    auto type = cast<RankedTensorType>(result.getType());
+    if (!type.hasStaticShape())
+      return graph.emitError() << "the graph mode needs static shapes; "
+                                  "result #"
+                               << j << " is " << type;
+    FailureOr<Value> from = memrefOf(result, graph);
+    if (failed(from))
+      return failure();
+    Value ptr = pointerAt(entry->getArgument(1), j);
+    auto memrefType = MemRefType::get(type.getShape(), type.getElementType());
+    Value to = memref::ViewOp::create(b, loc, memrefType, bytesView(ptr),
+                                      index(0), ValueRange{});
+    linalg::CopyOp::create(b, loc, *from, to);
+  }
+  func::ReturnOp::create(b, loc,
+                         ValueRange{arith::ConstantOp::create(
+                             b, loc, i32Type, b.getI32IntegerAttr(0))});
+  b.setInsertionPointToEnd(module.getBody());
+  LLVM::GlobalOp::create(b, loc, b.getI64Type(), /*isConstant=*/true,
+                         LLVM::Linkage::External, "kiln_graph_arena_bytes",
+                         b.getI64IntegerAttr(arenaBytes));
+  module->setAttr("kiln.arena_bytes", b.getI64IntegerAttr(arenaBytes));
+  graph.erase();
+  return success();
+}
+
 struct ConvertKilnToLoopsPass
     : public impl::ConvertKilnToLoopsPassBase<ConvertKilnToLoopsPass> {
   using ConvertKilnToLoopsPassBase::ConvertKilnToLoopsPassBase;
@@ -1349,12 +1456,18 @@ struct ConvertKilnToLoopsPass
     }
     func::FuncOp graph;
     for (auto f : module.getOps<func::FuncOp>())
-      if (!f.isExternal() && f.getName() != "kiln_model_step")
+      if (!f.isExternal() && f.getName() != "kiln_model_step" &&
+          f.getName() != "kiln_graph_run")
         graph = f;
     if (!graph)
       return;
-    assignWeightOffsets(module);
     StepLowering lowering(module, graph, maxBatchTokens);
+    if (graphMode) {
+      if (failed(lowering.runGraph()))
+        signalPassFailure();
+      return;
+    }
+    assignWeightOffsets(module);
     if (failed(lowering.run()))
       signalPassFailure();
   }

@@ -29,8 +29,9 @@ namespace mlir::kiln {
 int64_t assignWeightOffsets(ModuleOp module);
 
 /// --convert-kiln-to-loops and then the standard conversions down to the
-/// LLVM dialect (`--kiln-cpu-pipeline`).
-void buildCpuPipeline(OpPassManager &pm, int64_t maxBatchTokens);
+/// LLVM dialect (`--kiln-cpu-pipeline`); `graphMode` as the pass's `graph`.
+void buildCpuPipeline(OpPassManager &pm, int64_t maxBatchTokens,
+                      bool graphMode = false);
 
 /// Registers the CPU passes and `--kiln-cpu-pipeline` for kiln-opt.
 void registerCpuCodegen();

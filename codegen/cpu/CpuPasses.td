@@ -30,12 +30,29 @@ def ConvertKilnToLoopsPass
     func.func @kiln_model_step(%step: !llvm.ptr, %kernels: !llvm.ptr) -> i32
     ```
 
+    With `graph`, the function is any graph with static shapes instead of
+    a step function (no KV cache, no step inputs), lowered to
+
+    ```mlir
+    func.func @kiln_graph_run(%inputs: !llvm.ptr, %outputs: !llvm.ptr,
+                              %arena: !llvm.ptr, %kernels: !llvm.ptr) -> i32
+    ```
+
+    reading argument `i` from `inputs[i]` and writing result `j` to
+    `outputs[j]` (arrays of pointers to dense row-major buffers), with the
+    arena size exported as `kiln_graph_arena_bytes`. This runs single ops
+    and small graphs (the ONNX node tests) through the same lowering; it
+    does not support weights.
+
     An op the CPU backend cannot lower yet is an error naming it. The pass
     does nothing when the module has no function to lower.
   }];
   let options = [
     Option<"maxBatchTokens", "max-batch-tokens", "int64_t", "256",
            "Most tokens one step may carry (sizes the arena)">,
+    Option<"graphMode", "graph", "bool", "false",
+           "Lower a whole static-shape graph to kiln_graph_run instead of a "
+           "step function">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::func::FuncDialect",

@@ -20,9 +20,11 @@
 
 using namespace mlir;
 
-void mlir::kiln::buildCpuPipeline(OpPassManager &pm, int64_t maxBatchTokens) {
+void mlir::kiln::buildCpuPipeline(OpPassManager &pm, int64_t maxBatchTokens,
+                                  bool graphMode) {
   ConvertKilnToLoopsPassOptions options;
   options.maxBatchTokens = maxBatchTokens;
+  options.graphMode = graphMode;
   pm.addPass(createConvertKilnToLoopsPass(options));
   pm.addPass(createConvertLinalgToLoopsPass());
   pm.addPass(memref::createExpandStridedMetadataPass());

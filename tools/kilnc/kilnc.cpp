@@ -3,13 +3,16 @@
 // kilnc MODEL.onnx -o NAME.kiln [--max-batch-tokens N] [--block-size N]
 //       [--cpu=NAME] [--cpu-features=+f,-g] [--force] [--mlir-timing]
 // kilnc MODEL.onnx --emit=canonical|mlir|llvm|asm [-o FILE]
+// kilnc MODEL.onnx --emit=graph -o FILE.so
 //
 // Imports an ONNX decoder, brings it to the kiln canonical form, moves
 // attention onto the runtime's paged KV cache, lowers the step function to
 // LLVM, compiles it in process for the target CPU and writes the artifact
 // (see compiler/artifact/ArtifactWriter.h). --emit stops at a stage and
 // writes it instead: `canonical` (after raising), `mlir` (the step
-// function), `llvm` (optimized LLVM IR), `asm`.
+// function), `llvm` (optimized LLVM IR), `asm`. --emit=graph compiles any
+// static-shape graph (no KV cache) into a library exporting kiln_graph_run,
+// which the ONNX node tests execute.
 //
 //===----------------------------------------------------------------------===//
 
@@ -52,7 +55,9 @@ static cl::opt<std::string>
 static cl::opt<std::string>
     emit("emit",
          cl::desc("what to write: artifact (default), canonical (kiln IR "
-                  "after raising), mlir (the step function), llvm, asm"),
+                  "after raising), mlir (the step function), llvm, asm, "
+                  "graph (a static-shape graph as a library running it once, "
+                  "for tests)"),
          cl::init("artifact"));
 static cl::opt<bool>
     noCanonicalize("no-canonicalize",
@@ -176,13 +181,15 @@ int main(int argc, char **argv) {
   mlir::registerDefaultTimingManagerCLOptions();
   cl::ParseCommandLineOptions(argc, argv, "kiln compiler\n");
 
-  static const char *stages[] = {"artifact", "canonical", "mlir", "llvm",
-                                 "asm"};
+  static const char *stages[] = {"artifact", "canonical", "mlir",
+                                 "llvm",     "asm",       "graph"};
   if (llvm::find(stages, emit) == std::end(stages))
     return fail("--emit=" + emit +
-                " is not one of artifact, canonical, mlir, llvm, asm");
+                " is not one of artifact, canonical, mlir, llvm, asm, graph");
   if (emit == "artifact" && outputFile.empty())
     return fail("pass -o NAME.kiln (the artifact directory to write)");
+  if (emit == "graph" && (outputFile.empty() || outputFile == "-"))
+    return fail("pass -o FILE.so (the graph library to write)");
   if (outputFile.empty())
     outputFile = "-";
   if (maxBatchTokens <= 0 || maxBatchTokens > (1 << 20))
@@ -255,6 +262,23 @@ int main(int argc, char **argv) {
   }
   if (emit == "canonical")
     return writeText([&](raw_ostream &os) { module->print(os); });
+
+  // The whole graph once, without a KV cache: a shared library exporting
+  // kiln_graph_run (codegen/cpu/CpuPasses.td), for testing single ops.
+  if (emit == "graph") {
+    progress.begin("lowering the graph to LLVM");
+    if (!runPasses([](mlir::PassManager &pm) {
+          mlir::kiln::buildCpuPipeline(pm, 1, /*graphMode=*/true);
+        }))
+      return 1;
+    progress.end();
+    progress.begin("compiling for " + target.cpu);
+    if (Error e = mlir::kiln::emitSharedLibrary(*module, target, outputFile,
+                                                mlir::kiln::EmitOutputs()))
+      return fail(toString(std::move(e)));
+    progress.end();
+    return 0;
+  }
 
   progress.begin("KV-cache insertion");
   if (!runPasses([](mlir::PassManager &pm) {
