@@ -125,6 +125,10 @@ private:
   LogicalResult lowerQuantMatMul(MatMulOp op, DequantizeOp dq);
   LogicalResult lowerPagedAttention(PagedAttentionOp op);
   LogicalResult lowerRotary(RotaryOp op);
+  LogicalResult lowerReduce(Operation *op, ArrayRef<int64_t> axes,
+                            bool keepdims);
+  LogicalResult lowerSoftmax(Operation *op, int64_t axis, bool log);
+  FailureOr<Value> view3d(Value tensor, int64_t axis, Operation *user);
   LogicalResult lowerGather(GatherOp op);
   LogicalResult lowerSlice(SliceOp op);
   LogicalResult lowerConcat(ConcatOp op);
@@ -965,6 +969,189 @@ LogicalResult StepLowering::lowerRotary(RotaryOp op) {
   return success();
 }
 
+/// reduce_sum / reduce_mean / reduce_max: one linalg.generic with the
+/// reduced axes as reduction iterators, into an output filled with the
+/// identity; the mean divides by the count afterwards.
+LogicalResult StepLowering::lowerReduce(Operation *op, ArrayRef<int64_t> axes,
+                                        bool keepdims) {
+  FailureOr<Value> in = memrefOf(op->getOperand(0), op),
+                   out = memrefOf(op->getResult(0), op);
+  if (failed(in) || failed(out))
+    return failure();
+  auto inType = cast<MemRefType>(in->getType());
+  int64_t rank = inType.getRank();
+  llvm::SmallDenseSet<int64_t> reduced(axes.begin(), axes.end());
+  if (axes.empty())
+    for (int64_t i = 0; i < rank; ++i)
+      reduced.insert(i);
+  SmallVector<AffineExpr> outExprs;
+  SmallVector<utils::IteratorType> iterators;
+  for (int64_t i = 0; i < rank; ++i) {
+    bool r = reduced.contains(i);
+    iterators.push_back(r ? utils::IteratorType::reduction
+                          : utils::IteratorType::parallel);
+    if (!r)
+      outExprs.push_back(getAffineDimExpr(i, ctx));
+    else if (keepdims)
+      outExprs.push_back(getAffineConstantExpr(0, ctx));
+  }
+  Type elt = inType.getElementType();
+  bool isFloat = isa<FloatType>(elt);
+  bool isMax = isa<ReduceMaxOp>(op);
+  TypedAttr init =
+      !isMax ? b.getZeroAttr(elt)
+      : isFloat
+          ? TypedAttr(b.getFloatAttr(
+                elt, APFloat::getInf(cast<FloatType>(elt).getFloatSemantics(),
+                                     /*Negative=*/true)))
+          : TypedAttr(b.getIntegerAttr(
+                elt, APInt::getSignedMinValue(elt.getIntOrFloatBitWidth())));
+  linalg::FillOp::create(
+      b, loc, arith::ConstantOp::create(b, loc, init).getResult(), *out);
+  SmallVector<AffineMap> maps = {AffineMap::getMultiDimIdentityMap(rank, ctx),
+                                 AffineMap::get(rank, 0, outExprs, ctx)};
+  auto fm = arith::FastMathFlagsAttr::get(
+      ctx, arith::FastMathFlags::reassoc | arith::FastMathFlags::contract);
+  linalg::GenericOp::create(
+      b, loc, TypeRange{}, ValueRange{*in}, ValueRange{*out}, maps, iterators,
+      [&](OpBuilder &nb, Location l, ValueRange a) {
+        Value r;
+        if (isMax)
+          r = isFloat ? arith::MaximumFOp::create(nb, l, a[0], a[1]).getResult()
+                      : arith::MaxSIOp::create(nb, l, a[0], a[1]).getResult();
+        else
+          r = isFloat ? arith::AddFOp::create(nb, l, a[0], a[1], fm).getResult()
+                      : arith::AddIOp::create(nb, l, a[0], a[1]).getResult();
+        linalg::YieldOp::create(nb, l, r);
+      });
+  if (!isa<ReduceMeanOp>(op))
+    return success();
+  if (!isFloat)
+    return op->emitError("the CPU backend averages floating-point tensors "
+                         "only");
+  Value count = index(1);
+  for (int64_t axis : reduced)
+    count = arith::MulIOp::create(b, loc, count,
+                                  memref::DimOp::create(b, loc, *in, axis));
+  Value n = arith::UIToFPOp::create(
+      b, loc, elt, arith::IndexCastOp::create(b, loc, b.getI64Type(), count));
+  int64_t outRank = cast<MemRefType>(out->getType()).getRank();
+  linalg::GenericOp::create(
+      b, loc, TypeRange{}, ValueRange{}, ValueRange{*out},
+      ArrayRef<AffineMap>{AffineMap::getMultiDimIdentityMap(outRank, ctx)},
+      SmallVector<utils::IteratorType>(outRank, utils::IteratorType::parallel),
+      [&](OpBuilder &nb, Location l, ValueRange a) {
+        linalg::YieldOp::create(
+            nb, l, ValueRange{arith::DivFOp::create(nb, l, a[0], n)});
+      });
+  return success();
+}
+
+/// `tensor`'s buffer viewed as [outer, size of `axis`, inner]: unit dims
+/// added at both ends (so every group is non-empty), then collapsed.
+FailureOr<Value> StepLowering::view3d(Value tensor, int64_t axis,
+                                      Operation *user) {
+  FailureOr<Value> m = memrefOf(tensor, user);
+  if (failed(m))
+    return failure();
+  auto type = cast<MemRefType>(m->getType());
+  int64_t rank = type.getRank();
+  SmallVector<int64_t> shape = {1};
+  llvm::append_range(shape, type.getShape());
+  shape.push_back(1);
+  SmallVector<ReassociationIndices> pad;
+  if (rank == 1) {
+    pad.push_back({0, 1, 2});
+  } else {
+    pad.push_back({0, 1});
+    for (int64_t i = 1; i + 1 < rank; ++i)
+      pad.push_back({i + 1});
+    pad.push_back({rank, rank + 1});
+  }
+  Value padded = memref::ExpandShapeOp::create(
+      b, loc, MemRefType::get(shape, type.getElementType()), *m, pad);
+  ReassociationIndices outer, inner;
+  for (int64_t i = 0; i <= axis; ++i)
+    outer.push_back(i);
+  for (int64_t i = axis + 2; i < rank + 2; ++i)
+    inner.push_back(i);
+  return memref::CollapseShapeOp::create(
+             b, loc, padded,
+             ArrayRef<ReassociationIndices>{outer, {axis + 1}, inner})
+      .getResult();
+}
+
+/// softmax / log_softmax along `axis`: per [outer, inner] position, a max
+/// pass, a sum-of-exponentials pass and a writing pass.
+LogicalResult StepLowering::lowerSoftmax(Operation *op, int64_t axis,
+                                         bool log) {
+  FailureOr<Value> x = view3d(op->getOperand(0), axis, op),
+                   y = view3d(op->getResult(0), axis, op);
+  if (failed(x) || failed(y))
+    return failure();
+  Type elt = cast<MemRefType>(x->getType()).getElementType();
+  auto fm = arith::FastMathFlagsAttr::get(ctx, arith::FastMathFlags::contract);
+  Value c0 = index(0), c1 = index(1);
+  Value outer = memref::DimOp::create(b, loc, *x, 0),
+        n = memref::DimOp::create(b, loc, *x, 1),
+        inner = memref::DimOp::create(b, loc, *x, 2);
+  auto cst = [&](OpBuilder &nb, double v) -> Value {
+    return arith::ConstantOp::create(nb, loc, elt, nb.getFloatAttr(elt, v));
+  };
+  scf::ForOp::create(
+      b, loc, c0, outer, c1, ValueRange{},
+      [&](OpBuilder &ob, Location l, Value o, ValueRange) {
+        scf::ForOp::create(
+            ob, l, c0, inner, c1, ValueRange{},
+            [&](OpBuilder &ib, Location, Value i, ValueRange) {
+              auto fold =
+                  [&](Value init,
+                      function_ref<Value(OpBuilder &, Value, Value)> step) {
+                    return scf::ForOp::create(
+                               ib, l, c0, n, c1, ValueRange{init},
+                               [&](OpBuilder &kb, Location kl, Value k,
+                                   ValueRange acc) {
+                                 Value v = memref::LoadOp::create(
+                                     kb, kl, *x, ValueRange{o, k, i});
+                                 scf::YieldOp::create(
+                                     kb, kl, ValueRange{step(kb, acc[0], v)});
+                               })
+                        .getResult(0);
+                  };
+              Value max =
+                  fold(cst(ib, -INFINITY),
+                       [&](OpBuilder &kb, Value acc, Value v) -> Value {
+                         return arith::MaximumFOp::create(kb, l, acc, v);
+                       });
+              Value sum = fold(
+                  cst(ib, 0), [&](OpBuilder &kb, Value acc, Value v) -> Value {
+                    Value e = math::ExpOp::create(
+                        kb, l, arith::SubFOp::create(kb, l, v, max, fm));
+                    return arith::AddFOp::create(kb, l, acc, e, fm);
+                  });
+              Value logSum = math::LogOp::create(ib, l, sum);
+              scf::ForOp::create(
+                  ib, l, c0, n, c1, ValueRange{},
+                  [&](OpBuilder &kb, Location kl, Value k, ValueRange) {
+                    Value v =
+                        memref::LoadOp::create(kb, kl, *x, ValueRange{o, k, i});
+                    Value d = arith::SubFOp::create(kb, kl, v, max, fm);
+                    Value r = log ? arith::SubFOp::create(kb, kl, d, logSum, fm)
+                                        .getResult()
+                                  : arith::DivFOp::create(
+                                        kb, kl, math::ExpOp::create(kb, kl, d),
+                                        sum, fm)
+                                        .getResult();
+                    memref::StoreOp::create(kb, kl, r, *y, ValueRange{o, k, i});
+                    scf::YieldOp::create(kb, kl);
+                  });
+              scf::YieldOp::create(ib, l);
+            });
+        scf::YieldOp::create(ob, l);
+      });
+  return success();
+}
+
 LogicalResult StepLowering::lowerGather(GatherOp op) {
   FailureOr<Value> in = memrefOf(op.getInput(), op),
                    idx = memrefOf(op.getIndices(), op),
@@ -1234,6 +1421,10 @@ LogicalResult StepLowering::dispatch(Operation *op) {
       })
       .Case([&](PagedAttentionOp a) { return lowerPagedAttention(a); })
       .Case([&](RotaryOp r) { return lowerRotary(r); })
+      .Case<ReduceSumOp, ReduceMeanOp, ReduceMaxOp>(
+          [&](auto r) { return lowerReduce(r, r.getAxes(), r.getKeepdims()); })
+      .Case([&](SoftmaxOp s) { return lowerSoftmax(s, s.getAxis(), false); })
+      .Case([&](LogSoftmaxOp s) { return lowerSoftmax(s, s.getAxis(), true); })
       .Case([&](DequantizeOp d) -> LogicalResult {
         auto type = cast<QTensorType>(d.getInput().getType());
         std::optional<std::string> why = quantKernelMismatch(type);

@@ -69,8 +69,9 @@ module {
 module {
   func.func @main(%ids: tensor<1x?xi64, #kiln.dims<[tokens]>> {kiln.step_input = "token_ids"}, %rows: tensor<?xi64, #kiln.dims<[logit_rows]>> {kiln.step_input = "logit_rows"}) -> tensor<1x?xf32, #kiln.dims<[logit_rows]>> {
     %f = kiln.cast %ids : tensor<1x?xi64, #kiln.dims<[tokens]>> -> tensor<1x?xf32, #kiln.dims<[tokens]>>
-    // expected-error @+1 {{'kiln.softmax' is not supported by the CPU backend yet}}
-    %s = kiln.softmax %f {axis = 1 : i64} : tensor<1x?xf32, #kiln.dims<[tokens]>>
+    // expected-error @+1 {{'kiln.is_nan' is not supported by the CPU backend yet}}
+    %n = kiln.is_nan %f : tensor<1x?xf32, #kiln.dims<[tokens]>> -> tensor<1x?xi1, #kiln.dims<[tokens]>>
+    %s = kiln.cast %n : tensor<1x?xi1, #kiln.dims<[tokens]>> -> tensor<1x?xf32, #kiln.dims<[tokens]>>
     %g = kiln.gather %s, %rows {axis = 1 : i64} : (tensor<1x?xf32, #kiln.dims<[tokens]>>, tensor<?xi64, #kiln.dims<[logit_rows]>>) -> tensor<1x?xf32, #kiln.dims<[logit_rows]>>
     return %g : tensor<1x?xf32, #kiln.dims<[logit_rows]>>
   }
