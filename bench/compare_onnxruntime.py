@@ -6,7 +6,8 @@ Runs, in one invocation:
   * onnxruntime (CPU EP) on the same model.onnx: a prefill of --prompt-len
     random tokens, then --gen-len greedy decode steps feeding present KV back
     as past (the usual Optimum/GenAI loop, outputs fetched as numpy),
-  * a memory-bandwidth probe (numpy sum over a 1 GiB array, best of 5),
+  * a memory-bandwidth probe with the same thread count (numpy sums of the
+    threads' slices of a 1 GiB array, best of 5),
 and prints prefill and decode tokens/s of both, kiln/onnxruntime ratios,
 and the decode bandwidth kiln uses (weight bytes x tok/s) against the probe.
 
@@ -18,27 +19,33 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import onnxruntime as ort
 
 
-def bandwidth_gbs() -> float:
+def bandwidth_gbs(threads: int) -> float:
+    """Read bandwidth of `threads` threads summing their slices of 1 GiB
+    (numpy releases the GIL in sum), best of 5."""
     a = np.ones(1 << 28, dtype=np.float32)  # 1 GiB
+    parts = np.array_split(a, threads)
     best = 1e9
-    for _ in range(5):
-        t = time.perf_counter()
-        a.sum()
-        best = min(best, time.perf_counter() - t)
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        for _ in range(5):
+            t = time.perf_counter()
+            list(pool.map(np.sum, parts))
+            best = min(best, time.perf_counter() - t)
     return a.nbytes / best / 1e9
 
 
 def ort_bench(model: str, threads: int, prompt_len: int, gen_len: int,
-              repeats: int) -> tuple[float, float]:
+              repeats: int, head_dim: int) -> tuple[float, float]:
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
@@ -71,7 +78,10 @@ def ort_bench(model: str, threads: int, prompt_len: int, gen_len: int,
     for r in range(repeats + 1):
         past = {}
         for n in past_names:
-            shape = [1 if i == 0 else (0 if isinstance(d, str) else d)
+            # [batch 1, heads, no past tokens, head size]; GenAI's
+            # GroupQueryAttention names the head size `kv_cache_dim`.
+            shape = [1 if i == 0 else
+                     (head_dim if i == 3 else 0) if isinstance(d, str) else d
                      for i, d in enumerate(inputs[n].shape)]
             past[n] = np.zeros(shape, dtype=np.float32)
         t0 = time.perf_counter()
@@ -119,23 +129,28 @@ def main():
         subprocess.run([args.kilnc, os.path.join(args.model, "model.onnx"),
                         "-o", args.artifact, "--force", "--quiet"], check=True)
     weights = os.path.getsize(os.path.join(args.artifact, "weights.bin"))
-    bw = bandwidth_gbs()
+    with open(os.path.join(args.artifact, "manifest.json")) as f:
+        manifest = json.load(f)
+    head_dim = manifest["model"]["head_dim"]
     print(f"model {args.model}; prompt {args.prompt_len}, gen {args.gen_len}; "
-          f"weights {weights / 1e6:.1f} MB; memory read bandwidth "
-          f"{bw:.1f} GB/s (numpy sum, 1 GiB)")
+          f"weights {weights / 1e6:.1f} MB; quantization "
+          f"{manifest['quantization']}; bandwidth probe: numpy sums over "
+          f"1 GiB with the same threads")
     print(f"{'threads':>7} {'kiln prefill':>13} {'ort prefill':>12} {'ratio':>6}"
           f" {'kiln decode':>12} {'ort decode':>11} {'ratio':>6} "
-          f"{'kiln GB/s':>9} {'of bw':>6} {'ttft ms':>8} {'rss MB':>7}")
+          f"{'kiln GB/s':>9} {'probe':>6} {'of bw':>6} {'ttft ms':>8} "
+          f"{'rss MB':>7}")
     for t in args.threads:
         k = kiln_bench(args.kiln, args.artifact, t, args.prompt_len,
                        args.gen_len, args.repeats)
         o_pre, o_dec = ort_bench(args.model, t, args.prompt_len, args.gen_len,
-                                 args.repeats)
+                                 args.repeats, head_dim)
+        bw = bandwidth_gbs(t)
         used = weights * k["decode"] / 1e9
         print(f"{t:>7} {k['prefill']:>13.1f} {o_pre:>12.1f} "
               f"{k['prefill'] / o_pre:>6.2f} {k['decode']:>12.1f} "
               f"{o_dec:>11.1f} {k['decode'] / o_dec:>6.2f} {used:>9.2f} "
-              f"{used / bw:>6.0%} {k['ttft_ms']:>8.1f} {k['rss_mb']:>7.1f}",
+              f"{bw:>6.1f} {used / bw:>6.0%} {k['ttft_ms']:>8.1f} {k['rss_mb']:>7.1f}",
               flush=True)
 
 

@@ -91,6 +91,13 @@ std::optional<SharedWrite> matchSharedWrite(Value v) {
   return SharedWrite{past, keyNew, scatter.getIndices()};
 }
 
+/// A weight, possibly quantized (`dequantize(weight)`).
+bool isWeight(Value v) {
+  if (auto dq = v.getDefiningOp<DequantizeOp>())
+    v = dq.getInput();
+  return v.getDefiningOp<WeightOp>() != nullptr;
+}
+
 /// Whether `v` is `kiln.dim %past[2]` of one of the past arguments.
 bool isPastLength(Value v, const llvm::SmallPtrSetImpl<Value> &pasts) {
   auto dim = v.getDefiningOp<DimOp>();
@@ -321,7 +328,7 @@ LogicalResult InsertKVCachePass::run(func::FuncOp func) {
     for (Operation *user : arg.getUsers())
       if (auto gather = dyn_cast<GatherOp>(user))
         if (gather.getIndices() == arg && gather.getAxis() == 0 &&
-            gather.getInput().getDefiningOp<WeightOp>() &&
+            isWeight(gather.getInput()) &&
             (!tokenIds ||
              (vocab && cast<RankedTensorType>(gather.getInput().getType())
                                .getDimSize(0) == *vocab)))
@@ -329,7 +336,8 @@ LogicalResult InsertKVCachePass::run(func::FuncOp func) {
   if (!tokenIds)
     return func.emitError("cannot find the token ids: no function argument "
                           "indexes an embedding weight (kiln.gather of a "
-                          "kiln.weight on axis 0)");
+                          "kiln.weight, or of its dequantization, on axis "
+                          "0)");
 
   // Padding masks: the 2-D integer [batch, *] arguments that masks are
   // computed from. Nothing else may feed a mask.

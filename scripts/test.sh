@@ -81,7 +81,8 @@ FIXTURES="$ROOT/test/fixtures/models"
 out=$("$PY" "$ROOT/test/runtime/check_model_logits.py" --kilnc "$BUILD/bin/kilnc" \
         --libkiln "$BUILD/lib/libkiln.so" --work "$BUILD/test-artifacts" \
         "$FIXTURES/gpt2" "$FIXTURES/llama-gqa" "$FIXTURES/qwen2" "$FIXTURES/llama-dynamo" \
-        "$FIXTURES/llama-nocache" "$CACHE/models/smollm2-135m-instruct" 2>&1); rc=$?
+        "$FIXTURES/llama-nocache" "$FIXTURES/opset23-attention" "$FIXTURES/llama-genai-int4" \
+        "$CACHE/models/smollm2-135m-instruct" 2>&1); rc=$?
 echo "$out" | grep -v '^ok' | tail -n 20
 last=$(echo "$out" | tail -n 1)
 p=$(echo "$last" | sed -n 's/^\([0-9]*\) passed.*/\1/p'); f=$(echo "$last" | sed -n 's/.*, \([0-9]*\) failed.*/\1/p')

@@ -123,6 +123,7 @@ private:
   LogicalResult lowerNorm(Operation *op, Value input, Value scale, Value bias,
                           int64_t axis, float eps, bool rms);
   LogicalResult lowerQuantMatMul(MatMulOp op, DequantizeOp dq);
+  LogicalResult lowerQuantGather(GatherOp op, DequantizeOp dq);
   LogicalResult lowerPagedAttention(PagedAttentionOp op);
   LogicalResult lowerRotary(RotaryOp op);
   LogicalResult lowerReduce(Operation *op, ArrayRef<int64_t> axes,
@@ -215,10 +216,21 @@ bool StepLowering::isSkippedDequantize(Operation *op) const {
   if (!dq || !dq.getInput().getDefiningOp<WeightOp>() ||
       quantKernelMismatch(cast<QTensorType>(dq.getInput().getType())))
     return false;
-  for (Operation *user : dq.getResult().getUsers())
-    if (!isSkippedTranspose(user))
+  for (OpOperand &use : dq.getResult().getUses()) {
+    auto gather = dyn_cast<GatherOp>(use.getOwner());
+    bool rowGather = gather && use.getOperandNumber() == 0 &&
+                     gather.getAxis() == 0 &&
+                     gather.getResult().getType().getElementType().isF32();
+    if (!rowGather && !isSkippedTranspose(use.getOwner()))
       return false;
+  }
   return true;
+}
+
+/// A gather of rows of a quantized table (an embedding) read straight from
+/// the packed weight.
+static DequantizeOp quantizedTableOf(GatherOp op) {
+  return op.getInput().getDefiningOp<DequantizeOp>();
 }
 
 std::optional<int64_t> StepLowering::maxBytes(Value v) const {
@@ -746,6 +758,86 @@ LogicalResult StepLowering::lowerQuantMatMul(MatMulOp op, DequantizeOp dq) {
                                   at(dataBytes), zeroPoints, *c, i64(n),
                                   toI64(*mv), i64(n), i64(k), i64(group),
                                   i64(bits)});
+  return success();
+}
+
+/// Rows of a packed [N][K] table: out[..., k] = (q(row, k) - zp) * scale,
+/// with row = indices[...], unpacked from the weights file in the loop.
+LogicalResult StepLowering::lowerQuantGather(GatherOp op, DequantizeOp dq) {
+  auto qType = cast<QTensorType>(dq.getInput().getType());
+  QuantAttr quant = qType.getQuant();
+  int64_t n = qType.getShape()[0], k = qType.getShape()[1];
+  int64_t group = quant.getGroupSize(), bits = quant.getBits();
+  auto w = cast<WeightOp>(dq.getInput().getDefiningOp());
+  auto global =
+      SymbolTable::lookupNearestSymbolFrom<GlobalOp>(w, w.getNameAttr());
+  int64_t offset = global->getAttrOfType<IntegerAttr>("kiln.offset").getInt();
+  int64_t dataBytes = n * k * bits / 8, scaleBytes = n * (k / group) * 4;
+  FailureOr<Value> idx = memrefOf(op.getIndices(), op),
+                   out = memrefOf(op.getResult(), op);
+  if (failed(idx) || failed(out))
+    return failure();
+  Value scales = memref::ViewOp::create(
+      b, loc, MemRefType::get({n, k / group}, b.getF32Type()), weightsBytesView,
+      index(offset + dataBytes), ValueRange{});
+  int64_t idxRank = cast<MemRefType>(idx->getType()).getRank();
+  int64_t rank = cast<MemRefType>(out->getType()).getRank();
+  SmallVector<AffineExpr> idxExprs;
+  for (int64_t i = 0; i < idxRank; ++i)
+    idxExprs.push_back(getAffineDimExpr(i, ctx));
+  SmallVector<AffineMap> maps = {AffineMap::get(rank, 0, idxExprs, ctx),
+                                 AffineMap::getMultiDimIdentityMap(rank, ctx)};
+  SmallVector<utils::IteratorType> iterators(rank,
+                                             utils::IteratorType::parallel);
+  Value bytes = weightsBytesView;
+  bool storedZero = quant.getZeroPoint() == ZeroPointKind::Int;
+  linalg::GenericOp::create(
+      b, loc, TypeRange{}, ValueRange{*idx}, ValueRange{*out}, maps, iterators,
+      [&](OpBuilder &nb, Location l, ValueRange a) {
+        auto c = [&](int64_t v) -> Value {
+          return arith::ConstantIndexOp::create(nb, l, v);
+        };
+        Type i32 = nb.getI32Type();
+        // The `bits`-bit value number `element` of the array at `base`.
+        auto unpack = [&](int64_t base, Value element) -> Value {
+          Value at = bits == 8 ? element
+                               : arith::DivUIOp::create(nb, l, element, c(2));
+          Value byte = memref::LoadOp::create(
+              nb, l, bytes,
+              ValueRange{arith::AddIOp::create(nb, l, at, c(base))});
+          Value v = arith::ExtUIOp::create(nb, l, i32, byte);
+          if (bits == 8)
+            return v;
+          Value shift = arith::IndexCastOp::create(
+              nb, l, i32,
+              arith::MulIOp::create(
+                  nb, l, arith::RemUIOp::create(nb, l, element, c(2)), c(4)));
+          return arith::AndIOp::create(
+              nb, l, arith::ShRUIOp::create(nb, l, v, shift),
+              arith::ConstantIntOp::create(nb, l, i32, 15));
+        };
+        Value row = arith::IndexCastOp::create(nb, l, nb.getIndexType(), a[0]);
+        Value col = linalg::IndexOp::create(nb, l, idxRank);
+        Value g = arith::DivUIOp::create(nb, l, col, c(group));
+        Value q = unpack(
+            offset, arith::AddIOp::create(
+                        nb, l, arith::MulIOp::create(nb, l, row, c(k)), col));
+        Value zp =
+            storedZero
+                ? unpack(offset + dataBytes + scaleBytes,
+                         arith::AddIOp::create(
+                             nb, l,
+                             arith::MulIOp::create(nb, l, row, c(k / group)),
+                             g))
+                : arith::ConstantIntOp::create(nb, l, i32,
+                                               int64_t(1) << (bits - 1))
+                      .getResult();
+        Value real = arith::SIToFPOp::create(
+            nb, l, nb.getF32Type(), arith::SubIOp::create(nb, l, q, zp));
+        Value scale = memref::LoadOp::create(nb, l, scales, ValueRange{row, g});
+        linalg::YieldOp::create(
+            nb, l, ValueRange{arith::MulFOp::create(nb, l, real, scale)});
+      });
   return success();
 }
 
@@ -1353,6 +1445,11 @@ LogicalResult StepLowering::lower(Operation *op) {
   for (Value r : op->getResults())
     if (arenaOffset.count(r))
       placements[r] = {arenaPtr, arenaBytesView, arenaOffset[r]};
+  // Reads the weights file directly: not outlined (the outlined functions
+  // see only their tensors' buffers).
+  if (auto g = dyn_cast<GatherOp>(op))
+    if (DequantizeOp dq = quantizedTableOf(g); dq && isSkippedDequantize(dq))
+      return lowerQuantGather(g, dq);
   bool kernelCall = isa<PagedAttentionOp>(op);
   if (auto mm = dyn_cast<MatMulOp>(op))
     kernelCall = isKernelMatMul(mm);

@@ -222,6 +222,15 @@ private:
   struct Init {
     const onnx::TensorProto *tensor;
     int index;
+    /// A Reshape of an initializer to a constant shape is the same bytes
+    /// under another shape (ORT GenAI reshapes the tied int4 lm_head for
+    /// the embedding's GatherBlockQuantized): the alias's shape.
+    std::optional<SmallVector<int64_t>> shape;
+    SmallVector<int64_t> dims() const {
+      if (shape)
+        return *shape;
+      return SmallVector<int64_t>(tensor->dims().begin(), tensor->dims().end());
+    }
   };
   llvm::StringMap<Init> initializers;
   const std::map<int, ByteRange> *rawData = nullptr;
@@ -567,6 +576,20 @@ FailureOr<Value> Importer::initializerValue(StringRef name) {
   auto it = initializers.find(name);
   if (it == initializers.end())
     return failure();
+  if (it->second.shape) { // a reshaped initializer read as a tensor
+    FailureOr<Value> original = initializerValue(it->second.tensor->name());
+    if (failed(original))
+      return failure();
+    auto type = cast<RankedTensorType>(original->getType());
+    OpBuilder::InsertionGuard guard(builder);
+    builder.setInsertionPointAfterValue(*original);
+    Value v = ReshapeOp::create(
+        builder, loc(),
+        RankedTensorType::get(*it->second.shape, type.getElementType()),
+        *original, Value());
+    values[name] = v;
+    return v;
+  }
   // Materialize at the start of the function so every later node sees it.
   OpBuilder::InsertionGuard guard(builder);
   auto func = cast<func::FuncOp>(module.getBody()->back());
@@ -586,8 +609,15 @@ Importer::quantizedWeight(StringRef symbol, ArrayRef<int64_t> shape,
       QTensorType::getChecked([&] { return error(); }, ctx, shape, quant);
   if (!type)
     return failure();
-  std::string sym = uniqueSymbol(symbol);
   SmallVector<Attribute> blobAttrs(blobs.begin(), blobs.end());
+  // The same bytes read as the same quantized type (a tied embedding and
+  // lm_head) are one weight.
+  for (auto global : module.getOps<GlobalOp>())
+    if (global.getType() == type &&
+        global.getBlobs() == builder.getArrayAttr(blobAttrs))
+      return WeightOp::create(builder, loc(), type, global.getSymName())
+          .getResult();
+  std::string sym = uniqueSymbol(symbol);
   {
     OpBuilder::InsertionGuard g(builder);
     builder.setInsertionPoint(&module.getBody()->front());
@@ -909,6 +939,37 @@ LogicalResult Importer::importTranspose() {
 }
 
 LogicalResult Importer::importReshape() {
+  // An initializer reshaped to a constant shape stays an initializer (an
+  // alias with that shape), so that quantized ops can read its bytes.
+  if (hasInput(0) && hasInput(1) && !values.count(node->input(0)) &&
+      initializers.count(node->input(0)) && node->output_size() == 1) {
+    Init init = initializers.lookup(node->input(0));
+    FailureOr<Value> s = input(1);
+    if (failed(s))
+      return failure();
+    Dims from;
+    for (int64_t d : init.dims())
+      from.push_back(DimExpr::constant(d));
+    std::optional<Dims> known = evaluateSymbolic(*s);
+    std::optional<Dims> to =
+        known ? resolveReshapeTarget(from, *known, attrInt("allowzero", 0) != 0)
+              : std::nullopt;
+    SmallVector<int64_t> shape;
+    int64_t in = 1, out = 1;
+    for (int64_t d : init.dims())
+      in *= d;
+    for (const DimExpr &d : to ? *to : Dims())
+      if (std::optional<int64_t> c = d.getConstant()) {
+        shape.push_back(*c);
+        out *= *c;
+      }
+    if (to && shape.size() == to->size() && in == out) {
+      inputsRead.set(0);
+      init.shape = shape;
+      initializers[node->output(0)] = init;
+      return success();
+    }
+  }
   FailureOr<Value> x = input(0), s = input(1);
   if (failed(x) || failed(s))
     return failure();
@@ -1972,8 +2033,7 @@ LogicalResult Importer::importGatherBlockQuantized() {
     return failure();
   }
   int64_t bits = attrInt("bits", 4), block = attrInt("block_size", 128);
-  SmallVector<int64_t> shape(d->tensor->dims().begin(),
-                             d->tensor->dims().end());
+  SmallVector<int64_t> shape = d->dims();
   if (shape.size() != 2 || attrInt("gather_axis", 0) != 0 ||
       (attrInt("quantize_axis", 1) != 1 && attrInt("quantize_axis", 1) != -1)) {
     error() << "only a 2-D table gathered along axis 0 and quantized along "
@@ -2697,7 +2757,8 @@ LogicalResult Importer::importNode(const onnx::NodeProto &n) {
       return failure();
     }
   for (int i = 0; i < n.output_size(); ++i)
-    if (!n.output(i).empty() && !values.count(n.output(i))) {
+    if (!n.output(i).empty() && !values.count(n.output(i)) &&
+        !initializers.count(n.output(i))) {
       error() << "output " << i << " '" << n.output(i)
               << "' is not produced by kiln's import of this op";
       return failure();

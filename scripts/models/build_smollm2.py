@@ -31,6 +31,11 @@ Output (default ${KILN_CACHE:-~/.cache/kiln}/models/smollm2-135m-instruct/):
   build_info.json (versions, timings, peak RSS, sha256 of the files).
 build_info.json is written last and lists every file with its size: the build is
 "complete" only when it exists and matches, which is how reruns are skipped.
+
+With --hf-only DIR the script stops after steps 1-2: it saves the HF checkpoint
+(config.json, model.safetensors, generation_config.json, tokenizer files with the chat
+template) into DIR and exits without the ONNX export or the output directory.  That is
+what scripts/models/build_smollm2_int4.sh feeds to the onnxruntime-genai builder.
 """
 
 from __future__ import annotations
@@ -213,6 +218,20 @@ def load_model(gguf_path: Path):
     return model, hf_tok
 
 
+def save_hf_checkpoint(model, tok, meta: dict, hf_dir: Path) -> None:
+    """Local HF checkpoint: weights (safetensors) + config, generation config with the GGUF's
+    bos/eos/pad ids, and the rebuilt tokenizer (with chat template)."""
+    model.save_pretrained(hf_dir, safe_serialization=True)
+    model.generation_config.bos_token_id = meta["bos"]
+    model.generation_config.eos_token_id = meta["eos"]
+    model.generation_config.pad_token_id = meta["pad"] if meta["pad"] is not None else meta["eos"]
+    model.generation_config.save_pretrained(hf_dir)
+    tok.save_pretrained(hf_dir, save_jinja_files=False)
+    for f in ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json"):
+        if not (hf_dir / f).exists():
+            raise BuildError(f"expected {hf_dir / f} to be written by save_pretrained")
+
+
 def export_onnx(hf_dir: Path, onnx_dir: Path, opset: int | None) -> list[str]:
     from optimum.exporters.onnx import main_export
 
@@ -287,6 +306,31 @@ def greedy_generate(sess, prompt_ids: list[int], max_new: int, eos_id: int):
     return generated, first_logits, step_times
 
 
+def save_hf_only(hf_dir: Path, gguf: Path | None) -> int:
+    """--hf-only: GGUF -> HF checkpoint in hf_dir, with the same tokenizer cross-check as a full build."""
+    if hf_dir.exists() and any(hf_dir.iterdir()):
+        raise BuildError(f"--hf-only {hf_dir}: directory exists and is not empty")
+    t0 = time.time()
+    import torch
+
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    gguf_path = find_gguf(gguf)
+    print(f"GGUF: {gguf_path} ({gguf_path.stat().st_size / 2**20:.1f} MiB)", flush=True)
+    model, hf_tok = load_model(gguf_path)
+    meta = gguf_tokenizer_meta(gguf_path)
+    tok = build_tokenizer(meta, gguf_path)
+    prompt_text = tok.apply_chat_template([{"role": "user", "content": DEFAULT_PROMPT}],
+                                          add_generation_prompt=True, tokenize=False)
+    ids = tok(prompt_text, add_special_tokens=False)["input_ids"]
+    if ids != hf_tok(prompt_text, add_special_tokens=False)["input_ids"]:
+        raise BuildError(f"tokenizer rebuilt from {gguf_path} disagrees with transformers' GGUF tokenizer")
+    hf_dir.mkdir(parents=True, exist_ok=True)
+    save_hf_checkpoint(model, tok, meta, hf_dir)
+    print(f"[{time.time() - t0:7.1f} s] saved HF checkpoint to {hf_dir}: "
+          f"{sorted(p.name for p in hf_dir.iterdir())}  (peak RSS {peak_rss_mib()} MiB)", flush=True)
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -300,8 +344,14 @@ def main(argv=None) -> int:
                     help="second verification prompt (longer answer, exercises more decode steps); '' to skip")
     ap.add_argument("--max-new-tokens", type=int, default=20)
     ap.add_argument("--opset", type=int, default=None, help="ONNX opset for optimum (default: optimum's choice)")
+    ap.add_argument("--hf-only", type=Path, default=None, metavar="DIR",
+                    help="only save the HF checkpoint (weights, config, generation config, tokenizer) into DIR "
+                         "(created; must be empty or absent) and exit: no ONNX export, OUT is ignored")
     args = ap.parse_args(argv)
     out: Path = (args.out or default_out_dir()).expanduser().resolve()
+
+    if args.hf_only is not None:
+        return save_hf_only(args.hf_only.expanduser().resolve(), args.gguf)
 
     if not args.force and is_complete(out):
         print(f"{out}: already complete (build_info.json matches); use --force to rebuild")
@@ -342,12 +392,7 @@ def main(argv=None) -> int:
     try:
         hf_dir, onnx_dir, stage = work_root / "hf", work_root / "onnx", work_root / "final"
         t0 = time.time()
-        model.save_pretrained(hf_dir, safe_serialization=True)
-        model.generation_config.bos_token_id = meta["bos"]
-        model.generation_config.eos_token_id = meta["eos"]
-        model.generation_config.pad_token_id = meta["pad"] if meta["pad"] is not None else meta["eos"]
-        model.generation_config.save_pretrained(hf_dir)
-        tok.save_pretrained(hf_dir, save_jinja_files=False)
+        save_hf_checkpoint(model, tok, meta, hf_dir)
         mark("save HF checkpoint", t0)
 
         with torch.no_grad():
