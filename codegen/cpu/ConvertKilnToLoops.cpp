@@ -1528,7 +1528,7 @@ LogicalResult StepLowering::dispatch(Operation *op) {
         return d.emitError()
                << "the CPU backend reads quantized weights only as the "
                   "right-hand side of a matmul (matmul(x, transpose(dequantize("
-                  "w))))"
+                  "w)))) or as a table gathered by rows on axis 0"
                << (why ? "; this one has no kernel: " + *why : std::string());
       })
       .Case([&](GatherOp g) { return lowerGather(g); })
