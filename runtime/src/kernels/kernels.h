@@ -43,6 +43,10 @@ kiln_matmul_fn kiln_matmul_f32;
 /// kiln_kernels::matmul_bt_f32 (B stored [N][K]). `pool` as above.
 kiln_matmul_fn kiln_matmul_bt_f32;
 
+/// kiln_kernels::matmul_quant_f32 (W stored [N][K] as 4- or 8-bit integers
+/// with per-group scales and zero points). `pool` as above.
+kiln_matmul_quant_fn kiln_matmul_quant_f32;
+
 /// kiln_kernels::attention_paged_f32. step->pool is a kiln::ThreadPool * or
 /// NULL. Needs q_heads to be a multiple of kv_heads and, for every token,
 /// the blocks of positions 0 .. positions[t] in its sequence's block table.
@@ -78,6 +82,12 @@ void matmulF32(Isa isa, ThreadPool *pool, const float *a, int64_t lda,
 void matmulBtF32(Isa isa, ThreadPool *pool, const float *a, int64_t lda,
                  const float *b, float *c, int64_t ldc, int64_t m, int64_t n,
                  int64_t k) noexcept;
+
+/// kiln_matmul_quant_f32 with a given Isa, which must be supported.
+void matmulQuantF32(Isa isa, ThreadPool *pool, const float *a, int64_t lda,
+                    const uint8_t *b, const float *scales,
+                    const uint8_t *zeroPoints, float *c, int64_t ldc, int64_t m,
+                    int64_t n, int64_t k, int64_t group, int64_t bits) noexcept;
 
 /// The arguments of attention_paged_f32, as one struct.
 struct AttentionArgs {

@@ -202,6 +202,7 @@ TEST(KernelsTable, DescribesItself) {
   EXPECT_EQ(table->matmul_f32, &kiln_matmul_f32);
   EXPECT_EQ(table->attention_paged_f32, &kiln_attention_paged_f32);
   EXPECT_EQ(table->matmul_bt_f32, &kiln_matmul_bt_f32);
+  EXPECT_EQ(table->matmul_quant_f32, &kiln_matmul_quant_f32);
   EXPECT_STREQ(kiln_cpu_kernels_isa(),
                kiln::kernels::isaName(kiln::kernels::activeIsa()));
   // ctest also runs these tests with KILN_KERNELS=portable.
@@ -342,6 +343,295 @@ TEST(KernelsMatmul, EmptyMOrNTouchesNothing) {
     kiln::kernels::matmulF32(isa, nullptr, a, 2, b, &c, 1, 1, 0, 2);
     kiln::kernels::matmulBtF32(isa, nullptr, a, 2, b, &c, 1, 0, 1, 2);
     EXPECT_EQ(c, kSentinel) << kiln::kernels::isaName(isa);
+  }
+}
+
+//===----------------------------------------------------------------------===//
+// Quantized matmul
+//===----------------------------------------------------------------------===//
+
+/// How a test fills the quantized weight and its zero points.
+enum class QuantFill {
+  Random,       ///< random q, scales and (with zero points) zero points
+  ZeroPointMin, ///< random q, every zero point 0
+  ZeroPointMax, ///< random q, every zero point 15 / 255
+};
+
+/// A [N][K] weight of `bits`-bit integers packed as model_abi.h lays it
+/// out, with its scales and (unless `hasZeroPoints` is false) zero points.
+struct QuantWeight {
+  int64_t n, k, group, bits;
+  bool hasZeroPoints;
+  std::vector<uint8_t> q, zeroPoints;
+  std::vector<float> scales;
+
+  int64_t groupsPerRow() const { return k / group; }
+  int maxQ() const { return (1 << bits) - 1; }
+
+  /// Element `index` of a packed array of `bits`-bit values.
+  int unpack(const std::vector<uint8_t> &packed, int64_t index) const {
+    if (bits == 8)
+      return packed[index];
+    return (packed[index / 2] >> (index % 2 * 4)) & 15;
+  }
+  void pack(std::vector<uint8_t> &packed, int64_t index, int value) {
+    if (bits == 8) {
+      packed[index] = static_cast<uint8_t>(value);
+      return;
+    }
+    uint8_t &byte = packed[index / 2];
+    int shift = index % 2 * 4;
+    byte = static_cast<uint8_t>((byte & ~(15 << shift)) | (value << shift));
+  }
+
+  int zeroPoint(int64_t row, int64_t g) const {
+    if (!hasZeroPoints)
+      return 1 << (bits - 1);
+    return unpack(zeroPoints, row * groupsPerRow() + g);
+  }
+  /// W[row][col] as the contract defines it, computed in fp32.
+  float weight(int64_t row, int64_t col) const {
+    int64_t g = col / group;
+    return static_cast<float>(unpack(q, row * k + col) - zeroPoint(row, g)) *
+           scales[row * groupsPerRow() + g];
+  }
+  const uint8_t *zeroPointData() const {
+    return hasZeroPoints ? zeroPoints.data() : nullptr;
+  }
+};
+
+QuantWeight makeQuantWeight(int64_t n, int64_t k, int64_t group, int64_t bits,
+                            bool hasZeroPoints, QuantFill fill,
+                            std::mt19937 &rng) {
+  QuantWeight w{n, k, group, bits, hasZeroPoints, {}, {}, {}};
+  int64_t values = n * k, groups = n * w.groupsPerRow();
+  // Packed arrays get a spare byte of garbage past the end: a kernel that
+  // reads the next nibble or row mixes it into the result.
+  w.q.assign((values * bits + 7) / 8 + 1, 0xA5);
+  std::uniform_int_distribution<int> anyQ(0, w.maxQ());
+  for (int64_t i = 0; i < values; ++i)
+    w.pack(w.q, i, anyQ(rng));
+  w.scales = randomFloats(groups, rng, 0.002f, 0.05f);
+  // Some negative scales.
+  for (size_t i = 0; i < w.scales.size(); i += 3)
+    w.scales[i] = -w.scales[i];
+  if (hasZeroPoints) {
+    w.zeroPoints.assign((groups * bits + 7) / 8 + 1, 0x5A);
+    for (int64_t i = 0; i < groups; ++i)
+      w.pack(w.zeroPoints, i,
+             fill == QuantFill::ZeroPointMin   ? 0
+             : fill == QuantFill::ZeroPointMax ? w.maxQ()
+                                               : anyQ(rng));
+  }
+  return w;
+}
+
+struct QuantShape {
+  int64_t m, n, k;
+};
+
+/// C (ldc apart, NaN before the call) against a double-precision reference
+/// over the fp32 dequantized weight. The error allowed is 1e-5 of
+/// sum |a * w| over the dot product: fp32 rounding stays far below it
+/// (about 1e-6 measured), while one wrong weight, scale or zero point moves
+/// a result by about |a * w| of its k, which is 1/K of that sum. Pad
+/// columns between rows must still hold kSentinel.
+void expectQuantMatmul(const std::vector<float> &a, int64_t lda,
+                       const QuantWeight &w, const std::vector<float> &c,
+                       int64_t ldc, int64_t m, const std::string &what) {
+  std::vector<float> dense(w.n * w.k);
+  for (int64_t j = 0; j < w.n; ++j)
+    for (int64_t p = 0; p < w.k; ++p)
+      dense[j * w.k + p] = w.weight(j, p);
+  int64_t bad = 0;
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t j = 0; j < w.n; ++j) {
+      double ref = 0, magnitude = 0;
+      for (int64_t p = 0; p < w.k; ++p) {
+        double term = static_cast<double>(a[i * lda + p]) * dense[j * w.k + p];
+        ref += term;
+        magnitude += std::fabs(term);
+      }
+      float got = c[i * ldc + j];
+      if (!(std::fabs(got - ref) <= 1e-5 * magnitude + 1e-30) && bad++ < 5)
+        ADD_FAILURE() << what << ": C[" << i << "][" << j << "] = " << got
+                      << ", expected " << ref << " (sum |a*w| " << magnitude
+                      << ")";
+    }
+    for (int64_t j = w.n; j < ldc && i + 1 < m; ++j)
+      if (c[i * ldc + j] != kSentinel && bad++ < 5)
+        ADD_FAILURE() << what << ": padding C[" << i << "][" << j
+                      << "] overwritten";
+  }
+}
+
+/// Runs every supported Isa and the dispatched table function, without a
+/// pool and on a pool of 2 threads, with rows of A and C `pad` floats
+/// longer than K and N.
+void checkQuantMatmul(const QuantWeight &w, int64_t m, int64_t pad,
+                      std::mt19937 &rng, const std::string &label) {
+  static ThreadPool pool2(2);
+  ThreadPool *pools[] = {nullptr, &pool2};
+  std::vector<Isa> isas = supportedIsas();
+  int64_t lda = w.k + pad, ldc = w.n + pad;
+  std::vector<float> a = randomFloats(m * lda, rng);
+  for (ThreadPool *pool : pools) {
+    for (size_t variant = 0; variant <= isas.size(); ++variant) {
+      std::vector<float> c(m * ldc, kSentinel);
+      for (int64_t i = 0; i < m; ++i)
+        std::fill(c.begin() + i * ldc, c.begin() + i * ldc + w.n, kNaN);
+      std::string what =
+          std::string(variant < isas.size()
+                          ? kiln::kernels::isaName(isas[variant])
+                          : "dispatched") +
+          " " + label + " bits=" + std::to_string(w.bits) +
+          " group=" + std::to_string(w.group) +
+          " zp=" + (w.hasZeroPoints ? "yes" : "no") +
+          " M=" + std::to_string(m) + " N=" + std::to_string(w.n) +
+          " K=" + std::to_string(w.k) + " pad=" + std::to_string(pad) +
+          " threads=" + std::to_string(pool ? pool->numThreads() : 0);
+      if (variant < isas.size())
+        kiln::kernels::matmulQuantF32(isas[variant], pool, a.data(), lda,
+                                      w.q.data(), w.scales.data(),
+                                      w.zeroPointData(), c.data(), ldc, m,
+                                      w.n, w.k, w.group, w.bits);
+      else
+        kiln_cpu_kernels()->matmul_quant_f32(
+            pool, a.data(), lda, w.q.data(), w.scales.data(),
+            w.zeroPointData(), c.data(), ldc, m, w.n, w.k, w.group, w.bits);
+      expectQuantMatmul(a, lda, w, c, ldc, m, what);
+    }
+  }
+}
+
+TEST(KernelsQuantMatmul, MatchesReferenceAcrossShapesAndGroups) {
+  // Every M the fused (decode) path specializes, 1..8, and the panel path
+  // beyond; N around the 2-, 4- and 8-row tiles and the 8-row thread units;
+  // K of one group and of three (an odd number of groups per row, so rows
+  // of 4-bit zero points start mid-byte).
+  std::mt19937 rng(7);
+  for (int64_t bits : {4, 8})
+    for (int64_t group : {16, 32, 64, 128})
+      for (bool zp : {false, true})
+        for (int64_t groups : {1, 3})
+          for (int64_t n : {1, 3, 17, 67}) {
+            QuantWeight w = makeQuantWeight(n, group * groups, group, bits, zp,
+                                            QuantFill::Random, rng);
+            for (int64_t m : {1, 2, 3, 4, 5, 6, 7, 8, 9, 17})
+              checkQuantMatmul(w, m, 3, rng, "sweep");
+          }
+}
+
+TEST(KernelsQuantMatmul, ZeroPointExtremes) {
+  std::mt19937 rng(8);
+  for (int64_t bits : {4, 8})
+    for (QuantFill fill : {QuantFill::ZeroPointMin, QuantFill::ZeroPointMax})
+      for (int64_t group : {16, 32, 128}) {
+        QuantWeight w =
+            makeQuantWeight(19, 3 * group, group, bits, true, fill, rng);
+        for (int64_t m : {1, 2, 5, 8, 13})
+          checkQuantMatmul(w, m, 5, rng,
+                           fill == QuantFill::ZeroPointMin ? "zp-min"
+                                                           : "zp-max");
+      }
+}
+
+TEST(KernelsQuantMatmul, DecodeShape) {
+  // SmolLM2's MLP up-projection at decode: one token, N = 1536, K = 576.
+  std::mt19937 rng(9);
+  for (int64_t bits : {4, 8})
+    for (bool zp : {false, true}) {
+      QuantWeight w =
+          makeQuantWeight(1536, 576, 32, bits, zp, QuantFill::Random, rng);
+      checkQuantMatmul(w, 1, 0, rng, "decode");
+    }
+}
+
+TEST(KernelsQuantMatmul, LongKAndLargeGroups) {
+  // K beyond one even/odd copy of A (the fused 4-bit path then makes
+  // several passes that add into C) and beyond one 2048-deep panel block;
+  // groups too large for that copy, which take the panel path.
+  std::mt19937 rng(10);
+  struct Case {
+    int64_t m, n, k, group, bits;
+  };
+  const Case cases[] = {
+      {8, 33, 2304, 32, 4},   {3, 20, 4608, 128, 4}, {8, 9, 2304, 64, 8},
+      {17, 12, 2304, 32, 4},  {40, 10, 2304, 16, 8}, {8, 5, 4096, 2048, 4},
+      {1, 11, 8192, 8192, 4}, {2, 7, 2048, 1024, 8},
+  };
+  for (const Case &t : cases)
+    for (bool zp : {false, true}) {
+      QuantWeight w = makeQuantWeight(t.n, t.k, t.group, t.bits, zp,
+                                      QuantFill::Random, rng);
+      checkQuantMatmul(w, t.m, 1, rng, "long-k");
+    }
+}
+
+TEST(KernelsQuantMatmul, PrefillShapes) {
+  // M beyond the fused path: the dequantized panel and its 4 x 4 / 2 x 4
+  // tiles with row tails, and K with a tail shorter than a vector.
+  std::mt19937 rng(11);
+  struct Case {
+    int64_t m, n, k, group, bits;
+  };
+  const Case cases[] = {
+      {128, 96, 576, 32, 4}, {67, 45, 192, 64, 8}, {33, 17, 18, 2, 4},
+      {10, 31, 40, 8, 8},    {9, 8, 6, 6, 4},
+  };
+  for (const Case &t : cases)
+    for (bool zp : {false, true}) {
+      QuantWeight w = makeQuantWeight(t.n, t.k, t.group, t.bits, zp,
+                                      QuantFill::Random, rng);
+      checkQuantMatmul(w, t.m, 3, rng, "prefill");
+    }
+}
+
+TEST(KernelsQuantMatmul, SmallGroupsAtDecode) {
+  // Groups that are no whole vector step (2, 6, 8, 48): every path must
+  // still apply the right scale to every k.
+  std::mt19937 rng(12);
+  for (int64_t bits : {4, 8})
+    for (int64_t group : {2, 6, 8, 48})
+      for (int64_t m : {1, 4}) {
+        QuantWeight w = makeQuantWeight(21, group * 5, group, bits, true,
+                                        QuantFill::Random, rng);
+        checkQuantMatmul(w, m, 2, rng, "small-group");
+      }
+}
+
+TEST(KernelsQuantMatmul, EmptyKWritesZerosAndEmptyMOrNTouchesNothing) {
+  for (Isa isa : supportedIsas()) {
+    std::vector<float> c(3 * 5, kNaN);
+    float a = 0, scale = 1;
+    uint8_t q = 0;
+    kiln::kernels::matmulQuantF32(isa, nullptr, &a, 0, &q, &scale, nullptr,
+                                  c.data(), 5, 3, 5, 0, 32, 4);
+    for (float x : c)
+      EXPECT_EQ(x, 0.0f) << kiln::kernels::isaName(isa);
+    float one = kSentinel;
+    float a2[32] = {};
+    uint8_t q2[16] = {};
+    kiln::kernels::matmulQuantF32(isa, nullptr, a2, 32, q2, &scale, nullptr,
+                                  &one, 1, 0, 1, 32, 32, 4);
+    kiln::kernels::matmulQuantF32(isa, nullptr, a2, 32, q2, &scale, nullptr,
+                                  &one, 1, 1, 0, 32, 32, 4);
+    EXPECT_EQ(one, kSentinel) << kiln::kernels::isaName(isa);
+  }
+}
+
+TEST(KernelsQuantMatmul, HandWorkedExample) {
+  // W = [[(1 - 8) * 0.5, (15 - 8) * 0.5], [(0 - 3) * 2, (9 - 3) * 2]] with
+  // one group per row and zero points 8 / 3 in one byte: q bytes 0xF1 and
+  // 0x90, zero points 0x38. A = [1, 2]: C = [-3.5 + 7, -6 + 24] = [3.5, 18].
+  const uint8_t q[2] = {0xF1, 0x90}, zp[1] = {0x38};
+  const float scales[2] = {0.5f, 2.0f}, a[2] = {1.0f, 2.0f};
+  for (Isa isa : supportedIsas()) {
+    float c[2] = {kNaN, kNaN};
+    kiln::kernels::matmulQuantF32(isa, nullptr, a, 2, q, scales, zp, c, 2, 1,
+                                  2, 2, 2, 4);
+    EXPECT_EQ(c[0], 3.5f) << kiln::kernels::isaName(isa);
+    EXPECT_EQ(c[1], 18.0f) << kiln::kernels::isaName(isa);
   }
 }
 
@@ -718,6 +1008,13 @@ TEST(KernelsBench, DISABLED_Figures) {
       {"GEMV^T  1 x 576 x 49152", 1, 49152, 576, true},
       {"GEMM^T 16 x 576 x 49152", 16, 49152, 576, true},
   };
+  // matmul_quant_f32, 4-bit weights in groups of 32, hot in cache.
+  const Gemm quantGemms[] = {
+      {"q4 GEMV   1 x 576 x 1536", 1, 1536, 576, true},
+      {"q4 GEMV   4 x 576 x 1536", 4, 1536, 576, true},
+      {"q4 GEMM 128 x 576 x 1536", 128, 1536, 576, true},
+      {"q4 GEMV   1 x 576 x 49152", 1, 49152, 576, true},
+  };
   for (Isa isa : supportedIsas()) {
     for (int threads : {1, 2}) {
       ThreadPool pool(threads);
@@ -743,7 +1040,48 @@ TEST(KernelsBench, DISABLED_Figures) {
                       "GB/s of B\n",
                       kiln::kernels::isaName(isa), threads, (long long)kk,
                       (long long)nn, s * 1e6, 4.0 * kk * nn / s * 1e-9);
+
+          // The same GEMV with B quantized ([N][K], groups of 32, implied
+          // zero points): bytes read are the packed weight and its scales.
+          for (int64_t bits : {4, 8}) {
+            int64_t bytes = nn * kk * bits / 8 + nn * kk / 32 * 4;
+            int64_t qCopies = (128 << 20) / bytes + 1;
+            std::vector<QuantWeight> ws;
+            for (int64_t i = 0; i < qCopies; ++i)
+              ws.push_back(makeQuantWeight(nn, kk, 32, bits, false,
+                                           QuantFill::Random, rng));
+            int64_t nextQ = 0;
+            double sq = timePerCall([&] {
+              const QuantWeight &w = ws[nextQ];
+              kiln::kernels::matmulQuantF32(isa, &pool, a.data(), kk,
+                                            w.q.data(), w.scales.data(),
+                                            nullptr, c.data(), nn, 1, nn, kk,
+                                            32, bits);
+              nextQ = (nextQ + 1) % qCopies;
+            });
+            std::printf("%-8s %d thr  GEMV cold 1 x %lld x %lld  q%lld g32 "
+                        "%8.1f us %6.1f GB/s of B\n",
+                        kiln::kernels::isaName(isa), threads, (long long)kk,
+                        (long long)nn, (long long)bits, sq * 1e6,
+                        bytes / sq * 1e-9);
+          }
         }
+      }
+      for (const Gemm &g : quantGemms) {
+        QuantWeight w =
+            makeQuantWeight(g.n, g.k, 32, 4, false, QuantFill::Random, rng);
+        std::vector<float> a = randomFloats(g.m * g.k, rng);
+        std::vector<float> c(g.m * g.n);
+        double s = timePerCall([&] {
+          kiln::kernels::matmulQuantF32(isa, &pool, a.data(), g.k, w.q.data(),
+                                        w.scales.data(), nullptr, c.data(),
+                                        g.n, g.m, g.n, g.k, 32, 4);
+        });
+        std::printf("%-8s %d thr  %-24s (M x K x N) %8.1f us %7.1f GFLOP/s "
+                    "%6.1f GB/s of B\n",
+                    kiln::kernels::isaName(isa), threads, g.name, s * 1e6,
+                    2.0 * g.m * g.n * g.k / s * 1e-9,
+                    (g.n * g.k / 2 + g.n * g.k / 32 * 4) / s * 1e-9);
       }
       for (const Gemm &g : gemms) {
         std::vector<float> a = randomFloats(g.m * g.k, rng);

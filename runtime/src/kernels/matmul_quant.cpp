@@ -1,0 +1,897 @@
+//===- matmul_quant.cpp - C = A * W^T for a 4- or 8-bit grouped weight ----===//
+//
+// W is [N][K] unsigned integers with a scale and a zero point per (row,
+// group of K); the math is fp32: every weight becomes the float
+// (q - zp) * scale, computed as fma(q, scale, -zp * scale), and is
+// multiplied by A in fp32. Two paths:
+//
+// Fused (decode, M <= 8, the group a whole number of unpack steps, x86).
+// A GEMV bound by memory bandwidth: the point of 4-bit weights is reading an
+// eighth of the bytes, so nothing but the packed weight is streamed. A tile
+// of NJ consecutive rows of W times all M rows of A keeps M x NJ vector
+// accumulators along K. For each group the tile broadcasts the rows'
+// scales and biases (-zp * scale, prepared 16 groups at a time); each step
+// zero-extends 16 bytes of a row to 16 dwords (vpmovzxbd), takes the low
+// nibbles (an AND) and the high ones (a shift), converts both to float and
+// dequantizes them with one FMA each, then adds them times M rows of A.
+// The low nibbles are the even k and the high ones the odd k of 32
+// consecutive k, so for 4-bit weights the caller first copies A once into
+// an "even/odd" order (each block of 32 floats becomes its 16 even then its
+// 16 odd elements; 16-float blocks for AVX2): the weights are then used in
+// the order they unpack in, with no shuffle per weight. That copy lives in
+// a thread-local buffer of the calling thread, so for long K it is made one
+// chunk of K at a time and each chunk is one parallel pass over N that adds
+// into C. 8-bit weights unpack in order and read A in place. Reductions of
+// the accumulators to C happen once per tile, all NJ of a row of A at once.
+//
+// Panel (prefill, and any case the fused path does not take). Each thread
+// dequantizes NB rows of W by blocks of up to 2048 k into a thread-local
+// fp32 panel (32 KB, L1) and runs every row of A over it with a
+// register-blocked dot-product tile (NI rows of A x NB rows of the panel,
+// vector accumulators along K, one transposing reduction per tile), so each
+// weight is unpacked once however large M is. The tile is written once over
+// GCC vector types and compiled per instruction set, like matmul_bt_f32.
+//
+//   ISA        fused tile        panel tile (NI x NB)
+//   avx512     M x 8..2 zmm      4 x 4 zmm
+//   avx2       M x 4..1 ymm      2 x 4 ymm
+//   portable   (panel only)      2 x 4 xmm (the baseline's vectors)
+//
+// Threads own ranges of whole 8-row units of N (a few per thread, claimed
+// dynamically), so every output element is written by exactly one thread.
+//
+//===----------------------------------------------------------------------===//
+
+#include "runtime/src/kernels/kernels.h"
+#include "runtime/src/threadpool.h"
+
+#include <algorithm>
+#include <cstring>
+#include <utility>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define KILN_KERNELS_X86 1
+#define KILN_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#define KILN_TARGET_AVX512 __attribute__((target("avx512f,avx2,fma")))
+#endif
+
+#define KILN_INLINE inline __attribute__((always_inline))
+
+namespace kiln::kernels {
+namespace {
+
+/// Rows of W a thread's range is made of; every tile height divides it.
+constexpr int64_t kRowUnit = 8;
+/// The fused path handles at most this many rows of A.
+constexpr int64_t kMaxFusedM = 8;
+/// Floats of the per-thread scratch: the even/odd copy of A (calling thread,
+/// fused path) or the dequantized panel (every thread, panel path).
+constexpr int64_t kScratchFloats = 8192;
+/// The deepest K block of a panel.
+constexpr int64_t kPanelMaxK = 2048;
+/// Below this many flops per thread, waking threads costs more than it
+/// saves.
+constexpr int64_t kMinFlopsPerThread = 1 << 16;
+/// How far ahead in a row of W the fused path prefetches, in bytes. The
+/// tiles read NJ rows side by side, and the hardware prefetchers alone keep
+/// too few of those streams' lines in flight from DRAM (half the bandwidth,
+/// measured).
+constexpr int64_t kPrefetchBytes = 1024;
+
+alignas(64) thread_local float tlsScratch[kScratchFloats];
+
+struct QuantProblem {
+  const float *a;
+  int64_t lda;
+  const uint8_t *w;
+  const float *scales;
+  const uint8_t *zp;
+  float *c;
+  int64_t ldc, m, n, k, group, bits;
+  int64_t groupsPerRow; ///< k / group
+  int64_t rowBytes;     ///< bytes of one row of W
+};
+
+/// The zero point of (row, group) as an integer.
+KILN_INLINE int zeroPoint(const QuantProblem &p, int64_t row, int64_t g) {
+  if (!p.zp)
+    return p.bits == 4 ? 8 : 128;
+  int64_t idx = row * p.groupsPerRow + g;
+  if (p.bits == 8)
+    return p.zp[idx];
+  return (p.zp[idx >> 1] >> ((idx & 1) * 4)) & 15;
+}
+
+/// The quantized value of W[row][kk].
+KILN_INLINE int weightQ(const QuantProblem &p, int64_t row, int64_t kk) {
+  const uint8_t *r = p.w + row * p.rowBytes;
+  if (p.bits == 8)
+    return r[kk];
+  return (r[kk >> 1] >> ((kk & 1) * 4)) & 15;
+}
+
+/// out[0:k1-k0] = W[row][k0:k1] in fp32, one element at a time.
+KILN_INLINE void dequantRowScalar(const QuantProblem &p, int64_t row,
+                                  int64_t k0, int64_t k1, float *out) {
+  for (int64_t kk = k0; kk < k1;) {
+    int64_t g = kk / p.group;
+    int64_t end = std::min(k1, (g + 1) * p.group);
+    const float s = p.scales[row * p.groupsPerRow + g];
+    const int z = zeroPoint(p, row, g);
+    for (; kk < end; ++kk)
+      out[kk - k0] = static_cast<float>(weightQ(p, row, kk) - z) * s;
+  }
+}
+
+/// Copies A[0:m][k0:k1] to dst (rows k1 - k0 apart) with each block of
+/// `block` floats reordered to its even then its odd elements, the order in
+/// which the fused path unpacks 4-bit weights, and the odd ones divided by
+/// 16 (exact), as the fused path unpacks a high nibble q as 16 q. k1 - k0 is
+/// a multiple of `block`.
+void permuteA(const QuantProblem &p, int64_t k0, int64_t k1, int64_t block,
+              float *dst) {
+  const int64_t len = k1 - k0, half = block / 2;
+  for (int64_t i = 0; i < p.m; ++i) {
+    const float *src = p.a + i * p.lda + k0;
+    float *d = dst + i * len;
+    for (int64_t b = 0; b < len; b += block)
+      for (int64_t t = 0; t < half; ++t) {
+        d[b + t] = src[b + 2 * t];
+        d[b + half + t] = src[b + 2 * t + 1] * 0.0625f;
+      }
+  }
+}
+
+//===----------------------------------------------------------------------===//
+// Generic vector helpers (GCC vector types, compiled per instruction set)
+//===----------------------------------------------------------------------===//
+
+template <int W>
+using Vec = float __attribute__((vector_size(W * sizeof(float))));
+typedef Vec<16> V16;
+typedef Vec<8> V8;
+typedef Vec<4> V4;
+
+template <typename V> constexpr int kLanes = sizeof(V) / sizeof(float);
+
+// Vectors go by reference: by value they would change the calling
+// convention between the plain and the AVX copies (-Wpsabi).
+template <typename V> KILN_INLINE void loadV(V &v, const float *p) {
+  std::memcpy(&v, p, sizeof(V));
+}
+
+/// out = [x0+x1, y0+y1, x2+x3, y2+y3, ...] for B = 1; in general the lanes
+/// of x and y in alternating blocks of B, each the sum of two blocks of B.
+template <int B, typename V, size_t... P>
+KILN_INLINE void combineBlocks(V &out, const V &x, const V &y,
+                               std::index_sequence<P...>) {
+  constexpr int W = sizeof...(P);
+  V lo = __builtin_shufflevector(
+      x, y, ((P % (2 * B) < B) ? 0 : W) + P / (2 * B) * 2 * B + P % B...);
+  V hi = __builtin_shufflevector(
+      x, y, ((P % (2 * B) < B) ? 0 : W) + P / (2 * B) * 2 * B + B + P % B...);
+  out = lo + hi;
+}
+
+/// After the levels, v[0] lane l holds a partial sum of input l % N.
+template <typename V, int N, int B = 1> KILN_INLINE void reduceLevels(V *v) {
+  if constexpr (N > 1) {
+    for (int i = 0; i < N / 2; ++i)
+      combineBlocks<B>(v[i], v[2 * i], v[2 * i + 1],
+                       std::make_index_sequence<kLanes<V>>());
+    reduceLevels<V, N / 2, 2 * B>(v);
+  }
+}
+
+/// Adds the halves of v until it is N lanes wide, and stores those.
+template <int N, int W>
+KILN_INLINE void foldLanes(const Vec<W> &v, float *out) {
+  if constexpr (W == N) {
+    std::memcpy(out, &v, sizeof(float) * N);
+  } else {
+    Vec<W / 2> lo, hi;
+    std::memcpy(&lo, &v, sizeof(lo));
+    std::memcpy(&hi, reinterpret_cast<const float *>(&v) + W / 2, sizeof(hi));
+    Vec<W / 2> sum = lo + hi;
+    foldLanes<N, W / 2>(sum, out);
+  }
+}
+
+/// out[j] = the sum of the lanes of v[j], j < N; N is a power of two no
+/// wider than V. A transposing tree: N - 1 two-input shuffles and adds
+/// instead of N separate reductions. Clobbers v.
+template <int N, typename V> KILN_INLINE void sumLanes(V *v, float *out) {
+  static_assert((N & (N - 1)) == 0 && N <= kLanes<V>, "bad reduction width");
+  reduceLevels<V, N>(v);
+  Vec<kLanes<V>> all = v[0];
+  foldLanes<N, kLanes<V>>(all, out);
+}
+
+/// C[0:NI][0:nj] (+)= A[0:NI][0:kc] . Wd[0:nj][0:kc]; A rows lda apart,
+/// panel rows ldw apart, C rows ldc apart. Panel rows past nj are read (they
+/// are in the panel buffer) but not stored.
+template <typename V, int NI, int NJ>
+KILN_INLINE void panelTile(const float *a, int64_t lda, const float *wd,
+                           int64_t ldw, int64_t nj, float *c, int64_t ldc,
+                           int64_t kc, bool accumulate) {
+  constexpr int W = kLanes<V>;
+  V acc[NI][NJ];
+  for (int i = 0; i < NI; ++i)
+    for (int j = 0; j < NJ; ++j)
+      acc[i][j] = V{};
+  int64_t p = 0;
+  for (; p + W <= kc; p += W) {
+    V wv[NJ], av;
+    for (int j = 0; j < NJ; ++j)
+      loadV(wv[j], wd + j * ldw + p);
+    for (int i = 0; i < NI; ++i) {
+      loadV(av, a + i * lda + p);
+      for (int j = 0; j < NJ; ++j)
+        acc[i][j] += av * wv[j];
+    }
+  }
+  for (int i = 0; i < NI; ++i) {
+    float sums[NJ];
+    sumLanes<NJ>(acc[i], sums);
+    float *ci = c + i * ldc;
+    for (int j = 0; j < nj; ++j) {
+      float r = sums[j];
+      for (int64_t q = p; q < kc; ++q)
+        r += a[i * lda + q] * wd[j * ldw + q];
+      ci[j] = accumulate ? ci[j] + r : r;
+    }
+  }
+}
+
+using DequantFn = void (*)(const QuantProblem &, int64_t row, int64_t k0,
+                           int64_t k1, float *out);
+
+/// Rows [n0, n1) of C through the dequantized panel, NB rows at a time.
+template <typename V, int NI, int NB, DequantFn Dequant>
+KILN_INLINE void panelRange(const QuantProblem &p, int64_t n0, int64_t n1) {
+  static_assert(kRowUnit % NB == 0, "tiles must not straddle thread ranges");
+  float *wd = tlsScratch;
+  const int64_t kcMax =
+      std::min(kPanelMaxK, kScratchFloats / NB / kLanes<V16> * kLanes<V16>);
+  for (int64_t nb = n0; nb < n1; nb += NB) {
+    const int64_t nj = std::min<int64_t>(NB, n1 - nb);
+    for (int64_t k0 = 0; k0 < p.k; k0 += kcMax) {
+      const int64_t kc = std::min(kcMax, p.k - k0);
+      for (int64_t j = 0; j < nj; ++j)
+        Dequant(p, nb + j, k0, k0 + kc, wd + j * kcMax);
+      const float *a = p.a + k0;
+      float *c = p.c + nb;
+      int64_t i = 0;
+      for (; i + NI <= p.m; i += NI)
+        panelTile<V, NI, NB>(a + i * p.lda, p.lda, wd, kcMax, nj,
+                             c + i * p.ldc, p.ldc, kc, k0 > 0);
+      for (; i < p.m; ++i)
+        panelTile<V, 1, NB>(a + i * p.lda, p.lda, wd, kcMax, nj,
+                            c + i * p.ldc, p.ldc, kc, k0 > 0);
+    }
+  }
+}
+
+//===----------------------------------------------------------------------===//
+// One instruction set's kernels
+//===----------------------------------------------------------------------===//
+
+/// Rows [n0, n1) of C over k in [kBegin, kEnd) (whole groups), adding to C
+/// unless kBegin == 0. `a` holds A[0:m][kBegin:kEnd], rows lda apart; for
+/// 4-bit weights in the even/odd order of permuteA.
+using FusedFn = void (*)(const QuantProblem &, const float *a, int64_t lda,
+                         int64_t kBegin, int64_t kEnd, int64_t n0, int64_t n1);
+using PanelFn = void (*)(const QuantProblem &, int64_t n0, int64_t n1);
+
+struct QuantKernels {
+  /// The group must be a multiple of this for the fused path (0: none).
+  int64_t fusedStep;
+  FusedFn fused4, fused8;
+  PanelFn panel;
+};
+
+void panelPortable(const QuantProblem &p, int64_t n0, int64_t n1) {
+  panelRange<V4, 2, 4, dequantRowScalar>(p, n0, n1);
+}
+
+const QuantKernels kPortableKernels = {0, nullptr, nullptr, panelPortable};
+
+#ifdef KILN_KERNELS_X86
+//===----------------------------------------------------------------------===//
+// AVX-512F
+//===----------------------------------------------------------------------===//
+
+/// Prefetches rows w0 + j * rowBytes (j < NJ) ahead of k, once per cache
+/// line: kPrefetchBytes ahead in the row, or where a row is shorter than
+/// twice that, the same k of the next tile's rows.
+template <int NJ, int Bits>
+KILN_INLINE void prefetchRows(const uint8_t *w0, int64_t rowBytes, int64_t k) {
+  const int64_t offset = k * Bits / 8;
+  if (offset % 64 != 0)
+    return;
+  const uint8_t *p =
+      w0 + offset +
+      (rowBytes >= 2 * kPrefetchBytes ? kPrefetchBytes : NJ * rowBytes);
+  for (int j = 0; j < NJ; ++j)
+    _mm_prefetch(reinterpret_cast<const char *>(p + j * rowBytes),
+                 _MM_HINT_T0);
+}
+
+/// The float whose bits are 0x4B000000 | q is 2^23 + q exactly for q < 2^23.
+constexpr float kMagic = 8388608.0f;
+constexpr int32_t kMagicBits = 0x4B000000;
+
+/// The fused path's per-group constants of `row` for groups g0 .. g0 +
+/// count (count <= 16): lo = 2^23 + zp and hi = 2^23 + 16 zp for 4-bit
+/// weights (the high nibble is unpacked as 16 q), 2^23 + zp for both with
+/// 8-bit ones.
+KILN_TARGET_AVX512 KILN_INLINE void offsetsAvx512(const QuantProblem &p,
+                                                  int64_t row, int64_t g0,
+                                                  int count, float *lo,
+                                                  float *hi) {
+  __m512 z;
+  if (!p.zp) {
+    z = _mm512_set1_ps(p.bits == 4 ? 8.0f : 128.0f);
+  } else {
+    alignas(16) uint8_t zq[16] = {};
+    for (int i = 0; i < count; ++i)
+      zq[i] = static_cast<uint8_t>(zeroPoint(p, row, g0 + i));
+    z = _mm512_cvtepi32_ps(
+        _mm512_cvtepu8_epi32(_mm_load_si128(reinterpret_cast<__m128i *>(zq))));
+  }
+  const __m512 magic = _mm512_set1_ps(kMagic);
+  _mm512_store_ps(lo, _mm512_add_ps(z, magic));
+  _mm512_store_ps(hi, p.bits == 4
+                          ? _mm512_fmadd_ps(z, _mm512_set1_ps(16.0f), magic)
+                          : _mm512_add_ps(z, magic));
+}
+
+/// How a fused tile applies the scales.
+enum class Scaling {
+  /// Multiply each weight vector by its scale, then by A: fewest operations
+  /// when M is large against the group (16 M >= group).
+  Weights,
+  /// Sum a * (q - zp) over the group in M x NJ extra accumulators, then one
+  /// FMA by the scale per group.
+  GroupSums,
+  /// GroupSums when a group is one step (M = 1): no extra accumulators, and
+  /// the per-group values are broadcast straight from memory.
+  Steps,
+};
+
+/// Unpacks 32 weights of a row at kk into the exact floats q - zp (16 q -
+/// 16 zp for high nibbles, which the even/odd copy of A balances with its
+/// odd half divided by 16) with logic ops and one subtraction per vector:
+/// the float with bits 0x4B000000 | q is 2^23 + q, and o0 / o1 hold
+/// 2^23 + zp / 2^23 + 16 zp.
+template <int Bits>
+KILN_TARGET_AVX512 KILN_INLINE void unpackAvx512(const uint8_t *w, int64_t kk,
+                                                 const __m512 &o0,
+                                                 const __m512 &o1, __m512 &w0,
+                                                 __m512 &w1) {
+  const __m512i magic = _mm512_set1_epi32(kMagicBits);
+  __m512i b0, b1;
+  if constexpr (Bits == 4) {
+    __m512i d = _mm512_cvtepu8_epi32(
+        _mm_loadu_si128(reinterpret_cast<const __m128i *>(w + kk / 2)));
+    // (d & mask) | magic
+    b0 = _mm512_ternarylogic_epi32(d, _mm512_set1_epi32(0x0F), magic, 0xEA);
+    b1 = _mm512_ternarylogic_epi32(d, _mm512_set1_epi32(0xF0), magic, 0xEA);
+  } else {
+    b0 = _mm512_or_si512(_mm512_cvtepu8_epi32(_mm_loadu_si128(
+                             reinterpret_cast<const __m128i *>(w + kk))),
+                         magic);
+    b1 = _mm512_or_si512(_mm512_cvtepu8_epi32(_mm_loadu_si128(
+                             reinterpret_cast<const __m128i *>(w + kk + 16))),
+                         magic);
+  }
+  w0 = _mm512_sub_ps(_mm512_castsi512_ps(b0), o0);
+  w1 = _mm512_sub_ps(_mm512_castsi512_ps(b1), o1);
+}
+
+/// One fused tile: rows n0 .. n0 + NJ of C, all M rows of A, 32 k per step.
+template <int M, int NJ, int Bits, Scaling S>
+KILN_TARGET_AVX512 void fusedTileAvx512(const QuantProblem &p, const float *a,
+                                        int64_t lda, int64_t kBegin,
+                                        int64_t kEnd, int64_t n0) {
+  static_assert(S != Scaling::Steps || M == 1, "Steps is for one row of A");
+  // Rows as base + j * stride: a pointer per row would not fit the
+  // general registers with everything else (spills, 1.5x slower measured).
+  const int64_t rowBytes = p.rowBytes, gpr = p.groupsPerRow;
+  const uint8_t *wBase = p.w + n0 * rowBytes;
+  const float *sBase = p.scales + n0 * gpr;
+  __m512 acc[M][NJ];
+  for (int i = 0; i < M; ++i)
+    for (int j = 0; j < NJ; ++j)
+      acc[i][j] = _mm512_setzero_ps();
+  const int64_t group = p.group, gEnd = kEnd / group;
+  alignas(64) float offLo[NJ][16], offHi[NJ][16];
+  for (int64_t gb = kBegin / group; gb < gEnd; gb += 16) {
+    const int count = static_cast<int>(std::min<int64_t>(16, gEnd - gb));
+    for (int j = 0; j < NJ; ++j) {
+      offsetsAvx512(p, n0 + j, gb, count, offLo[j], offHi[j]);
+      _mm_prefetch(reinterpret_cast<const char *>(sBase + j * gpr + gb + 64),
+                   _MM_HINT_T0);
+    }
+    for (int gi = 0; gi < count; ++gi) {
+      const int64_t k0 = (gb + gi) * group;
+      if constexpr (S == Scaling::Steps) {
+        const float *ak = a + (k0 - kBegin);
+        const __m512 a0 = _mm512_loadu_ps(ak), a1 = _mm512_loadu_ps(ak + 16);
+        prefetchRows<NJ, Bits>(wBase, rowBytes, k0);
+        for (int j = 0; j < NJ; ++j) {
+          __m512 w0, w1;
+          if (p.zp)
+            unpackAvx512<Bits>(wBase + j * rowBytes, k0, _mm512_set1_ps(offLo[j][gi]),
+                               _mm512_set1_ps(offHi[j][gi]), w0, w1);
+          else
+            unpackAvx512<Bits>(wBase + j * rowBytes, k0, _mm512_set1_ps(offLo[0][0]),
+                               _mm512_set1_ps(offHi[0][0]), w0, w1);
+          __m512 t = _mm512_fmadd_ps(a1, w1, _mm512_mul_ps(a0, w0));
+          acc[0][j] =
+              _mm512_fmadd_ps(_mm512_set1_ps(sBase[j * gpr + gb + gi]), t, acc[0][j]);
+        }
+        continue;
+      }
+      __m512 s[NJ], o0[NJ], o1[NJ];
+      for (int j = 0; j < NJ; ++j) {
+        s[j] = _mm512_set1_ps(sBase[j * gpr + gb + gi]);
+        o0[j] = _mm512_set1_ps(offLo[j][gi]);
+        o1[j] = _mm512_set1_ps(offHi[j][gi]);
+      }
+      __m512 t[M][NJ];
+      if constexpr (S == Scaling::GroupSums)
+        for (int i = 0; i < M; ++i)
+          for (int j = 0; j < NJ; ++j)
+            t[i][j] = _mm512_setzero_ps();
+      for (int64_t kk = k0; kk < k0 + group; kk += 32) {
+        const float *ak = a + (kk - kBegin);
+        prefetchRows<NJ, Bits>(wBase, rowBytes, kk);
+        for (int j = 0; j < NJ; ++j) {
+          __m512 w0, w1;
+          unpackAvx512<Bits>(wBase + j * rowBytes, kk, o0[j], o1[j], w0, w1);
+          if constexpr (S == Scaling::Weights) {
+            w0 = _mm512_mul_ps(w0, s[j]);
+            w1 = _mm512_mul_ps(w1, s[j]);
+          }
+          for (int i = 0; i < M; ++i) {
+            __m512 &x = S == Scaling::GroupSums ? t[i][j] : acc[i][j];
+            x = _mm512_fmadd_ps(_mm512_loadu_ps(ak + i * lda), w0, x);
+            x = _mm512_fmadd_ps(_mm512_loadu_ps(ak + i * lda + 16), w1, x);
+          }
+        }
+      }
+      if constexpr (S == Scaling::GroupSums)
+        for (int i = 0; i < M; ++i)
+          for (int j = 0; j < NJ; ++j)
+            acc[i][j] = _mm512_fmadd_ps(s[j], t[i][j], acc[i][j]);
+    }
+  }
+  const bool accumulate = kBegin > 0;
+  for (int i = 0; i < M; ++i) {
+    float sums[NJ];
+    sumLanes<NJ>(acc[i], sums);
+    float *ci = p.c + i * p.ldc + n0;
+    for (int j = 0; j < NJ; ++j)
+      ci[j] = accumulate ? ci[j] + sums[j] : sums[j];
+  }
+}
+
+template <int M, int NJ, int Bits, Scaling S>
+KILN_TARGET_AVX512 void fusedTilesAvx512(const QuantProblem &p, const float *a,
+                                         int64_t lda, int64_t kBegin,
+                                         int64_t kEnd, int64_t n0, int64_t n1) {
+  int64_t n = n0;
+  for (; n + NJ <= n1; n += NJ)
+    fusedTileAvx512<M, NJ, Bits, S>(p, a, lda, kBegin, kEnd, n);
+  // The last rows of N, one at a time.
+  for (; n < n1; ++n)
+    fusedTileAvx512<M, 1, Bits, S>(p, a, lda, kBegin, kEnd, n);
+}
+
+template <int Bits>
+KILN_TARGET_AVX512 void fusedAvx512(const QuantProblem &p, const float *a,
+                                    int64_t lda, int64_t kBegin, int64_t kEnd,
+                                    int64_t n0, int64_t n1) {
+  // NJ rows of W per tile: 8 streams for M = 1 keep enough misses in
+  // flight when W comes from DRAM; otherwise as many as keep the
+  // accumulators and the per-row scales and offsets in the 32 registers
+  // (A is read from memory by the FMAs, so a small NJ costs no arithmetic).
+  constexpr Scaling kW = Scaling::Weights, kG = Scaling::GroupSums;
+  const bool sums = 16 * p.m < p.group;
+  switch (p.m) {
+  case 1:
+    if (p.group == 32)
+      return fusedTilesAvx512<1, 8, Bits, Scaling::Steps>(p, a, lda, kBegin,
+                                                          kEnd, n0, n1);
+    return fusedTilesAvx512<1, 4, Bits, kG>(p, a, lda, kBegin, kEnd, n0, n1);
+  case 2:
+    if (sums)
+      return fusedTilesAvx512<2, 2, Bits, kG>(p, a, lda, kBegin, kEnd, n0, n1);
+    return fusedTilesAvx512<2, 4, Bits, kW>(p, a, lda, kBegin, kEnd, n0, n1);
+  case 3:
+    if (sums)
+      return fusedTilesAvx512<3, 2, Bits, kG>(p, a, lda, kBegin, kEnd, n0, n1);
+    return fusedTilesAvx512<3, 2, Bits, kW>(p, a, lda, kBegin, kEnd, n0, n1);
+  case 4:
+    if (sums)
+      return fusedTilesAvx512<4, 2, Bits, kG>(p, a, lda, kBegin, kEnd, n0, n1);
+    return fusedTilesAvx512<4, 2, Bits, kW>(p, a, lda, kBegin, kEnd, n0, n1);
+  case 5:
+    return fusedTilesAvx512<5, 2, Bits, kW>(p, a, lda, kBegin, kEnd, n0, n1);
+  case 6:
+    return fusedTilesAvx512<6, 2, Bits, kW>(p, a, lda, kBegin, kEnd, n0, n1);
+  case 7:
+    return fusedTilesAvx512<7, 2, Bits, kW>(p, a, lda, kBegin, kEnd, n0, n1);
+  default:
+    return fusedTilesAvx512<8, 2, Bits, kW>(p, a, lda, kBegin, kEnd, n0, n1);
+  }
+}
+
+/// dequantRowScalar with 32 (4-bit) or 16 (8-bit) weights per step.
+KILN_TARGET_AVX512 void dequantRowAvx512(const QuantProblem &p, int64_t row,
+                                         int64_t k0, int64_t k1, float *out) {
+  const uint8_t *w = p.w + row * p.rowBytes;
+  const __m512i low4 = _mm512_set1_epi32(15);
+  // Interleave the low (even k) and high (odd k) nibbles back into order.
+  const __m512i first =
+      _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i second = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12,
+                                           28, 13, 29, 14, 30, 15, 31);
+  for (int64_t kk = k0; kk < k1;) {
+    const int64_t g = kk / p.group;
+    const int64_t end = std::min(k1, (g + 1) * p.group);
+    const float sc = p.scales[row * p.groupsPerRow + g];
+    const int z = zeroPoint(p, row, g);
+    // (q - zp) * scale, rounded once like the scalar path.
+    const __m512 s = _mm512_set1_ps(sc);
+    const __m512 zf = _mm512_set1_ps(static_cast<float>(z));
+    auto dequant = [&](__m512i q) KILN_TARGET_AVX512 {
+      return _mm512_mul_ps(_mm512_sub_ps(_mm512_cvtepi32_ps(q), zf), s);
+    };
+    if (p.bits == 4) {
+      for (; kk + 32 <= end; kk += 32) {
+        __m512i d = _mm512_cvtepu8_epi32(
+            _mm_loadu_si128(reinterpret_cast<const __m128i *>(w + kk / 2)));
+        __m512 lo = dequant(_mm512_and_si512(d, low4));
+        __m512 hi = dequant(_mm512_srli_epi32(d, 4));
+        _mm512_storeu_ps(out + (kk - k0), _mm512_permutex2var_ps(lo, first, hi));
+        _mm512_storeu_ps(out + (kk - k0) + 16,
+                         _mm512_permutex2var_ps(lo, second, hi));
+      }
+      for (; kk + 16 <= end; kk += 16) {
+        __m512i d = _mm512_cvtepu8_epi32(
+            _mm_loadl_epi64(reinterpret_cast<const __m128i *>(w + kk / 2)));
+        __m512 lo = dequant(_mm512_and_si512(d, low4));
+        __m512 hi = dequant(_mm512_srli_epi32(d, 4));
+        _mm512_storeu_ps(out + (kk - k0), _mm512_permutex2var_ps(lo, first, hi));
+      }
+    } else {
+      for (; kk + 16 <= end; kk += 16)
+        _mm512_storeu_ps(out + (kk - k0),
+                         dequant(_mm512_cvtepu8_epi32(_mm_loadu_si128(
+                             reinterpret_cast<const __m128i *>(w + kk)))));
+    }
+    for (; kk < end; ++kk)
+      out[kk - k0] = static_cast<float>(weightQ(p, row, kk) - z) * sc;
+  }
+}
+
+KILN_TARGET_AVX512 void panelAvx512(const QuantProblem &p, int64_t n0,
+                                    int64_t n1) {
+  panelRange<V16, 4, 4, dequantRowAvx512>(p, n0, n1);
+}
+
+const QuantKernels kAvx512Kernels = {32, fusedAvx512<4>, fusedAvx512<8>,
+                                     panelAvx512};
+
+//===----------------------------------------------------------------------===//
+// AVX2 + FMA
+//===----------------------------------------------------------------------===//
+
+/// offsetsAvx512 for up to 8 groups.
+KILN_TARGET_AVX2 KILN_INLINE void offsetsAvx2(const QuantProblem &p,
+                                              int64_t row, int64_t g0,
+                                              int count, float *lo,
+                                              float *hi) {
+  for (int i = 0; i < count; ++i) {
+    float z = static_cast<float>(zeroPoint(p, row, g0 + i));
+    lo[i] = kMagic + z;
+    hi[i] = kMagic + (p.bits == 4 ? 16.0f * z : z);
+  }
+}
+
+/// unpackAvx512 for 16 weights.
+template <int Bits>
+KILN_TARGET_AVX2 KILN_INLINE void unpackAvx2(const uint8_t *w, int64_t kk,
+                                             const __m256 &o0, const __m256 &o1,
+                                             __m256 &w0, __m256 &w1) {
+  const __m256i magic = _mm256_set1_epi32(kMagicBits);
+  __m256i b0, b1;
+  if constexpr (Bits == 4) {
+    __m256i d = _mm256_cvtepu8_epi32(
+        _mm_loadl_epi64(reinterpret_cast<const __m128i *>(w + kk / 2)));
+    b0 = _mm256_or_si256(_mm256_and_si256(d, _mm256_set1_epi32(0x0F)), magic);
+    b1 = _mm256_or_si256(_mm256_and_si256(d, _mm256_set1_epi32(0xF0)), magic);
+  } else {
+    b0 = _mm256_or_si256(_mm256_cvtepu8_epi32(_mm_loadl_epi64(
+                             reinterpret_cast<const __m128i *>(w + kk))),
+                         magic);
+    b1 = _mm256_or_si256(_mm256_cvtepu8_epi32(_mm_loadl_epi64(
+                             reinterpret_cast<const __m128i *>(w + kk + 8))),
+                         magic);
+  }
+  w0 = _mm256_sub_ps(_mm256_castsi256_ps(b0), o0);
+  w1 = _mm256_sub_ps(_mm256_castsi256_ps(b1), o1);
+}
+
+/// fusedTileAvx512 with 16 k per step.
+template <int M, int NJ, int Bits, Scaling S>
+KILN_TARGET_AVX2 void fusedTileAvx2(const QuantProblem &p, const float *a,
+                                    int64_t lda, int64_t kBegin, int64_t kEnd,
+                                    int64_t n0) {
+  static_assert(S != Scaling::Steps || M == 1, "Steps is for one row of A");
+  // Rows as base + j * stride: a pointer per row would not fit the
+  // general registers with everything else (spills, 1.5x slower measured).
+  const int64_t rowBytes = p.rowBytes, gpr = p.groupsPerRow;
+  const uint8_t *wBase = p.w + n0 * rowBytes;
+  const float *sBase = p.scales + n0 * gpr;
+  __m256 acc[M][NJ];
+  for (int i = 0; i < M; ++i)
+    for (int j = 0; j < NJ; ++j)
+      acc[i][j] = _mm256_setzero_ps();
+  const int64_t group = p.group, gEnd = kEnd / group;
+  float offLo[NJ][8], offHi[NJ][8];
+  for (int64_t gb = kBegin / group; gb < gEnd; gb += 8) {
+    const int count = static_cast<int>(std::min<int64_t>(8, gEnd - gb));
+    for (int j = 0; j < NJ; ++j) {
+      offsetsAvx2(p, n0 + j, gb, count, offLo[j], offHi[j]);
+      _mm_prefetch(reinterpret_cast<const char *>(sBase + j * gpr + gb + 64),
+                   _MM_HINT_T0);
+    }
+    for (int gi = 0; gi < count; ++gi) {
+      const int64_t k0 = (gb + gi) * group;
+      if constexpr (S == Scaling::Steps) {
+        const float *ak = a + (k0 - kBegin);
+        const __m256 a0 = _mm256_loadu_ps(ak), a1 = _mm256_loadu_ps(ak + 8);
+        prefetchRows<NJ, Bits>(wBase, rowBytes, k0);
+        for (int j = 0; j < NJ; ++j) {
+          __m256 w0, w1;
+          unpackAvx2<Bits>(wBase + j * rowBytes, k0, _mm256_set1_ps(offLo[j][gi]),
+                           _mm256_set1_ps(offHi[j][gi]), w0, w1);
+          __m256 t = _mm256_fmadd_ps(a1, w1, _mm256_mul_ps(a0, w0));
+          acc[0][j] =
+              _mm256_fmadd_ps(_mm256_set1_ps(sBase[j * gpr + gb + gi]), t, acc[0][j]);
+        }
+        continue;
+      }
+      __m256 s[NJ], o0[NJ], o1[NJ];
+      for (int j = 0; j < NJ; ++j) {
+        s[j] = _mm256_set1_ps(sBase[j * gpr + gb + gi]);
+        o0[j] = _mm256_set1_ps(offLo[j][gi]);
+        o1[j] = _mm256_set1_ps(offHi[j][gi]);
+      }
+      __m256 t[M][NJ];
+      if constexpr (S == Scaling::GroupSums)
+        for (int i = 0; i < M; ++i)
+          for (int j = 0; j < NJ; ++j)
+            t[i][j] = _mm256_setzero_ps();
+      for (int64_t kk = k0; kk < k0 + group; kk += 16) {
+        const float *ak = a + (kk - kBegin);
+        prefetchRows<NJ, Bits>(wBase, rowBytes, kk);
+        for (int j = 0; j < NJ; ++j) {
+          __m256 w0, w1;
+          unpackAvx2<Bits>(wBase + j * rowBytes, kk, o0[j], o1[j], w0, w1);
+          if constexpr (S == Scaling::Weights) {
+            w0 = _mm256_mul_ps(w0, s[j]);
+            w1 = _mm256_mul_ps(w1, s[j]);
+          }
+          for (int i = 0; i < M; ++i) {
+            __m256 &x = S == Scaling::GroupSums ? t[i][j] : acc[i][j];
+            x = _mm256_fmadd_ps(_mm256_loadu_ps(ak + i * lda), w0, x);
+            x = _mm256_fmadd_ps(_mm256_loadu_ps(ak + i * lda + 8), w1, x);
+          }
+        }
+      }
+      if constexpr (S == Scaling::GroupSums)
+        for (int i = 0; i < M; ++i)
+          for (int j = 0; j < NJ; ++j)
+            acc[i][j] = _mm256_fmadd_ps(s[j], t[i][j], acc[i][j]);
+    }
+  }
+  const bool accumulate = kBegin > 0;
+  for (int i = 0; i < M; ++i) {
+    float sums[NJ];
+    sumLanes<NJ>(acc[i], sums);
+    float *ci = p.c + i * p.ldc + n0;
+    for (int j = 0; j < NJ; ++j)
+      ci[j] = accumulate ? ci[j] + sums[j] : sums[j];
+  }
+}
+
+template <int M, int NJ, int Bits, Scaling S>
+KILN_TARGET_AVX2 void fusedTilesAvx2(const QuantProblem &p, const float *a,
+                                     int64_t lda, int64_t kBegin, int64_t kEnd,
+                                     int64_t n0, int64_t n1) {
+  int64_t n = n0;
+  for (; n + NJ <= n1; n += NJ)
+    fusedTileAvx2<M, NJ, Bits, S>(p, a, lda, kBegin, kEnd, n);
+  for (; n < n1; ++n)
+    fusedTileAvx2<M, 1, Bits, S>(p, a, lda, kBegin, kEnd, n);
+}
+
+template <int Bits>
+KILN_TARGET_AVX2 void fusedAvx2(const QuantProblem &p, const float *a,
+                                int64_t lda, int64_t kBegin, int64_t kEnd,
+                                int64_t n0, int64_t n1) {
+  // 16 registers: M x NJ accumulators (twice that with GroupSums) and the
+  // per-row scales and offsets.
+  constexpr Scaling kW = Scaling::Weights, kG = Scaling::GroupSums;
+  const bool sums = 16 * p.m < p.group;
+  switch (p.m) {
+  case 1:
+    if (p.group == 16)
+      return fusedTilesAvx2<1, 4, Bits, Scaling::Steps>(p, a, lda, kBegin,
+                                                        kEnd, n0, n1);
+    return fusedTilesAvx2<1, 2, Bits, kG>(p, a, lda, kBegin, kEnd, n0, n1);
+  case 2:
+    if (sums)
+      return fusedTilesAvx2<2, 1, Bits, kG>(p, a, lda, kBegin, kEnd, n0, n1);
+    return fusedTilesAvx2<2, 2, Bits, kW>(p, a, lda, kBegin, kEnd, n0, n1);
+  case 3:
+    return fusedTilesAvx2<3, 1, Bits, kW>(p, a, lda, kBegin, kEnd, n0, n1);
+  case 4:
+    return fusedTilesAvx2<4, 1, Bits, kW>(p, a, lda, kBegin, kEnd, n0, n1);
+  case 5:
+    return fusedTilesAvx2<5, 1, Bits, kW>(p, a, lda, kBegin, kEnd, n0, n1);
+  case 6:
+    return fusedTilesAvx2<6, 1, Bits, kW>(p, a, lda, kBegin, kEnd, n0, n1);
+  case 7:
+    return fusedTilesAvx2<7, 1, Bits, kW>(p, a, lda, kBegin, kEnd, n0, n1);
+  default:
+    return fusedTilesAvx2<8, 1, Bits, kW>(p, a, lda, kBegin, kEnd, n0, n1);
+  }
+}
+
+/// dequantRowScalar with 16 (4-bit) or 8 (8-bit) weights per step.
+KILN_TARGET_AVX2 void dequantRowAvx2(const QuantProblem &p, int64_t row,
+                                     int64_t k0, int64_t k1, float *out) {
+  const uint8_t *w = p.w + row * p.rowBytes;
+  const __m256i low4 = _mm256_set1_epi32(15);
+  for (int64_t kk = k0; kk < k1;) {
+    const int64_t g = kk / p.group;
+    const int64_t end = std::min(k1, (g + 1) * p.group);
+    const float sc = p.scales[row * p.groupsPerRow + g];
+    const int z = zeroPoint(p, row, g);
+    const __m256 s = _mm256_set1_ps(sc);
+    const __m256 zf = _mm256_set1_ps(static_cast<float>(z));
+    auto dequant = [&](__m256i q) KILN_TARGET_AVX2 {
+      return _mm256_mul_ps(_mm256_sub_ps(_mm256_cvtepi32_ps(q), zf), s);
+    };
+    if (p.bits == 4) {
+      for (; kk + 16 <= end; kk += 16) {
+        __m256i d = _mm256_cvtepu8_epi32(
+            _mm_loadl_epi64(reinterpret_cast<const __m128i *>(w + kk / 2)));
+        __m256 lo = dequant(_mm256_and_si256(d, low4));
+        __m256 hi = dequant(_mm256_srli_epi32(d, 4));
+        // [l0 h0 l1 h1 | l4 h4 l5 h5] and [l2 h2 l3 h3 | l6 h6 l7 h7].
+        __m256 u0 = _mm256_unpacklo_ps(lo, hi), u1 = _mm256_unpackhi_ps(lo, hi);
+        _mm256_storeu_ps(out + (kk - k0), _mm256_permute2f128_ps(u0, u1, 0x20));
+        _mm256_storeu_ps(out + (kk - k0) + 8,
+                         _mm256_permute2f128_ps(u0, u1, 0x31));
+      }
+    } else {
+      for (; kk + 8 <= end; kk += 8)
+        _mm256_storeu_ps(out + (kk - k0),
+                         dequant(_mm256_cvtepu8_epi32(_mm_loadl_epi64(
+                             reinterpret_cast<const __m128i *>(w + kk)))));
+    }
+    for (; kk < end; ++kk)
+      out[kk - k0] = static_cast<float>(weightQ(p, row, kk) - z) * sc;
+  }
+}
+
+KILN_TARGET_AVX2 void panelAvx2(const QuantProblem &p, int64_t n0,
+                                int64_t n1) {
+  panelRange<V8, 2, 4, dequantRowAvx2>(p, n0, n1);
+}
+
+const QuantKernels kAvx2Kernels = {16, fusedAvx2<4>, fusedAvx2<8>, panelAvx2};
+#endif // KILN_KERNELS_X86
+
+//===----------------------------------------------------------------------===//
+// Driver
+//===----------------------------------------------------------------------===//
+
+void matmulQuant(const QuantKernels &q, ThreadPool *pool,
+                 const QuantProblem &p) {
+  if (p.m <= 0 || p.n <= 0)
+    return;
+  if (p.k <= 0) {
+    for (int64_t i = 0; i < p.m; ++i)
+      std::fill(p.c + i * p.ldc, p.c + i * p.ldc + p.n, 0.0f);
+    return;
+  }
+  int64_t threads = pool ? pool->numThreads() : 1;
+  threads = std::max<int64_t>(
+      1, std::min(threads, 2 * p.m * p.n * p.k / kMinFlopsPerThread));
+  // A few ranges of whole units per thread, claimed dynamically.
+  const int64_t units = (p.n + kRowUnit - 1) / kRowUnit;
+  const int64_t chunk = std::max<int64_t>(1, units / (4 * threads));
+  auto forRows = [&](auto &&rows) {
+    auto range = [&](int64_t u0, int64_t u1) {
+      rows(u0 * kRowUnit, std::min(p.n, u1 * kRowUnit));
+    };
+    if (threads == 1)
+      range(0, units);
+    else
+      pool->parallelFor(units, range, chunk);
+  };
+
+  // The fused path wants whole unpack steps per group and, for 4-bit
+  // weights, at least one group of the even/odd copy of A per pass.
+  const int64_t fusedK =
+      p.bits == 4 ? kScratchFloats / p.m / p.group * p.group : p.k;
+  if (q.fusedStep > 0 && p.m <= kMaxFusedM && p.group % q.fusedStep == 0 &&
+      fusedK > 0) {
+    if (p.bits == 8) {
+      forRows([&](int64_t n0, int64_t n1) {
+        q.fused8(p, p.a, p.lda, 0, p.k, n0, n1);
+      });
+      return;
+    }
+    // Each pass copies a chunk of A (on this thread, into its scratch) and
+    // sweeps all of N over it; passes after the first add into C.
+    float *aPerm = tlsScratch;
+    for (int64_t k0 = 0; k0 < p.k; k0 += fusedK) {
+      const int64_t k1 = std::min(p.k, k0 + fusedK);
+      permuteA(p, k0, k1, q.fusedStep, aPerm);
+      forRows([&](int64_t n0, int64_t n1) {
+        q.fused4(p, aPerm, k1 - k0, k0, k1, n0, n1);
+      });
+    }
+    return;
+  }
+  forRows([&](int64_t n0, int64_t n1) { q.panel(p, n0, n1); });
+}
+
+} // namespace
+
+void matmulQuantF32(Isa isa, ThreadPool *pool, const float *a, int64_t lda,
+                    const uint8_t *b, const float *scales,
+                    const uint8_t *zeroPoints, float *c, int64_t ldc, int64_t m,
+                    int64_t n, int64_t k, int64_t group,
+                    int64_t bits) noexcept {
+  const QuantKernels *q = &kPortableKernels;
+#ifdef KILN_KERNELS_X86
+  // Groups of 16 (or 48, ...) are not whole AVX-512 steps: the AVX2 kernels,
+  // which every AVX-512 CPU runs, take them fused.
+  if (isa == Isa::Avx512 && group % kAvx512Kernels.fusedStep == 0)
+    q = &kAvx512Kernels;
+  else if (isa == Isa::Avx512 || isa == Isa::Avx2)
+    q = &kAvx2Kernels;
+#else
+  (void)isa;
+#endif
+  QuantProblem p{a,   lda, b, scales, zeroPoints, c, ldc, m, n, k, group, bits,
+                 0,   0};
+  if (k > 0) {
+    p.groupsPerRow = k / group;
+    p.rowBytes = bits == 4 ? k / 2 : k;
+  }
+  matmulQuant(*q, pool, p);
+}
+
+} // namespace kiln::kernels
+
+extern "C" void kiln_matmul_quant_f32(void *pool, const float *a, int64_t lda,
+                                      const uint8_t *b, const float *scales,
+                                      const uint8_t *zero_points, float *c,
+                                      int64_t ldc, int64_t m, int64_t n,
+                                      int64_t k, int64_t group, int64_t bits) {
+  kiln::kernels::matmulQuantF32(kiln::kernels::activeIsa(),
+                                static_cast<kiln::ThreadPool *>(pool), a, lda,
+                                b, scales, zero_points, c, ldc, m, n, k, group,
+                                bits);
+}
