@@ -33,8 +33,9 @@ tally "unit" $rc $(( ${n:-0} - ${f:-0} )) ${f:-1} 0
 
 # The runtime alone, without LLVM/MLIR: what a service links.
 RT_BUILD="$BUILD-runtime-only"
+# (ninja reports compile errors on stdout: kept, and shown on failure.)
 out=$( { cmake -G Ninja -S "$ROOT" -B "$RT_BUILD" -DKILN_BUILD_COMPILER=OFF >/dev/null &&
-         ninja -C "$RT_BUILD" >/dev/null && cd "$RT_BUILD" && ctest 2>&1; } 2>&1); rc=$?
+         ninja -C "$RT_BUILD" | { grep -v '^\[' || true; } && cd "$RT_BUILD" && ctest 2>&1; } 2>&1); rc=$?
 t=$(echo "$out" | sed -n 's/.*tests passed, \([0-9]*\) tests failed out of \([0-9]*\).*/\1 \2/p')
 f=${t%% *}; n=${t##* }
 [ $rc -eq 0 ] || echo "$out" | tail -n 20

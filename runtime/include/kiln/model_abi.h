@@ -115,7 +115,7 @@ typedef struct kiln_kernels {
   uint32_t size;        /**< sizeof(kiln_kernels) */
   kiln_matmul_fn *matmul_f32;
   kiln_attention_paged_fn *attention_paged_f32;
-  kiln_matmul_fn *matmul_bt_f32; /**< B stored [N][K] */
+  kiln_matmul_fn *matmul_bt_f32;          /**< B stored [N][K] */
   kiln_matmul_quant_fn *matmul_quant_f32; /**< 4/8-bit weights, fp32 math */
 } kiln_kernels;
 
