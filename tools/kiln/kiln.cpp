@@ -31,8 +31,8 @@ double seconds(Clock::time_point a, Clock::time_point b) {
 
 /// An opened artifact with an engine.
 struct Session {
-  kiln::Model model;
-  kiln::Engine engine;
+  kiln::api::Model model;
+  kiln::api::Engine engine;
   Session(const std::string &path, int threads, int64_t cacheTokens)
       : model(path), engine(model, {threads, cacheTokens}) {}
   const kiln_model_info &info() const { return model.info(); }
@@ -79,7 +79,7 @@ int runCommand(const std::string &path, const std::string &prompt,
   Session s(path, threads, cacheTokens);
   if (!*s.info().tokenizer_path)
     throw UsageError(path + " has no tokenizer.json");
-  kiln::Tokenizer tokenizer(s.info().tokenizer_path);
+  kiln::api::Tokenizer tokenizer(s.info().tokenizer_path);
   std::vector<int32_t> ids = tokenizer.encode(prompt);
   if (ids.empty())
     throw UsageError("the prompt is empty");
@@ -94,13 +94,13 @@ int runCommand(const std::string &path, const std::string &prompt,
   prefill(s, seq, ids, logits);
   auto t1 = Clock::now();
 
-  kiln::Detokenizer detokenizer(tokenizer);
+  kiln::api::Detokenizer detokenizer(tokenizer);
   auto emit = [](const std::string &text) {
     std::fwrite(text.data(), 1, text.size(), stdout);
     std::fflush(stdout);
   };
   int64_t generated = 0;
-  int32_t next = kiln::argmax(logits);
+  int32_t next = kiln::api::argmax(logits);
   std::string stop = "max tokens";
   while (generated < maxTokens) {
     if (s.model.isEos(next)) {
@@ -116,7 +116,7 @@ int runCommand(const std::string &path, const std::string &prompt,
       break;
     }
     s.engine.step({{seq, {next}}}, logits);
-    next = kiln::argmax(logits);
+    next = kiln::api::argmax(logits);
   }
   emit(detokenizer.finish());
   auto t2 = Clock::now();
@@ -154,13 +154,13 @@ int benchCommand(const std::string &path, int64_t promptLen, int64_t genLen,
     int64_t seq = s.engine.newSequence();
     auto t0 = Clock::now();
     prefill(s, seq, prompt, logits);
-    int32_t next = kiln::argmax(logits);
+    int32_t next = kiln::api::argmax(logits);
     auto t1 = Clock::now();
-    std::vector<kiln::SeqTokens> step = {{seq, {next}}};
+    std::vector<kiln::api::SeqTokens> step = {{seq, {next}}};
     for (int64_t g = 1; g < genLen; ++g) {
       step[0].tokens[0] = next;
       s.engine.step(step, logits);
-      next = kiln::argmax(logits);
+      next = kiln::api::argmax(logits);
     }
     auto t2 = Clock::now();
     s.engine.freeSequence(seq);
@@ -226,7 +226,7 @@ int main(int argc, char **argv) {
     if (run->parsed())
       return runCommand(path, prompt, maxTokens, threads, cacheTokens);
     return benchCommand(path, promptLen, genLen, threads, repeats);
-  } catch (const kiln::Error &e) {
+  } catch (const kiln::api::Error &e) {
     // The runtime's messages name the file, sequence or limit at fault.
     std::fprintf(stderr, "kiln: error: %s\n", e.message().c_str());
     return 1;

@@ -12,14 +12,16 @@
 //    the C call reports KILN_ERROR_BUFFER_TOO_SMALL.
 //
 // An Engine keeps a pointer to its Model: the Model must outlive it.
+// Everything is in namespace kiln::api (the runtime's own C++ internals
+// live in namespace kiln and are not part of the interface).
 //
-//   kiln::Model model("smollm2.kiln");
-//   kiln::Engine engine(model);
-//   kiln::Tokenizer tok(model.info().tokenizer_path);
+//   kiln::api::Model model("smollm2.kiln");
+//   kiln::api::Engine engine(model);
+//   kiln::api::Tokenizer tok(model.info().tokenizer_path);
 //   int64_t seq = engine.newSequence();
 //   std::vector<int32_t> ids = tok.encode("The capital of France is");
 //   std::vector<float> logits = engine.step({{seq, ids}});
-//   int32_t next = kiln::argmax(logits);
+//   int32_t next = kiln::api::argmax(logits);
 //
 //===----------------------------------------------------------------------===//
 
@@ -35,7 +37,7 @@
 #include <utility>
 #include <vector>
 
-namespace kiln {
+namespace kiln::api {
 
 /// A failed kiln call: its status and message. what() is "call: message".
 class Error : public std::runtime_error {
@@ -294,6 +296,6 @@ inline int32_t argmax(const std::vector<float> &logits) {
   return kiln_argmax(logits.data(), static_cast<int64_t>(logits.size()));
 }
 
-} // namespace kiln
+} // namespace kiln::api
 
 #endif // KILN_KILN_HPP

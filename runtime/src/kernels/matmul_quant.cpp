@@ -1,44 +1,54 @@
 //===- matmul_quant.cpp - C = A * W^T for a 4- or 8-bit grouped weight ----===//
 //
 // W is [N][K] unsigned integers with a scale and a zero point per (row,
-// group of K); the math is fp32: every weight becomes the float
-// (q - zp) * scale, computed as fma(q, scale, -zp * scale), and is
-// multiplied by A in fp32. Two paths:
+// group of K), and the math is fp32: every weight is the float
+// (q - zp) * scale, A is not quantized. Two paths.
 //
-// Fused (decode, M <= 8, the group a whole number of unpack steps, x86).
-// A GEMV bound by memory bandwidth: the point of 4-bit weights is reading an
-// eighth of the bytes, so nothing but the packed weight is streamed. A tile
-// of NJ consecutive rows of W times all M rows of A keeps M x NJ vector
-// accumulators along K. For each group the tile broadcasts the rows'
-// scales and biases (-zp * scale, prepared 16 groups at a time); each step
-// zero-extends 16 bytes of a row to 16 dwords (vpmovzxbd), takes the low
-// nibbles (an AND) and the high ones (a shift), converts both to float and
-// dequantizes them with one FMA each, then adds them times M rows of A.
-// The low nibbles are the even k and the high ones the odd k of 32
-// consecutive k, so for 4-bit weights the caller first copies A once into
-// an "even/odd" order (each block of 32 floats becomes its 16 even then its
-// 16 odd elements; 16-float blocks for AVX2): the weights are then used in
-// the order they unpack in, with no shuffle per weight. That copy lives in
-// a thread-local buffer of the calling thread, so for long K it is made one
-// chunk of K at a time and each chunk is one parallel pass over N that adds
-// into C. 8-bit weights unpack in order and read A in place. Reductions of
-// the accumulators to C happen once per tile, all NJ of a row of A at once.
+// Fused (decode: M <= 8, x86, the group a whole number of 32-k AVX-512 or
+// 16-k AVX2 steps). A GEMV reads each weight once, and the point of 4-bit
+// weights is reading an eighth of fp32's bytes, so the packed weight is
+// streamed and unpacked in registers. A tile of NJ consecutive rows of W
+// times all M rows of A keeps M x NJ vector accumulators along K. A step
+// zero-extends 16 bytes of a row to 16 dwords (vpmovzxbd) and turns them
+// into exact floats with logic ops: the float with bits 0x4B000000 | q is
+// 2^23 + q, so (d & 0x0F) | 0x4B000000 minus (2^23 + zp) is q - zp for the
+// low nibbles (the even k) and (d & 0xF0) | 0x4B000000 minus
+// (2^23 + 16 zp) is 16 (q - zp) for the high ones (the odd k). This core
+// sustains about two FP/shuffle/convert zmm ops per cycle but more logic
+// ops, and a shift plus two int-to-float conversions per step cost 25%
+// more time at M = 1 (measured). For 4-bit weights the caller copies A
+// once into the order the weights unpack in: each block of 32 floats (16
+// for AVX2) becomes its even then its odd elements, the odd ones divided by
+// 16 (exact). That copy lives in a thread-local buffer of the calling
+// thread, so for long K it is made one chunk of K at a time and each chunk
+// is one parallel pass over N that adds into C. 8-bit weights unpack in
+// order and read A in place. Scales are applied one of three ways (see
+// Scaling): per weight vector when M is large against the group, else once
+// per group on a sum of a * (q - zp). Tiles prefetch their rows a line at a
+// time, a tile ahead: the hardware prefetchers alone keep too few of NJ
+// side-by-side streams in flight from DRAM.
 //
-// Panel (prefill, and any case the fused path does not take). Each thread
-// dequantizes NB rows of W by blocks of up to 2048 k into a thread-local
-// fp32 panel (32 KB, L1) and runs every row of A over it with a
-// register-blocked dot-product tile (NI rows of A x NB rows of the panel,
-// vector accumulators along K, one transposing reduction per tile), so each
-// weight is unpacked once however large M is. The tile is written once over
-// GCC vector types and compiled per instruction set, like matmul_bt_f32.
+// Panel (prefill, M > 8, and anything the fused path does not take). Rows of
+// W are dequantized once per call into a thread-local fp32 panel that every
+// row of A then runs over, so each weight is unpacked once however large M
+// is. AVX-512 transposes 32 rows x 128 k into a [k][32] panel (16 x 16
+// register transposes) and runs matmul.cpp's 8 x 32 broadcast microkernel
+// over it; AVX2 and portable run a dot-product tile (2 rows of A x 4 rows of
+// the panel, vector accumulators along K, one transposing reduction per
+// tile) written once over GCC vector types, like matmul_bt_f32.
 //
-//   ISA        fused tile        panel tile (NI x NB)
-//   avx512     M x 8..2 zmm      4 x 4 zmm
-//   avx2       M x 4..1 ymm      2 x 4 ymm
-//   portable   (panel only)      2 x 4 xmm (the baseline's vectors)
+//   ISA        fused tile (M x NJ)    panel
+//   avx512     M x 8..2 zmm           32 rows, 8 x 32 broadcast tile
+//   avx2       M x 4..1 ymm           4 rows, 2 x 4 dot tile
+//   portable   (panel only)           4 rows, 2 x 4 dot tile (xmm)
 //
-// Threads own ranges of whole 8-row units of N (a few per thread, claimed
-// dynamically), so every output element is written by exactly one thread.
+// An AVX-512 call whose group is not a multiple of 32 (16, 48, ...) runs
+// the AVX2 kernels, which every AVX-512 CPU has. Groups that are no whole
+// step of either (2, 6, ...) take the panel path at any M.
+//
+// Threads own ranges of whole 8-row units of N (32 for the AVX-512 panel),
+// a few per thread claimed dynamically, so every output element is written
+// by exactly one thread.
 //
 //===----------------------------------------------------------------------===//
 
@@ -61,7 +71,8 @@
 namespace kiln::kernels {
 namespace {
 
-/// Rows of W a thread's range is made of; every tile height divides it.
+/// Rows of W a thread's range is made of; fused tile heights divide it, so
+/// only the end of N has a ragged tile.
 constexpr int64_t kRowUnit = 8;
 /// The fused path handles at most this many rows of A.
 constexpr int64_t kMaxFusedM = 8;
@@ -73,11 +84,6 @@ constexpr int64_t kPanelMaxK = 2048;
 /// Below this many flops per thread, waking threads costs more than it
 /// saves.
 constexpr int64_t kMinFlopsPerThread = 1 << 16;
-/// How far ahead in a row of W the fused path prefetches, in bytes. The
-/// tiles read NJ rows side by side, and the hardware prefetchers alone keep
-/// too few of those streams' lines in flight from DRAM (half the bandwidth,
-/// measured).
-constexpr int64_t kPrefetchBytes = 1024;
 
 alignas(64) thread_local float tlsScratch[kScratchFloats];
 
@@ -147,8 +153,25 @@ void permuteA(const QuantProblem &p, int64_t k0, int64_t k1, int64_t block,
 // Generic vector helpers (GCC vector types, compiled per instruction set)
 //===----------------------------------------------------------------------===//
 
-template <int W>
-using Vec = float __attribute__((vector_size(W * sizeof(float))));
+// GCC drops vector_size on a dependent alias template, so each width is
+// spelled out (Vec<1> is a plain float, for the width-1 reductions).
+template <int W> struct VecOf;
+template <> struct VecOf<1> {
+  typedef float type;
+};
+template <> struct VecOf<2> {
+  typedef float type __attribute__((vector_size(8)));
+};
+template <> struct VecOf<4> {
+  typedef float type __attribute__((vector_size(16)));
+};
+template <> struct VecOf<8> {
+  typedef float type __attribute__((vector_size(32)));
+};
+template <> struct VecOf<16> {
+  typedef float type __attribute__((vector_size(64)));
+};
+template <int W> using Vec = typename VecOf<W>::type;
 typedef Vec<16> V16;
 typedef Vec<8> V8;
 typedef Vec<4> V4;
@@ -264,11 +287,11 @@ KILN_INLINE void panelRange(const QuantProblem &p, int64_t n0, int64_t n1) {
       float *c = p.c + nb;
       int64_t i = 0;
       for (; i + NI <= p.m; i += NI)
-        panelTile<V, NI, NB>(a + i * p.lda, p.lda, wd, kcMax, nj,
-                             c + i * p.ldc, p.ldc, kc, k0 > 0);
+        panelTile<V, NI, NB>(a + i * p.lda, p.lda, wd, kcMax, nj, c + i * p.ldc,
+                             p.ldc, kc, k0 > 0);
       for (; i < p.m; ++i)
-        panelTile<V, 1, NB>(a + i * p.lda, p.lda, wd, kcMax, nj,
-                            c + i * p.ldc, p.ldc, kc, k0 > 0);
+        panelTile<V, 1, NB>(a + i * p.lda, p.lda, wd, kcMax, nj, c + i * p.ldc,
+                            p.ldc, kc, k0 > 0);
     }
   }
 }
@@ -289,38 +312,53 @@ struct QuantKernels {
   int64_t fusedStep;
   FusedFn fused4, fused8;
   PanelFn panel;
+  /// Rows of W the panel path takes at a time; thread ranges are multiples.
+  int64_t panelRows;
 };
 
 void panelPortable(const QuantProblem &p, int64_t n0, int64_t n1) {
   panelRange<V4, 2, 4, dequantRowScalar>(p, n0, n1);
 }
 
-const QuantKernels kPortableKernels = {0, nullptr, nullptr, panelPortable};
+const QuantKernels kPortableKernels = {0, nullptr, nullptr, panelPortable,
+                                       kRowUnit};
 
 #ifdef KILN_KERNELS_X86
 //===----------------------------------------------------------------------===//
-// AVX-512F
+// x86 helpers
 //===----------------------------------------------------------------------===//
 
+/// How far ahead the fused path prefetches W. Its tiles read NJ rows side
+/// by side, and the hardware prefetchers alone keep too few of those
+/// streams' lines in flight from DRAM (4096 x 4096, one thread: 14 GB/s
+/// instead of 24, measured). A tile prefetches the same k of the next
+/// tile's rows when a tile spans at most kPrefetchTileBytes, else
+/// kPrefetchBytes ahead in its own rows (farther was slower: L1 evictions).
+constexpr int64_t kPrefetchTileBytes = 32 << 10;
+constexpr int64_t kPrefetchBytes = 1024;
+
 /// Prefetches rows w0 + j * rowBytes (j < NJ) ahead of k, once per cache
-/// line: kPrefetchBytes ahead in the row, or where a row is shorter than
-/// twice that, the same k of the next tile's rows.
+/// line (see kPrefetchTileBytes).
 template <int NJ, int Bits>
 KILN_INLINE void prefetchRows(const uint8_t *w0, int64_t rowBytes, int64_t k) {
   const int64_t offset = k * Bits / 8;
   if (offset % 64 != 0)
     return;
+  const int64_t tileBytes = NJ * rowBytes;
   const uint8_t *p =
       w0 + offset +
-      (rowBytes >= 2 * kPrefetchBytes ? kPrefetchBytes : NJ * rowBytes);
+      (tileBytes <= kPrefetchTileBytes ? tileBytes : kPrefetchBytes);
   for (int j = 0; j < NJ; ++j)
-    _mm_prefetch(reinterpret_cast<const char *>(p + j * rowBytes),
-                 _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char *>(p + j * rowBytes), _MM_HINT_T0);
 }
 
 /// The float whose bits are 0x4B000000 | q is 2^23 + q exactly for q < 2^23.
 constexpr float kMagic = 8388608.0f;
 constexpr int32_t kMagicBits = 0x4B000000;
+
+//===----------------------------------------------------------------------===//
+// AVX-512F
+//===----------------------------------------------------------------------===//
 
 /// The fused path's per-group constants of `row` for groups g0 .. g0 +
 /// count (count <= 16): lo = 2^23 + zp and hi = 2^23 + 16 zp for 4-bit
@@ -366,10 +404,9 @@ enum class Scaling {
 /// the float with bits 0x4B000000 | q is 2^23 + q, and o0 / o1 hold
 /// 2^23 + zp / 2^23 + 16 zp.
 template <int Bits>
-KILN_TARGET_AVX512 KILN_INLINE void unpackAvx512(const uint8_t *w, int64_t kk,
-                                                 const __m512 &o0,
-                                                 const __m512 &o1, __m512 &w0,
-                                                 __m512 &w1) {
+KILN_TARGET_AVX512 KILN_INLINE void
+unpackAvx512(const uint8_t *w, int64_t kk, const __m512 &o0, const __m512 &o1,
+             __m512 &w0, __m512 &w1) {
   const __m512i magic = _mm512_set1_epi32(kMagicBits);
   __m512i b0, b1;
   if constexpr (Bits == 4) {
@@ -422,15 +459,12 @@ KILN_TARGET_AVX512 void fusedTileAvx512(const QuantProblem &p, const float *a,
         prefetchRows<NJ, Bits>(wBase, rowBytes, k0);
         for (int j = 0; j < NJ; ++j) {
           __m512 w0, w1;
-          if (p.zp)
-            unpackAvx512<Bits>(wBase + j * rowBytes, k0, _mm512_set1_ps(offLo[j][gi]),
-                               _mm512_set1_ps(offHi[j][gi]), w0, w1);
-          else
-            unpackAvx512<Bits>(wBase + j * rowBytes, k0, _mm512_set1_ps(offLo[0][0]),
-                               _mm512_set1_ps(offHi[0][0]), w0, w1);
+          unpackAvx512<Bits>(wBase + j * rowBytes, k0,
+                             _mm512_set1_ps(offLo[j][gi]),
+                             _mm512_set1_ps(offHi[j][gi]), w0, w1);
           __m512 t = _mm512_fmadd_ps(a1, w1, _mm512_mul_ps(a0, w0));
-          acc[0][j] =
-              _mm512_fmadd_ps(_mm512_set1_ps(sBase[j * gpr + gb + gi]), t, acc[0][j]);
+          acc[0][j] = _mm512_fmadd_ps(_mm512_set1_ps(sBase[j * gpr + gb + gi]),
+                                      t, acc[0][j]);
         }
         continue;
       }
@@ -537,8 +571,8 @@ KILN_TARGET_AVX512 void dequantRowAvx512(const QuantProblem &p, int64_t row,
   // Interleave the low (even k) and high (odd k) nibbles back into order.
   const __m512i first =
       _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-  const __m512i second = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12,
-                                           28, 13, 29, 14, 30, 15, 31);
+  const __m512i second = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28,
+                                           13, 29, 14, 30, 15, 31);
   for (int64_t kk = k0; kk < k1;) {
     const int64_t g = kk / p.group;
     const int64_t end = std::min(k1, (g + 1) * p.group);
@@ -556,7 +590,8 @@ KILN_TARGET_AVX512 void dequantRowAvx512(const QuantProblem &p, int64_t row,
             _mm_loadu_si128(reinterpret_cast<const __m128i *>(w + kk / 2)));
         __m512 lo = dequant(_mm512_and_si512(d, low4));
         __m512 hi = dequant(_mm512_srli_epi32(d, 4));
-        _mm512_storeu_ps(out + (kk - k0), _mm512_permutex2var_ps(lo, first, hi));
+        _mm512_storeu_ps(out + (kk - k0),
+                         _mm512_permutex2var_ps(lo, first, hi));
         _mm512_storeu_ps(out + (kk - k0) + 16,
                          _mm512_permutex2var_ps(lo, second, hi));
       }
@@ -565,7 +600,8 @@ KILN_TARGET_AVX512 void dequantRowAvx512(const QuantProblem &p, int64_t row,
             _mm_loadl_epi64(reinterpret_cast<const __m128i *>(w + kk / 2)));
         __m512 lo = dequant(_mm512_and_si512(d, low4));
         __m512 hi = dequant(_mm512_srli_epi32(d, 4));
-        _mm512_storeu_ps(out + (kk - k0), _mm512_permutex2var_ps(lo, first, hi));
+        _mm512_storeu_ps(out + (kk - k0),
+                         _mm512_permutex2var_ps(lo, first, hi));
       }
     } else {
       for (; kk + 16 <= end; kk += 16)
@@ -578,13 +614,123 @@ KILN_TARGET_AVX512 void dequantRowAvx512(const QuantProblem &p, int64_t row,
   }
 }
 
+/// dst[p][0:16] = src[0:16][p] for p < 16; src rows lds apart, dst rows
+/// ldd apart.
+KILN_TARGET_AVX512 KILN_INLINE void
+transpose16x16(const float *src, int64_t lds, float *dst, int64_t ldd) {
+  __m512 r[16], t[16];
+  for (int i = 0; i < 16; ++i)
+    r[i] = _mm512_loadu_ps(src + i * lds);
+  // Pairs of rows interleaved, then quads within each 128-bit lane: r[4q +
+  // c] holds, per lane l, column 4l + c of rows 4q .. 4q + 3.
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int q = 0; q < 16; q += 4) {
+    r[q] = _mm512_shuffle_ps(t[q], t[q + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    r[q + 1] = _mm512_shuffle_ps(t[q], t[q + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    r[q + 2] = _mm512_shuffle_ps(t[q + 1], t[q + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    r[q + 3] = _mm512_shuffle_ps(t[q + 1], t[q + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  // Then the 128-bit lanes: columns c and c + 8 of rows 0..7, then of all.
+  for (int c = 0; c < 4; ++c) {
+    t[c] = _mm512_shuffle_f32x4(r[c], r[c + 4], 0x88);
+    t[c + 4] = _mm512_shuffle_f32x4(r[c], r[c + 4], 0xDD);
+    t[c + 8] = _mm512_shuffle_f32x4(r[c + 8], r[c + 12], 0x88);
+    t[c + 12] = _mm512_shuffle_f32x4(r[c + 8], r[c + 12], 0xDD);
+  }
+  for (int c = 0; c < 8; ++c) {
+    _mm512_storeu_ps(dst + c * ldd, _mm512_shuffle_f32x4(t[c], t[c + 8], 0x88));
+    _mm512_storeu_ps(dst + (c + 8) * ldd,
+                     _mm512_shuffle_f32x4(t[c], t[c + 8], 0xDD));
+  }
+}
+
+/// Lanes [0, count) set, count clamped to [0, 16].
+inline __mmask16 mask16(int64_t count) {
+  if (count >= 16)
+    return 0xFFFF;
+  return count <= 0 ? 0 : static_cast<__mmask16>((1u << count) - 1);
+}
+
+/// C[0:MR][0:nValid] (+)= A[0:MR][0:kc] * panel[0:kc][0:32]: MR rows of A
+/// broadcast against two vectors of the panel per k, matmul.cpp's AVX-512
+/// microkernel.
+template <int MR>
+KILN_TARGET_AVX512 void
+packedTileAvx512(int64_t kc, const float *a, int64_t lda, const float *panel,
+                 float *c, int64_t ldc, int64_t nValid, bool accumulate) {
+  __m512 acc0[MR], acc1[MR];
+  for (int i = 0; i < MR; ++i)
+    acc0[i] = acc1[i] = _mm512_setzero_ps();
+  for (int64_t p = 0; p < kc; ++p) {
+    __m512 b0 = _mm512_loadu_ps(panel + p * 32);
+    __m512 b1 = _mm512_loadu_ps(panel + p * 32 + 16);
+    for (int i = 0; i < MR; ++i) {
+      __m512 ai = _mm512_set1_ps(a[i * lda + p]);
+      acc0[i] = _mm512_fmadd_ps(ai, b0, acc0[i]);
+      acc1[i] = _mm512_fmadd_ps(ai, b1, acc1[i]);
+    }
+  }
+  __mmask16 m0 = mask16(nValid), m1 = mask16(nValid - 16);
+  for (int i = 0; i < MR; ++i) {
+    float *ci = c + i * ldc;
+    if (accumulate) {
+      acc0[i] = _mm512_add_ps(acc0[i], _mm512_maskz_loadu_ps(m0, ci));
+      acc1[i] = _mm512_add_ps(acc1[i], _mm512_maskz_loadu_ps(m1, ci + 16));
+    }
+    _mm512_mask_storeu_ps(ci, m0, acc0[i]);
+    _mm512_mask_storeu_ps(ci + 16, m1, acc1[i]);
+  }
+}
+
+using PackedTileFn = void (*)(int64_t, const float *, int64_t, const float *,
+                              float *, int64_t, int64_t, bool);
+
+/// The panel path for AVX-512: 32 rows of W at a time, dequantized by
+/// blocks of 128 k and transposed to a [k][32] panel, which every block of 8
+/// rows of A runs over.
 KILN_TARGET_AVX512 void panelAvx512(const QuantProblem &p, int64_t n0,
                                     int64_t n1) {
-  panelRange<V16, 4, 4, dequantRowAvx512>(p, n0, n1);
+  constexpr int64_t kNr = 32, kKc = 128;
+  static_assert(2 * kNr * kKc <= kScratchFloats, "scratch too small");
+  static const PackedTileFn tiles[9] = {nullptr,
+                                        packedTileAvx512<1>,
+                                        packedTileAvx512<2>,
+                                        packedTileAvx512<3>,
+                                        packedTileAvx512<4>,
+                                        packedTileAvx512<5>,
+                                        packedTileAvx512<6>,
+                                        packedTileAvx512<7>,
+                                        packedTileAvx512<8>};
+  float *rows = tlsScratch, *panel = tlsScratch + kNr * kKc;
+  for (int64_t nb = n0; nb < n1; nb += kNr) {
+    const int64_t nValid = std::min(kNr, n1 - nb);
+    for (int64_t k0 = 0; k0 < p.k; k0 += kKc) {
+      const int64_t kc = std::min(kKc, p.k - k0);
+      const int64_t kcPad = (kc + 15) / 16 * 16;
+      for (int64_t j = 0; j < nValid; ++j) {
+        float *r = rows + j * kKc;
+        dequantRowAvx512(p, nb + j, k0, k0 + kc, r);
+        std::fill(r + kc, r + kcPad, 0.0f);
+      }
+      // Rows past nValid hold earlier rows' values: their columns are
+      // computed but never stored.
+      for (int64_t h = 0; h < nValid; h += 16)
+        for (int64_t pb = 0; pb < kcPad; pb += 16)
+          transpose16x16(rows + h * kKc + pb, kKc, panel + pb * kNr + h, kNr);
+      for (int64_t i = 0; i < p.m; i += 8) {
+        const int64_t mr = std::min<int64_t>(8, p.m - i);
+        tiles[mr](kc, p.a + i * p.lda + k0, p.lda, panel, p.c + i * p.ldc + nb,
+                  p.ldc, nValid, k0 > 0);
+      }
+    }
+  }
 }
 
 const QuantKernels kAvx512Kernels = {32, fusedAvx512<4>, fusedAvx512<8>,
-                                     panelAvx512};
+                                     panelAvx512, 32};
 
 //===----------------------------------------------------------------------===//
 // AVX2 + FMA
@@ -593,8 +739,7 @@ const QuantKernels kAvx512Kernels = {32, fusedAvx512<4>, fusedAvx512<8>,
 /// offsetsAvx512 for up to 8 groups.
 KILN_TARGET_AVX2 KILN_INLINE void offsetsAvx2(const QuantProblem &p,
                                               int64_t row, int64_t g0,
-                                              int count, float *lo,
-                                              float *hi) {
+                                              int count, float *lo, float *hi) {
   for (int i = 0; i < count; ++i) {
     float z = static_cast<float>(zeroPoint(p, row, g0 + i));
     lo[i] = kMagic + z;
@@ -658,11 +803,12 @@ KILN_TARGET_AVX2 void fusedTileAvx2(const QuantProblem &p, const float *a,
         prefetchRows<NJ, Bits>(wBase, rowBytes, k0);
         for (int j = 0; j < NJ; ++j) {
           __m256 w0, w1;
-          unpackAvx2<Bits>(wBase + j * rowBytes, k0, _mm256_set1_ps(offLo[j][gi]),
+          unpackAvx2<Bits>(wBase + j * rowBytes, k0,
+                           _mm256_set1_ps(offLo[j][gi]),
                            _mm256_set1_ps(offHi[j][gi]), w0, w1);
           __m256 t = _mm256_fmadd_ps(a1, w1, _mm256_mul_ps(a0, w0));
-          acc[0][j] =
-              _mm256_fmadd_ps(_mm256_set1_ps(sBase[j * gpr + gb + gi]), t, acc[0][j]);
+          acc[0][j] = _mm256_fmadd_ps(_mm256_set1_ps(sBase[j * gpr + gb + gi]),
+                                      t, acc[0][j]);
         }
         continue;
       }
@@ -732,8 +878,8 @@ KILN_TARGET_AVX2 void fusedAvx2(const QuantProblem &p, const float *a,
   switch (p.m) {
   case 1:
     if (p.group == 16)
-      return fusedTilesAvx2<1, 4, Bits, Scaling::Steps>(p, a, lda, kBegin,
-                                                        kEnd, n0, n1);
+      return fusedTilesAvx2<1, 4, Bits, Scaling::Steps>(p, a, lda, kBegin, kEnd,
+                                                        n0, n1);
     return fusedTilesAvx2<1, 2, Bits, kG>(p, a, lda, kBegin, kEnd, n0, n1);
   case 2:
     if (sums)
@@ -792,12 +938,12 @@ KILN_TARGET_AVX2 void dequantRowAvx2(const QuantProblem &p, int64_t row,
   }
 }
 
-KILN_TARGET_AVX2 void panelAvx2(const QuantProblem &p, int64_t n0,
-                                int64_t n1) {
+KILN_TARGET_AVX2 void panelAvx2(const QuantProblem &p, int64_t n0, int64_t n1) {
   panelRange<V8, 2, 4, dequantRowAvx2>(p, n0, n1);
 }
 
-const QuantKernels kAvx2Kernels = {16, fusedAvx2<4>, fusedAvx2<8>, panelAvx2};
+const QuantKernels kAvx2Kernels = {16, fusedAvx2<4>, fusedAvx2<8>, panelAvx2,
+                                   kRowUnit};
 #endif // KILN_KERNELS_X86
 
 //===----------------------------------------------------------------------===//
@@ -816,17 +962,18 @@ void matmulQuant(const QuantKernels &q, ThreadPool *pool,
   int64_t threads = pool ? pool->numThreads() : 1;
   threads = std::max<int64_t>(
       1, std::min(threads, 2 * p.m * p.n * p.k / kMinFlopsPerThread));
-  // A few ranges of whole units per thread, claimed dynamically.
-  const int64_t units = (p.n + kRowUnit - 1) / kRowUnit;
-  const int64_t chunk = std::max<int64_t>(1, units / (4 * threads));
-  auto forRows = [&](auto &&rows) {
+  // A few ranges of whole units of `unit` rows per thread, claimed
+  // dynamically.
+  auto forRows = [&](int64_t unit, auto &&rows) {
+    const int64_t units = (p.n + unit - 1) / unit;
     auto range = [&](int64_t u0, int64_t u1) {
-      rows(u0 * kRowUnit, std::min(p.n, u1 * kRowUnit));
+      rows(u0 * unit, std::min(p.n, u1 * unit));
     };
     if (threads == 1)
       range(0, units);
     else
-      pool->parallelFor(units, range, chunk);
+      pool->parallelFor(units, range,
+                        std::max<int64_t>(1, units / (4 * threads)));
   };
 
   // The fused path wants whole unpack steps per group and, for 4-bit
@@ -836,7 +983,7 @@ void matmulQuant(const QuantKernels &q, ThreadPool *pool,
   if (q.fusedStep > 0 && p.m <= kMaxFusedM && p.group % q.fusedStep == 0 &&
       fusedK > 0) {
     if (p.bits == 8) {
-      forRows([&](int64_t n0, int64_t n1) {
+      forRows(kRowUnit, [&](int64_t n0, int64_t n1) {
         q.fused8(p, p.a, p.lda, 0, p.k, n0, n1);
       });
       return;
@@ -847,13 +994,13 @@ void matmulQuant(const QuantKernels &q, ThreadPool *pool,
     for (int64_t k0 = 0; k0 < p.k; k0 += fusedK) {
       const int64_t k1 = std::min(p.k, k0 + fusedK);
       permuteA(p, k0, k1, q.fusedStep, aPerm);
-      forRows([&](int64_t n0, int64_t n1) {
+      forRows(kRowUnit, [&](int64_t n0, int64_t n1) {
         q.fused4(p, aPerm, k1 - k0, k0, k1, n0, n1);
       });
     }
     return;
   }
-  forRows([&](int64_t n0, int64_t n1) { q.panel(p, n0, n1); });
+  forRows(q.panelRows, [&](int64_t n0, int64_t n1) { q.panel(p, n0, n1); });
 }
 
 } // namespace
@@ -874,8 +1021,8 @@ void matmulQuantF32(Isa isa, ThreadPool *pool, const float *a, int64_t lda,
 #else
   (void)isa;
 #endif
-  QuantProblem p{a,   lda, b, scales, zeroPoints, c, ldc, m, n, k, group, bits,
-                 0,   0};
+  QuantProblem p{a, lda, b, scales, zeroPoints, c, ldc,
+                 m, n,   k, group,  bits,       0, 0};
   if (k > 0) {
     p.groupsPerRow = k / group;
     p.rowBytes = bits == 4 ? k / 2 : k;
@@ -890,8 +1037,7 @@ extern "C" void kiln_matmul_quant_f32(void *pool, const float *a, int64_t lda,
                                       const uint8_t *zero_points, float *c,
                                       int64_t ldc, int64_t m, int64_t n,
                                       int64_t k, int64_t group, int64_t bits) {
-  kiln::kernels::matmulQuantF32(kiln::kernels::activeIsa(),
-                                static_cast<kiln::ThreadPool *>(pool), a, lda,
-                                b, scales, zero_points, c, ldc, m, n, k, group,
-                                bits);
+  kiln::kernels::matmulQuantF32(
+      kiln::kernels::activeIsa(), static_cast<kiln::ThreadPool *>(pool), a, lda,
+      b, scales, zero_points, c, ldc, m, n, k, group, bits);
 }

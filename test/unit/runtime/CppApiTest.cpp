@@ -1,7 +1,7 @@
 //===- CppApiTest.cpp - kiln.hpp, the C++ wrapper -------------------------===//
 //
 // The wrapper adds no behaviour, so these check what it does add: errors as
-// kiln::Error with the C status and message, buffers grown on
+// kiln::api::Error with the C status and message, buffers grown on
 // KILN_ERROR_BUFFER_TOO_SMALL, and results equal to the C calls'. Running a
 // model through it is covered by the `kiln` tool, which is written on it
 // (test/tools/kiln, scripts/models/check_default_model.sh).
@@ -21,9 +21,9 @@ std::string fixtureTokenizer() {
 
 TEST(CppApi, MissingArtifactThrowsWithStatusAndMessage) {
   try {
-    kiln::Model model("/nonexistent/model.kiln");
+    kiln::api::Model model("/nonexistent/model.kiln");
     FAIL() << "opening a missing artifact did not throw";
-  } catch (const kiln::Error &e) {
+  } catch (const kiln::api::Error &e) {
     EXPECT_EQ(e.status(), KILN_ERROR_NOT_FOUND);
     EXPECT_EQ(e.call(), "kiln_model_open");
     EXPECT_NE(e.message().find("/nonexistent/model.kiln"), std::string::npos)
@@ -33,11 +33,12 @@ TEST(CppApi, MissingArtifactThrowsWithStatusAndMessage) {
 }
 
 TEST(CppApi, MissingTokenizerThrows) {
-  EXPECT_THROW(kiln::Tokenizer("/nonexistent/tokenizer.json"), kiln::Error);
+  EXPECT_THROW(kiln::api::Tokenizer("/nonexistent/tokenizer.json"),
+               kiln::api::Error);
 }
 
 TEST(CppApi, TokenizerMatchesTheCApi) {
-  kiln::Tokenizer tok(fixtureTokenizer());
+  kiln::api::Tokenizer tok(fixtureTokenizer());
   // Long enough that a first guess at the buffer size would not do for
   // decoding; with emoji and a whitespace run.
   std::string text = "hello world  \xF0\x9F\x98\x80 ";
@@ -57,15 +58,15 @@ TEST(CppApi, TokenizerMatchesTheCApi) {
   EXPECT_EQ(tok.vocabSize(), kiln_tokenizer_vocab_size(tok.get()));
   std::string first = tok.idToToken(ids[0]);
   EXPECT_EQ(tok.tokenToId(first), ids[0]);
-  EXPECT_THROW(tok.idToToken(-1), kiln::Error);
+  EXPECT_THROW(tok.idToToken(-1), kiln::api::Error);
 }
 
 TEST(CppApi, DetokenizerStreamsWhatDecodeReturns) {
-  kiln::Tokenizer tok(fixtureTokenizer());
+  kiln::api::Tokenizer tok(fixtureTokenizer());
   // A 4-byte emoji split over byte tokens: nothing half-way.
   std::string text = "a\xF0\x9F\x98\x80 b \xE4\xB8\xAD";
   std::vector<int32_t> ids = tok.encode(text);
-  kiln::Detokenizer det(tok);
+  kiln::api::Detokenizer det(tok);
   std::string streamed;
   for (int32_t id : ids) {
     std::string piece = det.push(id);

@@ -491,14 +491,13 @@ void checkQuantMatmul(const QuantWeight &w, int64_t m, int64_t pad,
           " K=" + std::to_string(w.k) + " pad=" + std::to_string(pad) +
           " threads=" + std::to_string(pool ? pool->numThreads() : 0);
       if (variant < isas.size())
-        kiln::kernels::matmulQuantF32(isas[variant], pool, a.data(), lda,
-                                      w.q.data(), w.scales.data(),
-                                      w.zeroPointData(), c.data(), ldc, m,
-                                      w.n, w.k, w.group, w.bits);
+        kiln::kernels::matmulQuantF32(
+            isas[variant], pool, a.data(), lda, w.q.data(), w.scales.data(),
+            w.zeroPointData(), c.data(), ldc, m, w.n, w.k, w.group, w.bits);
       else
         kiln_cpu_kernels()->matmul_quant_f32(
-            pool, a.data(), lda, w.q.data(), w.scales.data(),
-            w.zeroPointData(), c.data(), ldc, m, w.n, w.k, w.group, w.bits);
+            pool, a.data(), lda, w.q.data(), w.scales.data(), w.zeroPointData(),
+            c.data(), ldc, m, w.n, w.k, w.group, w.bits);
       expectQuantMatmul(a, lda, w, c, ldc, m, what);
     }
   }
@@ -628,8 +627,8 @@ TEST(KernelsQuantMatmul, HandWorkedExample) {
   const float scales[2] = {0.5f, 2.0f}, a[2] = {1.0f, 2.0f};
   for (Isa isa : supportedIsas()) {
     float c[2] = {kNaN, kNaN};
-    kiln::kernels::matmulQuantF32(isa, nullptr, a, 2, q, scales, zp, c, 2, 1,
-                                  2, 2, 2, 4);
+    kiln::kernels::matmulQuantF32(isa, nullptr, a, 2, q, scales, zp, c, 2, 1, 2,
+                                  2, 2, 4);
     EXPECT_EQ(c[0], 3.5f) << kiln::kernels::isaName(isa);
     EXPECT_EQ(c[1], 18.0f) << kiln::kernels::isaName(isa);
   }
@@ -1053,10 +1052,9 @@ TEST(KernelsBench, DISABLED_Figures) {
             int64_t nextQ = 0;
             double sq = timePerCall([&] {
               const QuantWeight &w = ws[nextQ];
-              kiln::kernels::matmulQuantF32(isa, &pool, a.data(), kk,
-                                            w.q.data(), w.scales.data(),
-                                            nullptr, c.data(), nn, 1, nn, kk,
-                                            32, bits);
+              kiln::kernels::matmulQuantF32(
+                  isa, &pool, a.data(), kk, w.q.data(), w.scales.data(),
+                  nullptr, c.data(), nn, 1, nn, kk, 32, bits);
               nextQ = (nextQ + 1) % qCopies;
             });
             std::printf("%-8s %d thr  GEMV cold 1 x %lld x %lld  q%lld g32 "
@@ -1074,8 +1072,8 @@ TEST(KernelsBench, DISABLED_Figures) {
         std::vector<float> c(g.m * g.n);
         double s = timePerCall([&] {
           kiln::kernels::matmulQuantF32(isa, &pool, a.data(), g.k, w.q.data(),
-                                        w.scales.data(), nullptr, c.data(),
-                                        g.n, g.m, g.n, g.k, 32, 4);
+                                        w.scales.data(), nullptr, c.data(), g.n,
+                                        g.m, g.n, g.k, 32, 4);
         });
         std::printf("%-8s %d thr  %-24s (M x K x N) %8.1f us %7.1f GFLOP/s "
                     "%6.1f GB/s of B\n",
