@@ -67,10 +67,11 @@ std::optional<std::pair<BlockArgument, Value>> matchAppend(Value v) {
 /// dim] layout, the cache coming from a past argument (directly or
 /// through concat(past, new)):
 ///   transpose(scatter_nd(transpose(cache), indices, transpose(new)))
-/// Returns the past argument, the new keys and the scatter indices.
+/// Returns the past argument, the new keys (or values) and the scatter
+/// indices.
 struct SharedWrite {
   BlockArgument past;
-  Value keyNew, indices;
+  Value written, indices;
 };
 std::optional<SharedWrite> matchSharedWrite(Value v) {
   const int64_t swap[] = {0, 2, 1, 3};
@@ -239,6 +240,19 @@ LogicalResult InsertKVCachePass::run(func::FuncOp func) {
                           "key_lengths must read a shared buffer that the new "
                           "keys and values are scattered into "
                           "(transpose(scatter_nd(past, positions, new)))");
+    // A cached layer: the past arguments, the new keys/values, and the
+    // attention's key/value operands (returned as `present`).
+    auto cached = [&](BlockArgument pastKey, Value keyNew,
+                      BlockArgument pastValue, Value valueNew) {
+      layer.pastKey = pastKey;
+      layer.keyNew = keyNew;
+      layer.presentKey = op.getKey();
+      layer.pastValue = pastValue;
+      layer.valueNew = valueNew;
+      layer.presentValue = op.getValue();
+      pasts.insert(pastKey);
+      pasts.insert(pastValue);
+    };
     if (sk && sv) {
       if (!op.getKeyLengths())
         return op.emitError("cannot map to the paged cache: a shared-buffer "
@@ -246,27 +260,13 @@ LogicalResult InsertKVCachePass::run(func::FuncOp func) {
       // The buffer's capacity is not the number of valid tokens: the paged
       // cache holds exactly the valid ones, so key_lengths (and the scatter
       // positions) must come from the padding mask, checked below.
-      layer.pastKey = sk->past;
-      layer.keyNew = sk->keyNew;
-      layer.presentKey = op.getKey();
-      layer.pastValue = sv->past;
-      layer.valueNew = sv->keyNew;
-      layer.presentValue = op.getValue();
+      cached(sk->past, sk->written, sv->past, sv->written);
       layer.maskDerived = {sk->indices, sv->indices, op.getKeyLengths()};
-      pasts.insert(layer.pastKey);
-      pasts.insert(layer.pastValue);
     } else if (k.has_value() != v.has_value()) {
       return op.emitError("cannot map to the paged cache: keys and values "
                           "are not cached the same way");
     } else if (k) {
-      layer.pastKey = k->first;
-      layer.keyNew = k->second;
-      layer.presentKey = op.getKey();
-      layer.pastValue = v->first;
-      layer.valueNew = v->second;
-      layer.presentValue = op.getValue();
-      pasts.insert(layer.pastKey);
-      pasts.insert(layer.pastValue);
+      cached(k->first, k->second, v->first, v->second);
     } else {
       layer.keyNew = op.getKey();
       layer.valueNew = op.getValue();

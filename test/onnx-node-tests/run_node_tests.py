@@ -549,6 +549,48 @@ def write_xfail(path: Path, entries: dict[str, str]) -> None:
 # Driver
 # ---------------------------------------------------------------------------
 
+@dataclass
+class Outcome:
+    """Results partitioned against the expected-failure list (after
+    --update-xfail rewrote it, if asked), with the failures that fail the
+    run already printed. Shared with run_node_tests_numeric.py."""
+    xfail: dict[str, str]
+    passed: list[Result]
+    crashes: list[Result]
+    expected_fail: list[Result]
+    unexpected_fail: list[Result]
+    unexpected_pass: list[Result]
+
+    @staticmethod
+    def of(results: list[Result], args) -> "Outcome":
+        xfail = read_xfail(args.xfail)
+        if args.update_xfail:
+            # Keep the entries for tests this run did not cover (--filter) and
+            # take the rest from this run. Crashes are listed too, but still
+            # fail runs.
+            new = {n: r for n, r in xfail.items() if args.filter not in n}
+            new.update({r.name: r.reason for r in results if r.status != "pass"})
+            write_xfail(args.xfail, new)
+            print(f"wrote {len(new)} entries to {args.xfail}")
+            xfail = new
+        passed = [r for r in results if r.status == "pass"]
+        failed = [r for r in results if r.status in ("fail", "timeout")]
+        o = Outcome(xfail, passed, [r for r in results if r.status == "crash"],
+                    [r for r in failed if r.name in xfail],
+                    [r for r in failed if r.name not in xfail],
+                    [r for r in passed if r.name in xfail])
+        for r in o.crashes:
+            print(f"CRASH: {r.name}: {r.reason}")
+        for r in o.unexpected_fail:
+            print(f"FAIL: {r.name}: {r.reason}")
+        for r in o.unexpected_pass:
+            print(f"UNEXPECTED PASS: {r.name}: remove it from {args.xfail.name}")
+        return o
+
+    def failed_count(self) -> int:
+        return len(self.unexpected_fail) + len(self.crashes) + len(self.unexpected_pass)
+
+
 def pct(a: int, b: int) -> str:
     return f"{a}/{b} passed ({100.0 * a / b:.1f}%)" if b else "0/0 passed"
 
@@ -586,7 +628,6 @@ def main() -> int:
         return 2
     selected = [t for t in all_tests
                 if args.filter in t.name and not unsupported_ops(t / "model.onnx")]
-    xfail = read_xfail(args.xfail)
     print(f"{len(all_tests)} ONNX node tests in {data_dir} (onnx {onnx.__version__}); "
           f"{len(selected)} use only supported ops"
           + (f" and match --filter {args.filter!r}" if args.filter else ""))
@@ -596,28 +637,10 @@ def main() -> int:
                                 selected))
 
     ran = {t.name for t in selected}
-    if args.update_xfail:
-        # Keep the entries for tests this run did not cover (--filter) and take
-        # the rest from this run. Crashes are listed too, but still fail runs.
-        new = {n: r for n, r in xfail.items() if args.filter not in n}
-        new.update({r.name: r.reason for r in results if r.status != "pass"})
-        write_xfail(args.xfail, new)
-        print(f"wrote {len(new)} entries to {args.xfail}")
-        xfail = new
-
-    passed = [r for r in results if r.status == "pass"]
-    crashes = [r for r in results if r.status == "crash"]
-    failed = [r for r in results if r.status in ("fail", "timeout")]
-    expected_fail = [r for r in failed if r.name in xfail]
-    unexpected_fail = [r for r in failed if r.name not in xfail]
-    unexpected_pass = [r for r in passed if r.name in xfail]
-
-    for r in crashes:
-        print(f"CRASH: {r.name}: {r.reason}")
-    for r in unexpected_fail:
-        print(f"FAIL: {r.name}: {r.reason}")
-    for r in unexpected_pass:
-        print(f"UNEXPECTED PASS: {r.name}: remove it from {args.xfail.name}")
+    o = Outcome.of(results, args)
+    passed, crashes, expected_fail, unexpected_fail, unexpected_pass = (
+        o.passed, o.crashes, o.expected_fail, o.unexpected_fail, o.unexpected_pass)
+    xfail = o.xfail
     for r in passed:
         for note in r.dropped:
             print(f"WARNING: {r.name} passes, but {note}: did the importer drop it?")
@@ -655,10 +678,9 @@ def main() -> int:
         print(f"  {imprecise} passing tests have a '?' where the reference output is "
               "static (-v lists them)")
     print(f"  {time.monotonic() - t0:.1f} s with -j {args.j}")
-    n_failed = len(unexpected_fail) + len(crashes) + len(unexpected_pass)
-    print(f"{len(passed) - len(unexpected_pass)} passed, {n_failed} failed, "
+    print(f"{len(passed) - len(unexpected_pass)} passed, {o.failed_count()} failed, "
           f"{len(expected_fail)} skipped")
-    return 1 if n_failed else 0
+    return 1 if o.failed_count() else 0
 
 if __name__ == "__main__":
     sys.exit(main())

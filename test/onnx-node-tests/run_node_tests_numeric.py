@@ -209,7 +209,6 @@ def main() -> int:
     selected = [t for t in all_tests
                 if args.filter in t.name and t.name not in import_xfail
                 and not imports.unsupported_ops(t / "model.onnx")]
-    xfail = imports.read_xfail(args.xfail)
     print(f"{len(all_tests)} ONNX node tests (onnx {onnx.__version__}); "
           f"{len(selected)} import correctly and are executed")
 
@@ -220,45 +219,26 @@ def main() -> int:
     for w in workers.values():
         w.close()
 
-    if args.update_xfail:
-        new = {n: r for n, r in xfail.items() if args.filter not in n}
-        new.update({r.name: r.reason for r in results if r.status != "pass"})
-        imports.write_xfail(args.xfail, new)
-        print(f"wrote {len(new)} entries to {args.xfail}")
-        xfail = new
-
-    passed = [r for r in results if r.status == "pass"]
-    crashes = [r for r in results if r.status == "crash"]
-    failed = [r for r in results if r.status in ("fail", "timeout")]
-    expected_fail = [r for r in failed if r.name in xfail]
-    unexpected_fail = [r for r in failed if r.name not in xfail]
-    unexpected_pass = [r for r in passed if r.name in xfail]
-    for r in crashes:
-        print(f"CRASH: {r.name}: {r.reason}")
-    for r in unexpected_fail:
-        print(f"FAIL: {r.name}: {r.reason}")
-    for r in unexpected_pass:
-        print(f"UNEXPECTED PASS: {r.name}: remove it from {args.xfail.name}")
+    o = imports.Outcome.of(results, args)
     if args.verbose:
-        for r in expected_fail:
+        for r in o.expected_fail:
             print(f"XFAIL: {r.name}: {r.reason}")
     # Why the expected failures fail, most common first.
     reasons: dict[str, int] = {}
-    for r in expected_fail:
+    for r in o.expected_fail:
         key = imports.category(r.reason)
         reasons[key] = reasons.get(key, 0) + 1
     for key, n in sorted(reasons.items(), key=lambda kv: -kv[1])[:8]:
         print(f"  {n:4d} expected failures: {key}")
-    total = len(results)
-    print(f"onnx node tests (executed): {imports.pct(len(passed), total)}, "
-          f"{len(expected_fail)} expected failures, {len(unexpected_fail)} "
-          f"unexpected failures, {len(crashes)} crashes, "
-          f"{len(unexpected_pass)} unexpected passes; "
+    print(f"onnx node tests (executed): "
+          f"{imports.pct(len(o.passed), len(results))}, "
+          f"{len(o.expected_fail)} expected failures, {len(o.unexpected_fail)} "
+          f"unexpected failures, {len(o.crashes)} crashes, "
+          f"{len(o.unexpected_pass)} unexpected passes; "
           f"{time.monotonic() - t0:.1f} s with -j {args.j}")
-    n_failed = len(unexpected_fail) + len(crashes) + len(unexpected_pass)
-    print(f"{len(passed) - len(unexpected_pass)} passed, {n_failed} failed, "
-          f"{len(expected_fail)} skipped")
-    return 1 if n_failed else 0
+    print(f"{len(o.passed) - len(o.unexpected_pass)} passed, "
+          f"{o.failed_count()} failed, {len(o.expected_fail)} skipped")
+    return 1 if o.failed_count() else 0
 
 
 if __name__ == "__main__":

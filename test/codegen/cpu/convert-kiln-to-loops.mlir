@@ -120,6 +120,35 @@ module {
 
 // -----
 
+// 8-bit weights with stored zero points: data (16x8 bytes = 128), then
+// scales (16 x 2 groups x 4 bytes = 128), then zero points at 256; the
+// kernel gets group 4 and bits 8.
+// CHECK-LABEL: func.func @kiln_model_step
+// CHECK-DAG: %[[C128:.+]] = llvm.mlir.constant(128 : i64) : i64
+// CHECK-DAG: %[[SCALES:.+]] = llvm.getelementptr %{{.+}}[%[[C128]]] : (!llvm.ptr, i64) -> !llvm.ptr, i8
+// CHECK-DAG: %[[C256:.+]] = llvm.mlir.constant(256 : i64) : i64
+// CHECK-DAG: %[[ZP:.+]] = llvm.getelementptr %{{.+}}[%[[C256]]] : (!llvm.ptr, i64) -> !llvm.ptr, i8
+// CHECK-DAG: llvm.getelementptr %{{.+}}[0, 5]
+// CHECK: %[[G:.+]] = llvm.mlir.constant(4 : i64) : i64
+// CHECK: %[[B:.+]] = llvm.mlir.constant(8 : i64) : i64
+// CHECK: llvm.call %{{.+}}(%{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}, %[[SCALES]], %[[ZP]], %{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}, %[[G]], %[[B]])
+module {
+  kiln.global @emb : tensor<16x8xf32> [#kiln.blob<"w.bin", offset = 0, size = 512>]
+  kiln.global @head : !kiln.qtensor<16x8, #kiln.quant<u8, group = 4, axis = 1, scale = f32, zero_point = int>> [#kiln.blob<"w.bin", offset = 512, size = 128>, #kiln.blob<"w.bin", offset = 640, size = 128>, #kiln.blob<"w.bin", offset = 768, size = 32>]
+  func.func @main(%ids: tensor<1x?xi64, #kiln.dims<[tokens]>> {kiln.step_input = "token_ids"}, %rows: tensor<?xi64, #kiln.dims<[logit_rows]>> {kiln.step_input = "logit_rows"}) -> tensor<1x?x16xf32, #kiln.dims<[logit_rows]>> {
+    %0 = kiln.weight @emb : tensor<16x8xf32>
+    %1 = kiln.gather %0, %ids {axis = 0 : i64} : (tensor<16x8xf32>, tensor<1x?xi64, #kiln.dims<[tokens]>>) -> tensor<1x?x8xf32, #kiln.dims<[tokens]>>
+    %2 = kiln.gather %1, %rows {axis = 1 : i64} : (tensor<1x?x8xf32, #kiln.dims<[tokens]>>, tensor<?xi64, #kiln.dims<[logit_rows]>>) -> tensor<1x?x8xf32, #kiln.dims<[logit_rows]>>
+    %w = kiln.weight @head : !kiln.qtensor<16x8, #kiln.quant<u8, group = 4, axis = 1, scale = f32, zero_point = int>>
+    %d = kiln.dequantize %w : !kiln.qtensor<16x8, #kiln.quant<u8, group = 4, axis = 1, scale = f32, zero_point = int>> -> tensor<16x8xf32>
+    %t = kiln.transpose %d {perm = array<i64: 1, 0>} : tensor<16x8xf32> -> tensor<8x16xf32>
+    %y = kiln.matmul %2, %t : (tensor<1x?x8xf32, #kiln.dims<[logit_rows]>>, tensor<8x16xf32>) -> tensor<1x?x16xf32, #kiln.dims<[logit_rows]>>
+    return %y : tensor<1x?x16xf32, #kiln.dims<[logit_rows]>>
+  }
+}
+
+// -----
+
 // A quantized table gathered by rows (an int4 embedding) is unpacked in
 // the gather's loop straight from the weights file: bytes, nibble shift,
 // implied zero point 8, scale; no dequantized copy.
