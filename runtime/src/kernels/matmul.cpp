@@ -347,8 +347,28 @@ const Gemm kAvx512Gemm = {
 
 /// Copies B[0:kc][0:nValid] (rows ldb apart) to dst as kc rows of nr
 /// floats, zero beyond nValid.
+template <int64_t NR>
+void packFullPanel(const float *b, int64_t ldb, int64_t kc, float *dst) {
+  // A fixed-size copy the compiler inlines: a libc memcpy call per row of
+  // NR floats cost more than the copy itself.
+  for (int64_t p = 0; p < kc; ++p, b += ldb, dst += NR)
+    std::memcpy(dst, b, NR * sizeof(float));
+}
+
 void packPanel(const float *b, int64_t ldb, int64_t kc, int64_t nValid,
                int64_t nr, float *dst) {
+  if (nValid == nr) {
+    switch (nr) {
+    case 32:
+      return packFullPanel<32>(b, ldb, kc, dst);
+    case 16:
+      return packFullPanel<16>(b, ldb, kc, dst);
+    case 8:
+      return packFullPanel<8>(b, ldb, kc, dst);
+    default:
+      break;
+    }
+  }
   for (int64_t p = 0; p < kc; ++p, b += ldb, dst += nr) {
     std::memcpy(dst, b, nValid * sizeof(float));
     std::memset(dst + nValid, 0, (nr - nValid) * sizeof(float));
@@ -381,7 +401,25 @@ void gemmTask(const Gemm &g, const GemmProblem &pr, int64_t i0, int64_t i1,
         bp = tlsPanel;
         ldb = g.nr;
       }
-      for (int64_t i = i0; i < i1; i += g.mr) {
+      // The next panel's rows come from memory while this one computes:
+      // each row block prefetches its share of them.
+      int64_t nextK0 = k0, nextJ0 = j0 + g.nr;
+      if (panel + 1 == p1) {
+        nextK0 = k0 + kKc;
+        nextJ0 = p0 * g.nr;
+      }
+      const float *next = nextK0 < pr.k ? pr.b + nextK0 * pr.n + nextJ0 : nullptr;
+      int64_t nextRows = next ? std::min(kKc, pr.k - nextK0) : 0;
+      int64_t nextCols = next ? std::min(g.nr, pr.n - nextJ0) : 0;
+      int64_t blocks = (i1 - i0 + g.mr - 1) / g.mr;
+      for (int64_t i = i0, blk = 0; i < i1; i += g.mr, ++blk) {
+        if (pack && next) {
+          for (int64_t r = blk * nextRows / blocks,
+                       rEnd = (blk + 1) * nextRows / blocks;
+               r < rEnd; ++r)
+            for (int64_t j = 0; j < nextCols; j += kLineFloats)
+              __builtin_prefetch(next + r * pr.n + j);
+        }
         int64_t rows = std::min<int64_t>(g.mr, i1 - i);
         g.tile[rows](kc, pr.a + i * pr.lda + k0, pr.lda, bp, ldb,
                      pr.c + i * pr.ldc + j0, pr.ldc, nValid, k0 > 0);
