@@ -19,6 +19,7 @@
 
 #include "codegen/cpu/CpuPasses.h"
 
+#include "compiler/weights/WeightLayout.h"
 #include "dialects/kiln/IR/KilnDialect.h"
 #include "runtime/include/kiln/model_abi.h"
 
@@ -60,12 +61,11 @@ enum KernelField {
   kAttention = 3,
   kMatmulBT = 4,
   kMatmulQuant = 5,
-  kNumKernelFields = 6,
+  kMatmulPacked = 6,
+  kNumKernelFields = 7,
 };
 
 constexpr int64_t kAlign = 64;
-
-static bool isKernelMatMul(MatMulOp op);
 
 int64_t alignUp(int64_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
 
@@ -624,14 +624,6 @@ LogicalResult StepLowering::lowerElementwise(Operation *op) {
   return success();
 }
 
-/// A matmul of f32 activations with a static 2-D f32 matrix: a kernel call.
-static bool isKernelMatMul(MatMulOp op) {
-  auto lhsType = cast<RankedTensorType>(op.getLhs().getType());
-  auto rhsType = cast<RankedTensorType>(op.getRhs().getType());
-  return rhsType.getRank() == 2 && rhsType.hasStaticShape() &&
-         lhsType.getElementType().isF32() && rhsType.getElementType().isF32();
-}
-
 LogicalResult StepLowering::lowerMatMul(MatMulOp op) {
   auto lhsType = cast<RankedTensorType>(op.getLhs().getType());
   auto rhsType = cast<RankedTensorType>(op.getRhs().getType());
@@ -661,7 +653,13 @@ LogicalResult StepLowering::lowerMatMul(MatMulOp op) {
                                               {ptrType, ptrType, i64Type,
                                                ptrType, ptrType, i64Type,
                                                i64Type, i64Type, i64Type});
-    Value fn = kernel(bt ? kMatmulBT : kMatmul);
+    // A weight kiln-cpu-pack-weights laid out in panels.
+    bool packed = false;
+    if (auto w = op.getRhs().getDefiningOp<WeightOp>())
+      if (auto global = SymbolTable::lookupNearestSymbolFrom<GlobalOp>(
+              w, w.getNameAttr()))
+        packed = ::kiln::isPanelLayout(global);
+    Value fn = kernel(bt ? kMatmulBT : packed ? kMatmulPacked : kMatmul);
     LLVM::CallOp::create(b, loc, fnType,
                          ValueRange{fn, poolPtr, *a, i64(k), *w, *c, i64(n),
                                     toI64(*mv), i64(n), i64(k)});
@@ -1763,6 +1761,13 @@ struct ConvertKilnToLoopsPass
 
 } // namespace
 
+bool isKernelMatMul(MatMulOp op) {
+  auto lhsType = cast<RankedTensorType>(op.getLhs().getType());
+  auto rhsType = cast<RankedTensorType>(op.getRhs().getType());
+  return rhsType.getRank() == 2 && rhsType.hasStaticShape() &&
+         lhsType.getElementType().isF32() && rhsType.getElementType().isF32();
+}
+
 int64_t assignWeightOffsets(ModuleOp module) {
   // Offsets already assigned (by kilnc before writing the weights file)
   // stay; otherwise every global gets the next 64-byte-aligned offset.
@@ -1772,9 +1777,7 @@ int64_t assignWeightOffsets(ModuleOp module) {
   Builder b(module.getContext());
   int64_t offset = 0;
   for (auto global : module.getOps<GlobalOp>()) {
-    uint64_t size = 0;
-    for (Attribute blob : global.getBlobs())
-      size += cast<BlobAttr>(blob).getSize();
+    uint64_t size = ::kiln::storedBytes(global);
     if (complete)
       offset = std::max(
           offset,

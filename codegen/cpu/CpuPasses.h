@@ -23,6 +23,10 @@ namespace mlir::kiln {
 #define GEN_PASS_REGISTRATION
 #include "codegen/cpu/CpuPasses.h.inc"
 
+/// Whether `op` is lowered to a matmul kernel call: f32 activations times a
+/// static 2-D f32 right-hand side.
+bool isKernelMatMul(MatMulOp op);
+
 /// Gives every kiln.global without one a `kiln.offset`: its 64-byte-aligned
 /// place in the artifact's weights file, in declaration order. Returns the
 /// file's size.

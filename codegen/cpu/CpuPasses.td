@@ -62,4 +62,28 @@ def ConvertKilnToLoopsPass
   ];
 }
 
+def PackWeightsPass : Pass<"kiln-cpu-pack-weights", "::mlir::ModuleOp"> {
+  let summary = "Store matmul weights in the panels the CPU kernels read";
+  let description = [{
+    Marks every `kiln.global` that is only ever the right-hand side of a
+    kernel matmul (a static 2-D f32 [K][N] weight times f32 activations,
+    not transposed) with `kiln.layout = "panels"`: weights.bin then holds it
+    in KILN_PANEL_COLUMNS-column panels (runtime/include/kiln/model_abi.h)
+    and the matmul calls `matmul_packed_f32`, which streams each panel in
+    order instead of copying strided rows of B before every multiply.
+
+    ```mlir
+    kiln.global @w : tensor<576x1536xf32> [#kiln.blob<...>]
+        {kiln.layout = "panels"}
+    ```
+
+    Does nothing for a global that is read any other way (a gather, a
+    transposed matmul such as a tied output projection, an element-wise
+    op), that is quantized or not f32, that already has a layout, or that
+    already has its place in the weights file (`kiln.offset`: kilnc runs
+    this pass before it writes weights.bin, so that running it again as
+    part of `--kiln-cpu-pipeline` changes nothing).
+  }];
+}
+
 #endif // KILN_CODEGEN_CPU_PASSES_TD

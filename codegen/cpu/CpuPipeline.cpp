@@ -25,6 +25,8 @@ void mlir::kiln::buildCpuPipeline(OpPassManager &pm, int64_t maxBatchTokens,
   ConvertKilnToLoopsPassOptions options;
   options.maxBatchTokens = maxBatchTokens;
   options.graphMode = graphMode;
+  if (!graphMode)
+    pm.addPass(createPackWeightsPass());
   pm.addPass(createConvertKilnToLoopsPass(options));
   pm.addPass(createConvertLinalgToLoopsPass());
   pm.addPass(memref::createExpandStridedMetadataPass());

@@ -1,6 +1,7 @@
 //===- ArtifactWriter.cpp - the NAME.kiln directory -----------------------===//
 
 #include "compiler/artifact/ArtifactWriter.h"
+#include "compiler/weights/WeightLayout.h"
 
 #include "dialects/kiln/IR/KilnDialect.h"
 
@@ -94,14 +95,14 @@ llvm::Error ArtifactWriter::writeWeights(mlir::ModuleOp module,
       return llvm::createStringError("weight offsets are not increasing at @" +
                                      global.getSymName().str());
     pad(offset.getInt());
-    for (mlir::Attribute a : global.getBlobs()) {
-      auto bytes = store.getBytes(llvm::cast<mlir::kiln::BlobAttr>(a));
-      if (!bytes)
-        return bytes.takeError();
-      os.write(reinterpret_cast<const char *>(bytes->data()), bytes->size());
-      hash.update(*bytes);
-      written += bytes->size();
-    }
+    if (llvm::Error e =
+            writeStored(global, store, [&](llvm::ArrayRef<uint8_t> bytes) {
+              os.write(reinterpret_cast<const char *>(bytes.data()),
+                       bytes.size());
+              hash.update(bytes);
+              written += bytes.size();
+            }))
+      return e;
   }
   pad(size);
   os.close();

@@ -287,6 +287,8 @@ int main(int argc, char **argv) {
         pm.addPass(mlir::kiln::createInsertKVCachePass(options));
         pm.addPass(mlir::createCanonicalizerPass());
         pm.addPass(mlir::createCSEPass());
+        // Layouts before offsets: a packed weight's size is its panels'.
+        pm.addPass(mlir::kiln::createPackWeightsPass());
       }))
     return 1;
   progress.end();

@@ -36,7 +36,7 @@ extern "C" {
 #endif
 
 /** Bumped whenever kiln_step_args or kiln_kernels change layout. */
-#define KILN_MODEL_ABI_VERSION 2
+#define KILN_MODEL_ABI_VERSION 3
 
 /** Everything one step reads and writes. All pointers are owned by the
  *  runtime and valid for the duration of the call. */
@@ -66,6 +66,19 @@ typedef struct kiln_step_args {
 typedef void kiln_matmul_fn(void *pool, const float *a, int64_t lda,
                             const float *b, float *c, int64_t ldc, int64_t m,
                             int64_t n, int64_t k);
+
+/** Columns per panel of a packed weight (matmul_packed_f32). */
+#define KILN_PANEL_COLUMNS 32
+
+/** matmul_packed_f32 is a kiln_matmul_fn whose B, a [K][N] weight, is
+ *  stored in panels of KILN_PANEL_COLUMNS columns: panel p holds columns
+ *  [32p, 32p + 32) as K rows of 32 floats, zero beyond N, so
+ *
+ *    B[k][n] = b[(n / 32) * K * 32 + k * 32 + n % 32]
+ *
+ *  and the whole weight takes ceil(N / 32) * K * 32 floats. Every panel is
+ *  one contiguous stream: no copying before a multiply, and a matrix-vector
+ *  product reads memory in order. */
 
 /** C[m][n] = sum_k A[m][k] * W[n][k] with W a quantized weight stored
  *  [N][K] as unsigned integers of `bits` (4 or 8) bits: 8-bit one per
@@ -117,6 +130,7 @@ typedef struct kiln_kernels {
   kiln_attention_paged_fn *attention_paged_f32;
   kiln_matmul_fn *matmul_bt_f32;          /**< B stored [N][K] */
   kiln_matmul_quant_fn *matmul_quant_f32; /**< 4/8-bit weights, fp32 math */
+  kiln_matmul_fn *matmul_packed_f32;      /**< B in KILN_PANEL_COLUMNS panels */
 } kiln_kernels;
 
 /** The entry point model.so exports. Returns 0 on success. */

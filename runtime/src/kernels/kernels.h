@@ -43,9 +43,19 @@ kiln_matmul_fn kiln_matmul_f32;
 /// kiln_kernels::matmul_bt_f32 (B stored [N][K]). `pool` as above.
 kiln_matmul_fn kiln_matmul_bt_f32;
 
+/// kiln_kernels::matmul_packed_f32 (B in KILN_PANEL_COLUMNS-column panels,
+/// model_abi.h). `pool` as above.
+kiln_matmul_fn kiln_matmul_packed_f32;
+
 /// kiln_kernels::matmul_quant_f32 (W stored [N][K] as 4- or 8-bit integers
 /// with per-group scales and zero points). `pool` as above.
 kiln_matmul_quant_fn kiln_matmul_quant_f32;
+
+/// The same product computed as onnxruntime's MatMulNBits computes it at
+/// accuracy_level 4 (MLAS SQNBIT_CompInt8): each row of A quantized to int8
+/// per block of `group` k, integer dot products, fp32 block sums (see
+/// matmul_quant_a8.cpp for the formulas). `pool` as above.
+kiln_matmul_quant_fn kiln_matmul_quant_a8_f32;
 
 /// kiln_kernels::attention_paged_f32. step->pool is a kiln::ThreadPool * or
 /// NULL. Needs q_heads to be a multiple of kv_heads and, for every token,
@@ -78,6 +88,11 @@ void matmulF32(Isa isa, ThreadPool *pool, const float *a, int64_t lda,
                const float *b, float *c, int64_t ldc, int64_t m, int64_t n,
                int64_t k) noexcept;
 
+/// kiln_matmul_packed_f32 with a given Isa, which must be supported.
+void matmulPackedF32(Isa isa, ThreadPool *pool, const float *a, int64_t lda,
+                     const float *b, float *c, int64_t ldc, int64_t m,
+                     int64_t n, int64_t k) noexcept;
+
 /// kiln_matmul_bt_f32 with a given Isa, which must be supported.
 void matmulBtF32(Isa isa, ThreadPool *pool, const float *a, int64_t lda,
                  const float *b, float *c, int64_t ldc, int64_t m, int64_t n,
@@ -88,6 +103,37 @@ void matmulQuantF32(Isa isa, ThreadPool *pool, const float *a, int64_t lda,
                     const uint8_t *b, const float *scales,
                     const uint8_t *zeroPoints, float *c, int64_t ldc, int64_t m,
                     int64_t n, int64_t k, int64_t group, int64_t bits) noexcept;
+
+/// The instructions matmulQuantA8F32 takes its int8 dot products with, from
+/// the most portable up. An Isa allows several on some CPUs (avx512 without
+/// VNNI runs avx2 code); naming one lets tests reach every path.
+enum class Int8Dot {
+  Portable,  ///< plain C++
+  Avx2,      ///< vpmaddubsw + vpmaddwd (8-bit weights: plain C++ for AVX2)
+  AvxVnni,   ///< VEX vpdpbusd on ymm
+  Avx512Vnni ///< vpdpbusd on zmm (AVX-512 F/BW/DQ/VL/VNNI)
+};
+
+/// "portable", "avx2", "avxvnni", "avx512vnni".
+const char *int8DotName(Int8Dot dot);
+/// Whether this CPU (and OS) can run `dot`.
+bool int8DotSupported(Int8Dot dot);
+/// The best Int8Dot that kernels for `isa` use on this CPU.
+Int8Dot int8DotFor(Isa isa);
+
+/// kiln_matmul_quant_a8_f32 with a given Isa, which must be supported.
+void matmulQuantA8F32(Isa isa, ThreadPool *pool, const float *a, int64_t lda,
+                      const uint8_t *b, const float *scales,
+                      const uint8_t *zeroPoints, float *c, int64_t ldc,
+                      int64_t m, int64_t n, int64_t k, int64_t group,
+                      int64_t bits) noexcept;
+/// The same with a given Int8Dot, which must be supported. Every Int8Dot
+/// gives the same A quantization; sums differ only by fp32 rounding.
+void matmulQuantA8F32(Int8Dot dot, ThreadPool *pool, const float *a,
+                      int64_t lda, const uint8_t *b, const float *scales,
+                      const uint8_t *zeroPoints, float *c, int64_t ldc,
+                      int64_t m, int64_t n, int64_t k, int64_t group,
+                      int64_t bits) noexcept;
 
 /// The arguments of attention_paged_f32, as one struct.
 struct AttentionArgs {

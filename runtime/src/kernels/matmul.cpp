@@ -70,13 +70,69 @@ using TileFn = void (*)(int64_t kc, const float *a, int64_t lda, const float *b,
 using GemvFn = void (*)(const float *a, const float *b, int64_t ldb, float *c,
                         int64_t n, int64_t k);
 
+/// c[0:nValid] = sum_p a[p] * panel[p][0:nValid] over one
+/// KILN_PANEL_COLUMNS-wide panel of k rows.
+using GemvPanelFn = void (*)(const float *a, const float *panel, float *c,
+                             int64_t nValid, int64_t k);
+
 /// One Isa's kernels and blocking.
 struct Gemm {
   int mr;
   int64_t nr;
   TileFn tile[kMaxMr + 1]; ///< tile[rows], rows in 1 .. mr
   GemvFn gemv;
+  GemvPanelFn gemvPanel;
 };
+
+#define KILN_INLINE inline __attribute__((always_inline))
+
+typedef float V16 __attribute__((vector_size(64)));
+typedef float V8 __attribute__((vector_size(32)));
+typedef float V4 __attribute__((vector_size(16)));
+
+// Vectors go by reference: by value they would change the calling
+// convention between the plain and the AVX copies (-Wpsabi).
+KILN_INLINE void load16(V16 &v, const float *p) {
+  std::memcpy(&v, p, sizeof(V16));
+}
+
+/// The panel GEMV, compiled once per Isa: the panel is one contiguous
+/// stream, read in order with four rows in flight (eight independent
+/// accumulators hide the FMA latency).
+KILN_INLINE void gemvPanelBody(const float *a, const float *panel, float *c,
+                               int64_t nValid, int64_t k) {
+  static_assert(KILN_PANEL_COLUMNS == 32, "two V16 per panel row");
+  V16 acc[8] = {};
+  int64_t p = 0;
+  for (; p + 4 <= k; p += 4) {
+    const float *row = panel + p * 32;
+    __builtin_prefetch(row + 32 * 32);
+    __builtin_prefetch(row + 32 * 32 + 64);
+    for (int q = 0; q < 4; ++q) {
+      V16 lo, hi;
+      load16(lo, row + q * 32);
+      load16(hi, row + q * 32 + 16);
+      float ap = a[p + q];
+      acc[2 * q] += ap * lo;
+      acc[2 * q + 1] += ap * hi;
+    }
+  }
+  for (; p < k; ++p) {
+    V16 lo, hi;
+    load16(lo, panel + p * 32);
+    load16(hi, panel + p * 32 + 16);
+    acc[0] += a[p] * lo;
+    acc[1] += a[p] * hi;
+  }
+  V16 sum[2] = {(acc[0] + acc[2]) + (acc[4] + acc[6]),
+                (acc[1] + acc[3]) + (acc[5] + acc[7])};
+  std::memcpy(c, sum, nValid * sizeof(float));
+}
+
+void gemvPanelPortable(const float *a, const float *panel, float *c,
+                       int64_t nValid, int64_t k) {
+  gemvPanelBody(a, panel, c, nValid, k);
+}
 
 /// Where a thread packs its panel of B.
 alignas(64) thread_local float tlsPanel[kKc * kMaxNr];
@@ -138,6 +194,7 @@ const Gemm kPortableGemm = {
     {nullptr, tilePortable<1>, tilePortable<2>, tilePortable<3>,
      tilePortable<4>},
     gemvPortable,
+    gemvPanelPortable,
 };
 
 #ifdef KILN_KERNELS_X86
@@ -239,12 +296,18 @@ KILN_TARGET_AVX2 void gemvAvx2(const float *a, const float *b, int64_t ldb,
   }
 }
 
+KILN_TARGET_AVX2 void gemvPanelAvx2(const float *a, const float *panel,
+                                    float *c, int64_t nValid, int64_t k) {
+  gemvPanelBody(a, panel, c, nValid, k);
+}
+
 const Gemm kAvx2Gemm = {
     kAvx2Mr,
     kAvx2Nr,
     {nullptr, tileAvx2<1>, tileAvx2<2>, tileAvx2<3>, tileAvx2<4>, tileAvx2<5>,
      tileAvx2<6>},
     gemvAvx2,
+    gemvPanelAvx2,
 };
 
 //===----------------------------------------------------------------------===//
@@ -332,12 +395,18 @@ KILN_TARGET_AVX512 void gemvAvx512(const float *a, const float *b, int64_t ldb,
   }
 }
 
+KILN_TARGET_AVX512 void gemvPanelAvx512(const float *a, const float *panel,
+                                        float *c, int64_t nValid, int64_t k) {
+  gemvPanelBody(a, panel, c, nValid, k);
+}
+
 const Gemm kAvx512Gemm = {
     kAvx512Mr,
     kAvx512Nr,
     {nullptr, tileAvx512<1>, tileAvx512<2>, tileAvx512<3>, tileAvx512<4>,
      tileAvx512<5>, tileAvx512<6>, tileAvx512<7>, tileAvx512<8>},
     gemvAvx512,
+    gemvPanelAvx512,
 };
 #endif // KILN_KERNELS_X86
 
@@ -381,23 +450,37 @@ struct GemmProblem {
   const float *b;
   float *c;
   int64_t ldc, m, n, k;
+  /// B in KILN_PANEL_COLUMNS-column panels (model_abi.h), not row-major.
+  bool packed = false;
+
+  /// Where B[k0][j0] is and how far apart its rows are.
+  const float *bAt(int64_t k0, int64_t j0, int64_t &ldb) const {
+    if (!packed) {
+      ldb = n;
+      return b + k0 * n + j0;
+    }
+    ldb = kPanel;
+    return b + (j0 / kPanel) * k * kPanel + k0 * kPanel + j0 % kPanel;
+  }
+  static constexpr int64_t kPanel = KILN_PANEL_COLUMNS;
 };
 
 /// Rows [i0, i1) times panels [p0, p1) of C.
 void gemmTask(const Gemm &g, const GemmProblem &pr, int64_t i0, int64_t i1,
               int64_t p0, int64_t p1) {
   // Every element of B is used ceil(rows / mr) times: copying it pays
-  // only when that is more than once.
-  bool pack = i1 - i0 > g.mr;
+  // only when that is more than once. Packed B needs no copy: its panels
+  // are zero-padded and g.nr divides KILN_PANEL_COLUMNS.
+  bool pack = !pr.packed && i1 - i0 > g.mr;
   for (int64_t k0 = 0; k0 < pr.k; k0 += kKc) {
     int64_t kc = std::min(kKc, pr.k - k0);
     for (int64_t panel = p0; panel < p1; ++panel) {
       int64_t j0 = panel * g.nr;
       int64_t nValid = std::min(g.nr, pr.n - j0);
-      const float *bp = pr.b + k0 * pr.n + j0;
-      int64_t ldb = pr.n;
-      if (pack || nValid < g.nr) {
-        packPanel(bp, pr.n, kc, nValid, g.nr, tlsPanel);
+      int64_t ldb;
+      const float *bp = pr.bAt(k0, j0, ldb);
+      if (!pr.packed && (pack || nValid < g.nr)) {
+        packPanel(bp, ldb, kc, nValid, g.nr, tlsPanel);
         bp = tlsPanel;
         ldb = g.nr;
       }
@@ -408,17 +491,19 @@ void gemmTask(const Gemm &g, const GemmProblem &pr, int64_t i0, int64_t i1,
         nextK0 = k0 + kKc;
         nextJ0 = p0 * g.nr;
       }
-      const float *next = nextK0 < pr.k ? pr.b + nextK0 * pr.n + nextJ0 : nullptr;
+      int64_t nextLdb = 0;
+      const float *next =
+          nextK0 < pr.k ? pr.bAt(nextK0, nextJ0, nextLdb) : nullptr;
       int64_t nextRows = next ? std::min(kKc, pr.k - nextK0) : 0;
       int64_t nextCols = next ? std::min(g.nr, pr.n - nextJ0) : 0;
       int64_t blocks = (i1 - i0 + g.mr - 1) / g.mr;
       for (int64_t i = i0, blk = 0; i < i1; i += g.mr, ++blk) {
-        if (pack && next) {
+        if (next && blocks > 1) {
           for (int64_t r = blk * nextRows / blocks,
                        rEnd = (blk + 1) * nextRows / blocks;
                r < rEnd; ++r)
             for (int64_t j = 0; j < nextCols; j += kLineFloats)
-              __builtin_prefetch(next + r * pr.n + j);
+              __builtin_prefetch(next + r * nextLdb + j);
         }
         int64_t rows = std::min<int64_t>(g.mr, i1 - i);
         g.tile[rows](kc, pr.a + i * pr.lda + k0, pr.lda, bp, ldb,
@@ -440,6 +525,24 @@ void gemm(const Gemm &g, ThreadPool *pool, const GemmProblem &pr) {
   threads = std::max<int64_t>(
       1, std::min(threads, 2 * pr.m * pr.n * pr.k / kMinFlopsPerThread));
 
+  if (pr.m == 1 && pr.packed) {
+    // Threads own whole panels, each one contiguous stream of K x 32.
+    int64_t panels = (pr.n + GemmProblem::kPanel - 1) / GemmProblem::kPanel;
+    auto columns = [&](int64_t p0, int64_t p1) {
+      for (int64_t p = p0; p < p1; ++p) {
+        int64_t j0 = p * GemmProblem::kPanel, ldb;
+        const float *bp = pr.bAt(0, j0, ldb);
+        (void)ldb;
+        g.gemvPanel(pr.a, bp, pr.c + j0,
+                    std::min(GemmProblem::kPanel, pr.n - j0), pr.k);
+      }
+    };
+    if (threads == 1)
+      columns(0, panels);
+    else
+      pool->parallelFor(panels, columns, (panels + threads - 1) / threads);
+    return;
+  }
   if (pr.m == 1) {
     // Threads own whole cache lines of the output row.
     int64_t lines = (pr.n + kLineFloats - 1) / kLineFloats;
@@ -482,18 +585,6 @@ void gemm(const Gemm &g, ThreadPool *pool, const GemmProblem &pr) {
 //===----------------------------------------------------------------------===//
 // B transposed: C[m][n] = sum_k A[m][k] * B[n][k]
 //===----------------------------------------------------------------------===//
-
-#define KILN_INLINE inline __attribute__((always_inline))
-
-typedef float V16 __attribute__((vector_size(64)));
-typedef float V8 __attribute__((vector_size(32)));
-typedef float V4 __attribute__((vector_size(16)));
-
-// Vectors go by reference: by value they would change the calling
-// convention between the plain and the AVX copies (-Wpsabi).
-KILN_INLINE void load16(V16 &v, const float *p) {
-  std::memcpy(&v, p, sizeof(V16));
-}
 
 KILN_INLINE float sum16(const V16 &v) {
   V8 s8 = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) +
@@ -614,6 +705,23 @@ void matmulF32(Isa isa, ThreadPool *pool, const float *a, int64_t lda,
   gemm(*g, pool, GemmProblem{a, lda, b, c, ldc, m, n, k});
 }
 
+void matmulPackedF32(Isa isa, ThreadPool *pool, const float *a, int64_t lda,
+                     const float *b, float *c, int64_t ldc, int64_t m,
+                     int64_t n, int64_t k) noexcept {
+  const Gemm *g = &kPortableGemm;
+#ifdef KILN_KERNELS_X86
+  if (isa == Isa::Avx512)
+    g = &kAvx512Gemm;
+  else if (isa == Isa::Avx2)
+    g = &kAvx2Gemm;
+#else
+  (void)isa;
+#endif
+  static_assert(KILN_PANEL_COLUMNS % kMaxNr == 0,
+                "every Isa's panels must tile KILN_PANEL_COLUMNS");
+  gemm(*g, pool, GemmProblem{a, lda, b, c, ldc, m, n, k, true});
+}
+
 void matmulBtF32(Isa isa, ThreadPool *pool, const float *a, int64_t lda,
                  const float *b, float *c, int64_t ldc, int64_t m, int64_t n,
                  int64_t k) noexcept {
@@ -645,4 +753,12 @@ extern "C" void kiln_matmul_bt_f32(void *pool, const float *a, int64_t lda,
   kiln::kernels::matmulBtF32(kiln::kernels::activeIsa(),
                              static_cast<kiln::ThreadPool *>(pool), a, lda, b,
                              c, ldc, m, n, k);
+}
+
+extern "C" void kiln_matmul_packed_f32(void *pool, const float *a, int64_t lda,
+                                       const float *b, float *c, int64_t ldc,
+                                       int64_t m, int64_t n, int64_t k) {
+  kiln::kernels::matmulPackedF32(kiln::kernels::activeIsa(),
+                                 static_cast<kiln::ThreadPool *>(pool), a, lda,
+                                 b, c, ldc, m, n, k);
 }

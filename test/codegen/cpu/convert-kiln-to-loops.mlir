@@ -19,7 +19,7 @@
 // CHECK: llvm.call %{{.+}} : !llvm.ptr, (!llvm.ptr, !llvm.ptr, i64, !llvm.ptr, !llvm.ptr, i64, i64, i64, i64) -> ()
 // CHECK: func.func private @[[GATHER]](%{{.+}}: memref<16x8xf32>, %{{.+}}: memref<1x?xi64>, %{{.+}}: memref<1x?x8xf32>) attributes {no_inline}
 // CHECK: linalg.generic
-// CHECK: llvm.mlir.global external constant @kiln_model_abi_version(2 : i64)
+// CHECK: llvm.mlir.global external constant @kiln_model_abi_version(3 : i64)
 // Two [256 tokens x 8] f32 buffers live at once: 2 x 8 KiB.
 // CHECK: llvm.mlir.global external constant @kiln_model_arena_bytes(16384 : i64)
 // CHECK: llvm.mlir.global external constant @kiln_model_max_tokens(256 : i64)
@@ -41,6 +41,40 @@ module {
     %8 = kiln.gather %6, %arg2 {axis = 1 : i64} : (tensor<1x?x8xf32, #kiln.dims<[tokens]>>, tensor<?xi64, #kiln.dims<[logit_rows]>>) -> tensor<1x?x8xf32, #kiln.dims<[logit_rows]>>
     %9 = kiln.matmul %8, %7 : (tensor<1x?x8xf32, #kiln.dims<[logit_rows]>>, tensor<8x16xf32>) -> tensor<1x?x16xf32, #kiln.dims<[logit_rows]>>
     return %9 : tensor<1x?x16xf32, #kiln.dims<[logit_rows]>>
+  }
+}
+
+// -----
+
+// Weights kiln-cpu-pack-weights laid out in panels: their matmuls call
+// matmul_packed_f32 (kernel table entry 6), and each takes whole 32-column
+// panels in the weights file (8 x 32 floats = 1024 bytes, not 512).
+// CHECK-LABEL: func.func @kiln_model_step
+// CHECK: %[[WF:.+]] = llvm.getelementptr %arg0[0, 13]
+// CHECK-NEXT: %[[WEIGHTS:.+]] = llvm.load %[[WF]]
+// CHECK: %[[W1:.+]] = llvm.getelementptr %[[WEIGHTS]][
+// CHECK: llvm.getelementptr %{{.+}}[0, 6]
+// CHECK: llvm.call %{{.+}}(%{{.+}}, %{{.+}}, %{{.+}}, %[[W1]],
+// CHECK: llvm.mlir.constant(1024 : i64) : i64
+// CHECK-NEXT: %[[W2:.+]] = llvm.getelementptr %[[WEIGHTS]][
+// CHECK: llvm.getelementptr %{{.+}}[0, 6]
+// CHECK: llvm.call %{{.+}}(%{{.+}}, %{{.+}}, %{{.+}}, %[[W2]],
+// CHECK-NOT: llvm.getelementptr %{{.+}}[0, 2]
+// CHECK: func.func private
+module {
+  kiln.global @head : tensor<8x16xf32> [#kiln.blob<"w.bin", offset = 0, size = 512>] {kiln.layout = "panels"}
+  kiln.global @after : tensor<8x16xf32> [#kiln.blob<"w.bin", offset = 512, size = 512>] {kiln.layout = "panels"}
+  func.func @main(%ids: tensor<1x?xi64, #kiln.dims<[tokens]>> {kiln.step_input = "token_ids"}, %rows: tensor<?xi64, #kiln.dims<[logit_rows]>> {kiln.step_input = "logit_rows"}) -> tensor<1x?x16xf32, #kiln.dims<[logit_rows]>> {
+    %f = kiln.cast %ids : tensor<1x?xi64, #kiln.dims<[tokens]>> -> tensor<1x?xf32, #kiln.dims<[tokens]>>
+    %r = kiln.reshape %f : tensor<1x?xf32, #kiln.dims<[tokens]>> -> tensor<1x?x1xf32, #kiln.dims<[tokens]>>
+    %x = kiln.expand %r : (tensor<1x?x1xf32, #kiln.dims<[tokens]>>) -> tensor<1x?x8xf32, #kiln.dims<[tokens]>>
+    %g = kiln.gather %x, %rows {axis = 1 : i64} : (tensor<1x?x8xf32, #kiln.dims<[tokens]>>, tensor<?xi64, #kiln.dims<[logit_rows]>>) -> tensor<1x?x8xf32, #kiln.dims<[logit_rows]>>
+    %0 = kiln.weight @head : tensor<8x16xf32>
+    %1 = kiln.matmul %g, %0 : (tensor<1x?x8xf32, #kiln.dims<[logit_rows]>>, tensor<8x16xf32>) -> tensor<1x?x16xf32, #kiln.dims<[logit_rows]>>
+    %2 = kiln.weight @after : tensor<8x16xf32>
+    %3 = kiln.matmul %g, %2 : (tensor<1x?x8xf32, #kiln.dims<[logit_rows]>>, tensor<8x16xf32>) -> tensor<1x?x16xf32, #kiln.dims<[logit_rows]>>
+    %4 = kiln.add %1, %3 : (tensor<1x?x16xf32, #kiln.dims<[logit_rows]>>, tensor<1x?x16xf32, #kiln.dims<[logit_rows]>>) -> tensor<1x?x16xf32, #kiln.dims<[logit_rows]>>
+    return %4 : tensor<1x?x16xf32, #kiln.dims<[logit_rows]>>
   }
 }
 

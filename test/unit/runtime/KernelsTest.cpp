@@ -203,6 +203,7 @@ TEST(KernelsTable, DescribesItself) {
   EXPECT_EQ(table->attention_paged_f32, &kiln_attention_paged_f32);
   EXPECT_EQ(table->matmul_bt_f32, &kiln_matmul_bt_f32);
   EXPECT_EQ(table->matmul_quant_f32, &kiln_matmul_quant_f32);
+  EXPECT_EQ(table->matmul_packed_f32, &kiln_matmul_packed_f32);
   EXPECT_STREQ(kiln_cpu_kernels_isa(),
                kiln::kernels::isaName(kiln::kernels::activeIsa()));
   // ctest also runs these tests with KILN_KERNELS=portable.
@@ -273,11 +274,28 @@ using MatmulFn = void (*)(Isa, ThreadPool *, const float *, int64_t,
                           const float *, float *, int64_t, int64_t, int64_t,
                           int64_t);
 
+/// How a matmul kernel reads its [K][N] B.
+enum class BLayout { RowMajor, Transposed, Panels };
+
+/// B ([K][N] row-major) in model_abi.h's KILN_PANEL_COLUMNS panels. The
+/// padding columns are NaN rather than the zeros kilnc writes: no valid
+/// output may depend on them.
+std::vector<float> packPanels(const std::vector<float> &b, int64_t k,
+                              int64_t n) {
+  const int64_t w = KILN_PANEL_COLUMNS, panels = (n + w - 1) / w;
+  std::vector<float> packed(panels * k * w, kNaN);
+  for (int64_t p = 0; p < k; ++p)
+    for (int64_t j = 0; j < n; ++j)
+      packed[(j / w) * k * w + p * w + j % w] = b[p * n + j];
+  return packed;
+}
+
 /// Runs `fn` with every supported Isa, and the dispatched `tableFn`, over
 /// all shapes, with and without row padding, without a pool and on pools of
 /// 1 and 3 threads.
 void checkMatmulShapes(MatmulFn fn, decltype(kiln_kernels::matmul_f32) tableFn,
-                       bool bTransposed) {
+                       BLayout layout) {
+  bool bTransposed = layout == BLayout::Transposed;
   std::mt19937 rng(42);
   ThreadPool pool1(1), pool3(3);
   ThreadPool *pools[] = {nullptr, &pool1, &pool3};
@@ -287,6 +305,8 @@ void checkMatmulShapes(MatmulFn fn, decltype(kiln_kernels::matmul_f32) tableFn,
       int64_t lda = s.k + pad, ldc = s.n + pad;
       std::vector<float> a = randomFloats(s.m * lda, rng);
       std::vector<float> b = randomFloats(s.k * s.n, rng);
+      std::vector<float> given =
+          layout == BLayout::Panels ? packPanels(b, s.k, s.n) : b;
       for (ThreadPool *pool : pools) {
         // One entry per Isa, then the dispatched table function.
         for (size_t variant = 0; variant <= isas.size(); ++variant) {
@@ -301,10 +321,10 @@ void checkMatmulShapes(MatmulFn fn, decltype(kiln_kernels::matmul_f32) tableFn,
               " K=" + std::to_string(s.k) + " pad=" + std::to_string(pad) +
               " threads=" + std::to_string(pool ? pool->numThreads() : 0);
           if (variant < isas.size())
-            fn(isas[variant], pool, a.data(), lda, b.data(), c.data(), ldc, s.m,
-               s.n, s.k);
+            fn(isas[variant], pool, a.data(), lda, given.data(), c.data(), ldc,
+               s.m, s.n, s.k);
           else
-            tableFn(pool, a.data(), lda, b.data(), c.data(), ldc, s.m, s.n,
+            tableFn(pool, a.data(), lda, given.data(), c.data(), ldc, s.m, s.n,
                     s.k);
           expectMatmul(a, lda, b, bTransposed, c, ldc, s, what);
         }
@@ -315,18 +335,24 @@ void checkMatmulShapes(MatmulFn fn, decltype(kiln_kernels::matmul_f32) tableFn,
 
 TEST(KernelsMatmul, MatchesReferenceOnEveryShape) {
   checkMatmulShapes(kiln::kernels::matmulF32, kiln_cpu_kernels()->matmul_f32,
-                    false);
+                    BLayout::RowMajor);
 }
 
 TEST(KernelsMatmul, TransposedBMatchesReferenceOnEveryShape) {
   checkMatmulShapes(kiln::kernels::matmulBtF32,
-                    kiln_cpu_kernels()->matmul_bt_f32, true);
+                    kiln_cpu_kernels()->matmul_bt_f32, BLayout::Transposed);
+}
+
+TEST(KernelsMatmul, PackedBMatchesReferenceOnEveryShape) {
+  checkMatmulShapes(kiln::kernels::matmulPackedF32,
+                    kiln_cpu_kernels()->matmul_packed_f32, BLayout::Panels);
 }
 
 TEST(KernelsMatmul, EmptyKWritesZeros) {
   for (Isa isa : supportedIsas()) {
     for (MatmulFn fn : {MatmulFn(kiln::kernels::matmulF32),
-                        MatmulFn(kiln::kernels::matmulBtF32)}) {
+                        MatmulFn(kiln::kernels::matmulBtF32),
+                        MatmulFn(kiln::kernels::matmulPackedF32)}) {
       std::vector<float> c(3 * 5, kNaN);
       float a = 0, b = 0;
       fn(isa, nullptr, &a, 0, &b, c.data(), 5, 3, 5, 0);
@@ -1039,6 +1065,17 @@ TEST(KernelsBench, DISABLED_Figures) {
                       "GB/s of B\n",
                       kiln::kernels::isaName(isa), threads, (long long)kk,
                       (long long)nn, s * 1e6, 4.0 * kk * nn / s * 1e-9);
+          // The same bytes as panels (n is a multiple of 32 here).
+          double sp = timePerCall([&] {
+            kiln::kernels::matmulPackedF32(isa, &pool, a.data(), kk,
+                                           bs.data() + next * kk * nn, c.data(),
+                                           nn, 1, nn, kk);
+            next = (next + 1) % copies;
+          });
+          std::printf("%-8s %d thr  GEMV cold 1 x %lld x %lld  panels "
+                      "%8.1f us %6.1f GB/s of B\n",
+                      kiln::kernels::isaName(isa), threads, (long long)kk,
+                      (long long)nn, sp * 1e6, 4.0 * kk * nn / sp * 1e-9);
 
           // The same GEMV with B quantized ([N][K], groups of 32, implied
           // zero points): bytes read are the packed weight and its scales.
