@@ -86,4 +86,23 @@ def PackWeightsPass : Pass<"kiln-cpu-pack-weights", "::mlir::ModuleOp"> {
   }];
 }
 
+def ApproximateMathPass : Pass<"kiln-cpu-approximate-math"> {
+  let summary = "f32 exp, log, tanh and erf as polynomials";
+  let description = [{
+    Rewrites f32 `math.exp`, `expm1`, `log`, `log1p`, `log2`, `tanh` and
+    `erf` (what softmax, SiLU, GELU and log-softmax lower to) into MLIR's
+    polynomial approximations: arithmetic LLVM's loop vectorizer widens,
+    where a call to libm's scalar `expf` keeps a whole loop scalar. The
+    approximations are accurate to a few ulp over the f32 range (the model
+    logit checks and the ONNX node tests hold them to onnxruntime and
+    ONNX's reference outputs).
+
+    Does nothing to other element types (f64, f16 stay libm calls) or to
+    other math ops.
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::vector::VectorDialect",
+                           "::mlir::math::MathDialect"];
+}
+
 #endif // KILN_CODEGEN_CPU_PASSES_TD

@@ -28,6 +28,7 @@ void mlir::kiln::buildCpuPipeline(OpPassManager &pm, int64_t maxBatchTokens,
   if (!graphMode)
     pm.addPass(createPackWeightsPass());
   pm.addPass(createConvertKilnToLoopsPass(options));
+  pm.addPass(createApproximateMathPass());
   pm.addPass(createConvertLinalgToLoopsPass());
   pm.addPass(memref::createExpandStridedMetadataPass());
   pm.addPass(createLowerAffinePass());

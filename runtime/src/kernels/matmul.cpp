@@ -498,7 +498,7 @@ void gemmTask(const Gemm &g, const GemmProblem &pr, int64_t i0, int64_t i1,
       int64_t nextCols = next ? std::min(g.nr, pr.n - nextJ0) : 0;
       int64_t blocks = (i1 - i0 + g.mr - 1) / g.mr;
       for (int64_t i = i0, blk = 0; i < i1; i += g.mr, ++blk) {
-        if (next && blocks > 1) {
+        if (next && blocks > 1 && !pr.packed) {
           for (int64_t r = blk * nextRows / blocks,
                        rEnd = (blk + 1) * nextRows / blocks;
                r < rEnd; ++r)
