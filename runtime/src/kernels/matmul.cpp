@@ -70,18 +70,12 @@ using TileFn = void (*)(int64_t kc, const float *a, int64_t lda, const float *b,
 using GemvFn = void (*)(const float *a, const float *b, int64_t ldb, float *c,
                         int64_t n, int64_t k);
 
-/// c[0:nValid] = sum_p a[p] * panel[p][0:nValid] over one
-/// KILN_PANEL_COLUMNS-wide panel of k rows.
-using GemvPanelFn = void (*)(const float *a, const float *panel, float *c,
-                             int64_t nValid, int64_t k);
-
 /// One Isa's kernels and blocking.
 struct Gemm {
   int mr;
   int64_t nr;
   TileFn tile[kMaxMr + 1]; ///< tile[rows], rows in 1 .. mr
   GemvFn gemv;
-  GemvPanelFn gemvPanel;
 };
 
 #define KILN_INLINE inline __attribute__((always_inline))
@@ -94,44 +88,6 @@ typedef float V4 __attribute__((vector_size(16)));
 // convention between the plain and the AVX copies (-Wpsabi).
 KILN_INLINE void load16(V16 &v, const float *p) {
   std::memcpy(&v, p, sizeof(V16));
-}
-
-/// The panel GEMV, compiled once per Isa: the panel is one contiguous
-/// stream, read in order with four rows in flight (eight independent
-/// accumulators hide the FMA latency).
-KILN_INLINE void gemvPanelBody(const float *a, const float *panel, float *c,
-                               int64_t nValid, int64_t k) {
-  static_assert(KILN_PANEL_COLUMNS == 32, "two V16 per panel row");
-  V16 acc[8] = {};
-  int64_t p = 0;
-  for (; p + 4 <= k; p += 4) {
-    const float *row = panel + p * 32;
-    __builtin_prefetch(row + 32 * 32);
-    __builtin_prefetch(row + 32 * 32 + 64);
-    for (int q = 0; q < 4; ++q) {
-      V16 lo, hi;
-      load16(lo, row + q * 32);
-      load16(hi, row + q * 32 + 16);
-      float ap = a[p + q];
-      acc[2 * q] += ap * lo;
-      acc[2 * q + 1] += ap * hi;
-    }
-  }
-  for (; p < k; ++p) {
-    V16 lo, hi;
-    load16(lo, panel + p * 32);
-    load16(hi, panel + p * 32 + 16);
-    acc[0] += a[p] * lo;
-    acc[1] += a[p] * hi;
-  }
-  V16 sum[2] = {(acc[0] + acc[2]) + (acc[4] + acc[6]),
-                (acc[1] + acc[3]) + (acc[5] + acc[7])};
-  std::memcpy(c, sum, nValid * sizeof(float));
-}
-
-void gemvPanelPortable(const float *a, const float *panel, float *c,
-                       int64_t nValid, int64_t k) {
-  gemvPanelBody(a, panel, c, nValid, k);
 }
 
 /// Where a thread packs its panel of B.
@@ -194,7 +150,6 @@ const Gemm kPortableGemm = {
     {nullptr, tilePortable<1>, tilePortable<2>, tilePortable<3>,
      tilePortable<4>},
     gemvPortable,
-    gemvPanelPortable,
 };
 
 #ifdef KILN_KERNELS_X86
@@ -296,18 +251,12 @@ KILN_TARGET_AVX2 void gemvAvx2(const float *a, const float *b, int64_t ldb,
   }
 }
 
-KILN_TARGET_AVX2 void gemvPanelAvx2(const float *a, const float *panel,
-                                    float *c, int64_t nValid, int64_t k) {
-  gemvPanelBody(a, panel, c, nValid, k);
-}
-
 const Gemm kAvx2Gemm = {
     kAvx2Mr,
     kAvx2Nr,
     {nullptr, tileAvx2<1>, tileAvx2<2>, tileAvx2<3>, tileAvx2<4>, tileAvx2<5>,
      tileAvx2<6>},
     gemvAvx2,
-    gemvPanelAvx2,
 };
 
 //===----------------------------------------------------------------------===//
@@ -395,18 +344,12 @@ KILN_TARGET_AVX512 void gemvAvx512(const float *a, const float *b, int64_t ldb,
   }
 }
 
-KILN_TARGET_AVX512 void gemvPanelAvx512(const float *a, const float *panel,
-                                        float *c, int64_t nValid, int64_t k) {
-  gemvPanelBody(a, panel, c, nValid, k);
-}
-
 const Gemm kAvx512Gemm = {
     kAvx512Mr,
     kAvx512Nr,
     {nullptr, tileAvx512<1>, tileAvx512<2>, tileAvx512<3>, tileAvx512<4>,
      tileAvx512<5>, tileAvx512<6>, tileAvx512<7>, tileAvx512<8>},
     gemvAvx512,
-    gemvPanelAvx512,
 };
 #endif // KILN_KERNELS_X86
 
@@ -472,6 +415,21 @@ void gemmTask(const Gemm &g, const GemmProblem &pr, int64_t i0, int64_t i1,
   // only when that is more than once. Packed B needs no copy: its panels
   // are zero-padded and g.nr divides KILN_PANEL_COLUMNS.
   bool pack = !pr.packed && i1 - i0 > g.mr;
+  if (pr.packed && i1 - i0 <= g.mr) {
+    // One row block (decode): each panel start to end, one contiguous
+    // stream, with the same K blocks (so the same sums) as below.
+    for (int64_t panel = p0; panel < p1; ++panel) {
+      int64_t j0 = panel * g.nr, nValid = std::min(g.nr, pr.n - j0);
+      for (int64_t k0 = 0; k0 < pr.k; k0 += kKc) {
+        int64_t ldb;
+        const float *bp = pr.bAt(k0, j0, ldb);
+        g.tile[i1 - i0](std::min(kKc, pr.k - k0), pr.a + i0 * pr.lda + k0,
+                        pr.lda, bp, ldb, pr.c + i0 * pr.ldc + j0, pr.ldc,
+                        nValid, k0 > 0);
+      }
+    }
+    return;
+  }
   for (int64_t k0 = 0; k0 < pr.k; k0 += kKc) {
     int64_t kc = std::min(kKc, pr.k - k0);
     for (int64_t panel = p0; panel < p1; ++panel) {
@@ -525,25 +483,11 @@ void gemm(const Gemm &g, ThreadPool *pool, const GemmProblem &pr) {
   threads = std::max<int64_t>(
       1, std::min(threads, 2 * pr.m * pr.n * pr.k / kMinFlopsPerThread));
 
-  if (pr.m == 1 && pr.packed) {
-    // Threads own whole panels, each one contiguous stream of K x 32.
-    int64_t panels = (pr.n + GemmProblem::kPanel - 1) / GemmProblem::kPanel;
-    auto columns = [&](int64_t p0, int64_t p1) {
-      for (int64_t p = p0; p < p1; ++p) {
-        int64_t j0 = p * GemmProblem::kPanel, ldb;
-        const float *bp = pr.bAt(0, j0, ldb);
-        (void)ldb;
-        g.gemvPanel(pr.a, bp, pr.c + j0,
-                    std::min(GemmProblem::kPanel, pr.n - j0), pr.k);
-      }
-    };
-    if (threads == 1)
-      columns(0, panels);
-    else
-      pool->parallelFor(panels, columns, (panels + threads - 1) / threads);
-    return;
-  }
-  if (pr.m == 1) {
+  // Packed B: one path for every M, the microkernel's, so that a row's
+  // result does not depend on how many rows the call has (batch
+  // invariance: a sequence's logits are the same bits alone or batched).
+  // At M = 1 it is memory-bound all the same.
+  if (pr.m == 1 && !pr.packed) {
     // Threads own whole cache lines of the output row.
     int64_t lines = (pr.n + kLineFloats - 1) / kLineFloats;
     auto columns = [&](int64_t l0, int64_t l1) {

@@ -24,6 +24,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <memory>
 #include <mutex>
@@ -346,6 +347,32 @@ TEST(KernelsMatmul, TransposedBMatchesReferenceOnEveryShape) {
 TEST(KernelsMatmul, PackedBMatchesReferenceOnEveryShape) {
   checkMatmulShapes(kiln::kernels::matmulPackedF32,
                     kiln_cpu_kernels()->matmul_packed_f32, BLayout::Panels);
+}
+
+// A row of C is the same bits whatever the number of rows around it, with
+// packed B and with transposed B (the lm_head): what makes a sequence's
+// greedy output independent of the batch it runs in.
+TEST(KernelsMatmul, RowsDoNotDependOnTheBatch) {
+  std::mt19937 rng(7);
+  const int64_t n = 300, k = 600;
+  std::vector<float> b = randomFloats(k * n, rng);
+  std::vector<float> packed = packPanels(b, k, n);
+  ThreadPool pool2(2);
+  for (Isa isa : supportedIsas()) {
+    for (auto [fn, bp] : {std::pair<MatmulFn, const float *>(
+                              kiln::kernels::matmulPackedF32, packed.data()),
+                          {kiln::kernels::matmulBtF32, b.data()}}) {
+      std::vector<float> a = randomFloats(37 * k, rng);
+      std::vector<float> alone(n), batched(37 * n);
+      fn(isa, &pool2, a.data(), k, bp, batched.data(), n, 37, n, k);
+      for (int64_t row : {0, 5, 17, 36}) {
+        fn(isa, &pool2, a.data() + row * k, k, bp, alone.data(), n, 1, n, k);
+        EXPECT_EQ(0, std::memcmp(alone.data(), batched.data() + row * n,
+                                 n * sizeof(float)))
+            << kiln::kernels::isaName(isa) << " row " << row;
+      }
+    }
+  }
 }
 
 TEST(KernelsMatmul, EmptyKWritesZeros) {
