@@ -21,6 +21,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <list>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -318,7 +319,29 @@ namespace {
 struct Sequence {
   std::vector<int32_t> blocks;
   int64_t length = 0;
+  /// The tokens in the cache (the prefix cache hashes full blocks of them).
+  std::vector<int32_t> tokens;
+  /// Leading full blocks already offered to the prefix cache, and the
+  /// chain hash of the last of them.
+  int64_t hashedBlocks = 0;
+  uint64_t chainHash = 0;
 };
+
+/// The chain hash of a block: its tokens and the hash of everything before
+/// it (splitmix64 steps), so equal hashes mean equal prefixes up to 64-bit
+/// collisions; lookups compare the tokens too.
+uint64_t blockHash(uint64_t parent, const int32_t *tokens, int64_t n) {
+  auto mix = [](uint64_t x) {
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+  };
+  uint64_t h = mix(parent ^ 0x6b696c6e); // "kiln"
+  for (int64_t i = 0; i < n; ++i)
+    h = mix(h ^ static_cast<uint32_t>(tokens[i]));
+  return h;
+}
 
 struct AlignedFree {
   void operator()(void *p) const { std::free(p); }
@@ -359,6 +382,114 @@ void *alignedZeroed(size_t bytes, const char *what) {
   return p;
 }
 
+/// The block manager. A block is free (on `freeList`), held by one or more
+/// sequences (`refs` > 0), or cached: held by none but still holding the
+/// keys and values of a full block of tokens some sequence computed, found
+/// by its chain hash, and evicted least recently released first when a
+/// block is needed and none is free.
+struct BlockManager {
+  int64_t numBlocks = 0, blockSize = 0;
+  bool prefixCache = false;
+  std::vector<int32_t> freeList;
+  std::vector<int32_t> refs;
+  /// Prefix cache: chain hash -> block, and per block its hash, its
+  /// parent's hash and its tokens (to tell collisions from hits).
+  std::unordered_map<uint64_t, int32_t> byHash;
+  std::vector<uint64_t> hash, parent;
+  std::vector<uint8_t> cached;
+  std::vector<int32_t> tokens;
+  /// Cached blocks no sequence holds, least recently released first.
+  std::list<int32_t> lru;
+  std::vector<std::list<int32_t>::iterator> lruPos;
+  int64_t hits = 0; ///< blocks found in the prefix cache
+
+  void init(int64_t blocks, int64_t size, bool enableCache) {
+    numBlocks = blocks;
+    blockSize = size;
+    prefixCache = enableCache;
+    freeList.resize(blocks);
+    // Hand out low block ids first.
+    for (int64_t i = 0; i < blocks; ++i)
+      freeList[i] = static_cast<int32_t>(blocks - 1 - i);
+    refs.assign(blocks, 0);
+    hash.assign(blocks, 0);
+    parent.assign(blocks, 0);
+    cached.assign(blocks, 0);
+    lruPos.resize(blocks);
+    if (enableCache)
+      tokens.assign(blocks * size, 0);
+  }
+
+  /// Blocks a sequence can get now: free ones and evictable cached ones.
+  int64_t available() const {
+    return static_cast<int64_t>(freeList.size() + lru.size());
+  }
+
+  int32_t take() {
+    int32_t b;
+    if (!freeList.empty()) {
+      b = freeList.back();
+      freeList.pop_back();
+    } else {
+      b = lru.front();
+      lru.pop_front();
+      byHash.erase(hash[b]);
+      cached[b] = 0;
+    }
+    refs[b] = 1;
+    return b;
+  }
+
+  void release(int32_t b) {
+    if (--refs[b] > 0)
+      return;
+    if (cached[b])
+      lruPos[b] = lru.insert(lru.end(), b);
+    else
+      freeList.push_back(b);
+  }
+
+  /// The cached block holding `toks` (blockSize tokens) after the prefix
+  /// whose chain hash is `parentHash`, with its hash in `*h`; -1 if none.
+  int32_t find(uint64_t parentHash, const int32_t *toks, uint64_t *h) const {
+    *h = blockHash(parentHash, toks, blockSize);
+    auto it = byHash.find(*h);
+    if (it == byHash.end())
+      return -1;
+    int32_t b = it->second;
+    if (parent[b] != parentHash ||
+        !std::equal(toks, toks + blockSize, tokens.begin() + b * blockSize))
+      return -1;
+    return b;
+  }
+
+  /// Another holder for cached block `b`.
+  void acquire(int32_t b) {
+    if (refs[b]++ == 0)
+      lru.erase(lruPos[b]);
+  }
+
+  /// Offers the full blocks of `seq` not offered yet to the cache.
+  void offer(Sequence &seq) {
+    if (!prefixCache)
+      return;
+    while ((seq.hashedBlocks + 1) * blockSize <= seq.length) {
+      const int32_t *toks = seq.tokens.data() + seq.hashedBlocks * blockSize;
+      int32_t b = seq.blocks[seq.hashedBlocks];
+      uint64_t h = blockHash(seq.chainHash, toks, blockSize);
+      if (!cached[b] && !byHash.count(h)) {
+        byHash[h] = b;
+        hash[b] = h;
+        parent[b] = seq.chainHash;
+        cached[b] = 1;
+        std::copy(toks, toks + blockSize, tokens.begin() + b * blockSize);
+      }
+      seq.chainHash = h;
+      ++seq.hashedBlocks;
+    }
+  }
+};
+
 } // namespace
 
 struct kiln_engine_t {
@@ -366,8 +497,8 @@ struct kiln_engine_t {
   std::unique_ptr<kiln::ThreadPool> pool;
   std::unique_ptr<void, AlignedFree> arena;
   PoolMemory cache;
-  int64_t numBlocks = 0, maxBlocksPerSeq = 0;
-  std::vector<int32_t> freeBlocks;
+  int64_t maxBlocksPerSeq = 0;
+  BlockManager blocks;
   std::unordered_map<int64_t, Sequence> seqs;
   int64_t nextSeq = 1;
   // Step inputs, reused across steps.
@@ -377,7 +508,7 @@ struct kiln_engine_t {
 
 extern "C" void kiln_engine_options_init(kiln_engine_options *options) {
   if (options)
-    *options = kiln_engine_options{0, 0};
+    *options = kiln_engine_options{0, 0, 1};
 }
 
 extern "C" kiln_status_t kiln_engine_create(kiln_model_t *model,
@@ -403,17 +534,14 @@ extern "C" kiln_status_t kiln_engine_create(kiln_model_t *model,
     e->pool = std::make_unique<kiln::ThreadPool>(o.num_threads);
     int64_t tokens =
         o.kv_cache_tokens ? o.kv_cache_tokens : 4 * info.context_length;
-    e->numBlocks = (tokens + info.block_size - 1) / info.block_size;
+    int64_t numBlocks = (tokens + info.block_size - 1) / info.block_size;
     e->maxBlocksPerSeq =
         (info.context_length + info.block_size - 1) / info.block_size;
     size_t blockFloats = static_cast<size_t>(info.layers) * 2 * info.kv_heads *
                          info.block_size * info.head_dim;
-    e->cache.allocate(blockFloats * sizeof(float) * e->numBlocks);
+    e->cache.allocate(blockFloats * sizeof(float) * numBlocks);
     e->arena.reset(alignedZeroed(info.arena_bytes, "arena"));
-    e->freeBlocks.resize(e->numBlocks);
-    // Hand out low block ids first.
-    for (int64_t i = 0; i < e->numBlocks; ++i)
-      e->freeBlocks[i] = static_cast<int32_t>(e->numBlocks - 1 - i);
+    e->blocks.init(numBlocks, info.block_size, o.prefix_cache != 0);
     *out = e.release();
     return KILN_OK;
   });
@@ -445,9 +573,51 @@ extern "C" kiln_status_t kiln_engine_seq_free(kiln_engine_t *engine,
                       "kiln_engine_seq_free: no sequence " +
                           std::to_string(seq));
   for (int32_t b : it->second.blocks)
-    engine->freeBlocks.push_back(b);
+    engine->blocks.release(b);
   engine->seqs.erase(it);
   return KILN_OK;
+}
+
+extern "C" kiln_status_t kiln_engine_seq_create_cached(kiln_engine_t *engine,
+                                                       const int32_t *tokens,
+                                                       int64_t num_tokens,
+                                                       int64_t *seq,
+                                                       int64_t *cached_tokens) {
+  if (!engine || !seq || !cached_tokens || num_tokens < 0 ||
+      (num_tokens > 0 && !tokens))
+    return kiln::fail(KILN_ERROR_INVALID_ARGUMENT,
+                      "kiln_engine_seq_create_cached: engine, tokens, seq "
+                      "and cached_tokens must not be NULL");
+  return kiln::guard("kiln_engine_seq_create_cached", [&] {
+    BlockManager &bm = engine->blocks;
+    Sequence s;
+    // Whole blocks, and at least the last token left to compute.
+    if (bm.prefixCache)
+      while ((s.hashedBlocks + 1) * bm.blockSize < num_tokens &&
+             (s.hashedBlocks + 1) * bm.blockSize <=
+                 engine->model->info.context_length) {
+        uint64_t h;
+        int32_t b =
+            bm.find(s.chainHash, tokens + s.hashedBlocks * bm.blockSize, &h);
+        if (b < 0)
+          break;
+        bm.acquire(b);
+        s.blocks.push_back(b);
+        s.chainHash = h;
+        ++s.hashedBlocks;
+        ++bm.hits;
+      }
+    s.length = s.hashedBlocks * bm.blockSize;
+    s.tokens.assign(tokens, tokens + s.length);
+    *cached_tokens = s.length;
+    *seq = engine->nextSeq++;
+    engine->seqs.emplace(*seq, std::move(s));
+    return KILN_OK;
+  });
+}
+
+extern "C" int64_t kiln_engine_cached_blocks(const kiln_engine_t *engine) {
+  return engine ? static_cast<int64_t>(engine->blocks.byHash.size()) : 0;
 }
 
 extern "C" int64_t kiln_engine_seq_length(const kiln_engine_t *engine,
@@ -459,11 +629,11 @@ extern "C" int64_t kiln_engine_seq_length(const kiln_engine_t *engine,
 }
 
 extern "C" int64_t kiln_engine_free_blocks(const kiln_engine_t *engine) {
-  return engine ? static_cast<int64_t>(engine->freeBlocks.size()) : 0;
+  return engine ? engine->blocks.available() : 0;
 }
 
 extern "C" int64_t kiln_engine_total_blocks(const kiln_engine_t *engine) {
-  return engine ? engine->numBlocks : 0;
+  return engine ? engine->blocks.numBlocks : 0;
 }
 
 extern "C" kiln_status_t kiln_engine_step(kiln_engine_t *engine,
@@ -525,13 +695,13 @@ extern "C" kiln_status_t kiln_engine_step(kiln_engine_t *engine,
                             "for at most " +
                             std::to_string(info.max_batch_tokens) +
                             " (kilnc --max-batch-tokens)");
-    if (blocksNeeded > static_cast<int64_t>(engine->freeBlocks.size()))
+    if (blocksNeeded > engine->blocks.available())
       return kiln::fail(
           KILN_ERROR_OUT_OF_MEMORY,
           "kiln_engine_step: KV cache exhausted: the step needs " +
               std::to_string(blocksNeeded) + " more blocks, " +
-              std::to_string(engine->freeBlocks.size()) + " of " +
-              std::to_string(engine->numBlocks) + " are free");
+              std::to_string(engine->blocks.available()) + " of " +
+              std::to_string(engine->blocks.numBlocks) + " are free");
 
     // Assemble the step.
     engine->tokenIds.resize(total);
@@ -546,10 +716,8 @@ extern "C" kiln_status_t kiln_engine_step(kiln_engine_t *engine,
       Sequence &seq = engine->seqs[s.seq];
       int64_t newLength = seq.length + s.num_tokens;
       while (static_cast<int64_t>(seq.blocks.size()) * info.block_size <
-             newLength) {
-        seq.blocks.push_back(engine->freeBlocks.back());
-        engine->freeBlocks.pop_back();
-      }
+             newLength)
+        seq.blocks.push_back(engine->blocks.take());
       for (int64_t k = 0; k < s.num_tokens; ++k, ++t) {
         engine->tokenIds[t] = s.tokens[k];
         engine->positions[t] = seq.length + k;
@@ -582,8 +750,13 @@ extern "C" kiln_status_t kiln_engine_step(kiln_engine_t *engine,
           KILN_ERROR_INTERNAL,
           "kiln_engine_step: the compiled step failed with code " +
               std::to_string(rc));
-    for (int64_t i = 0; i < num_seqs; ++i)
-      engine->seqs[seqs[i].seq].length = engine->seqLens[i];
+    for (int64_t i = 0; i < num_seqs; ++i) {
+      Sequence &seq = engine->seqs[seqs[i].seq];
+      seq.length = engine->seqLens[i];
+      seq.tokens.insert(seq.tokens.end(), seqs[i].tokens,
+                        seqs[i].tokens + seqs[i].num_tokens);
+      engine->blocks.offer(seq);
+    }
     return KILN_OK;
   });
 }

@@ -28,6 +28,10 @@ const char *kiln_status_string(kiln_status_t status) {
     return "internal error";
   case KILN_ERROR_BUFFER_TOO_SMALL:
     return "output buffer too small";
+  case KILN_ERROR_BUSY:
+    return "busy: queue full or shutting down";
+  case KILN_ERROR_TIMEOUT:
+    return "timed out";
   }
   return "unknown status";
 }

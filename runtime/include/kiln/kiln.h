@@ -50,7 +50,11 @@ typedef enum kiln_status_t {
   /** a bug in kiln; please report it */
   KILN_ERROR_INTERNAL = 6,
   /** an output buffer is too small; the call reported the size it needs */
-  KILN_ERROR_BUFFER_TOO_SMALL = 7
+  KILN_ERROR_BUFFER_TOO_SMALL = 7,
+  /** the scheduler's queue is full, or it is shutting down: retry later */
+  KILN_ERROR_BUSY = 8,
+  /** nothing happened before the timeout */
+  KILN_ERROR_TIMEOUT = 9
 } kiln_status_t;
 
 /** The runtime version as "MAJOR.MINOR.PATCH". Never NULL. */
@@ -310,9 +314,16 @@ typedef struct kiln_engine_options {
   /** KV-cache capacity in tokens over all sequences, rounded up to whole
    *  blocks; 0 = four times the context length. */
   int64_t kv_cache_tokens;
+  /** Prefix caching (default 1): full KV blocks no sequence holds any more
+   *  stay cached, found by a hash of their tokens and everything before
+   *  them, until their memory is needed (least recently released first);
+   *  kiln_engine_seq_create_cached() starts a sequence on them. 0: blocks
+   *  are reused as soon as they are released. */
+  int32_t prefix_cache;
 } kiln_engine_options;
 
-/** Sets the defaults (0 threads, 0 cache tokens: see above). */
+/** Sets the defaults (0 threads, 0 cache tokens, prefix cache on: see
+ *  above). */
 void kiln_engine_options_init(kiln_engine_options *options);
 
 /** Creates an engine for `model` in `*out` (NULL on failure). `options` may
@@ -334,10 +345,28 @@ kiln_status_t kiln_engine_seq_create(kiln_engine_t *engine, int64_t *seq);
  *  Returns KILN_OK, or KILN_ERROR_NOT_FOUND for an unknown id. */
 kiln_status_t kiln_engine_seq_free(kiln_engine_t *engine, int64_t seq);
 
+/** Starts a sequence for a prompt of `num_tokens` tokens, holding as many
+ *  of its leading full KV blocks as the prefix cache has (never the whole
+ *  prompt: at most num_tokens - 1 tokens, so that the first step computes
+ *  at least the last prompt token and gives its logits). The sequence's
+ *  length is `*cached_tokens` (a multiple of the block size, 0 without a
+ *  hit or with the prefix cache off); the next step appends the rest of the
+ *  prompt, tokens[*cached_tokens:]. A cached block is shared, never
+ *  copied: sequences only write past their own length. Returns KILN_OK or
+ *  KILN_ERROR_INVALID_ARGUMENT. */
+kiln_status_t kiln_engine_seq_create_cached(kiln_engine_t *engine,
+                                            const int32_t *tokens,
+                                            int64_t num_tokens, int64_t *seq,
+                                            int64_t *cached_tokens);
+
+/** Full blocks the prefix cache can find (held by sequences or not). */
+int64_t kiln_engine_cached_blocks(const kiln_engine_t *engine);
+
 /** Tokens sequence `seq` holds (its context so far), or -1 if unknown. */
 int64_t kiln_engine_seq_length(const kiln_engine_t *engine, int64_t seq);
 
-/** KV blocks not held by any sequence, and the total. */
+/** KV blocks a sequence can get now (free, or cached and held by no
+ *  sequence, which are evicted first come first), and the total. */
 int64_t kiln_engine_free_blocks(const kiln_engine_t *engine);
 int64_t kiln_engine_total_blocks(const kiln_engine_t *engine);
 
@@ -370,6 +399,189 @@ kiln_status_t kiln_engine_step(kiln_engine_t *engine,
 /** Greedy sampling: the index of the largest of `n` logits (the first on
  *  ties), or -1 when `n` < 1 or `logits` is NULL. */
 int32_t kiln_argmax(const float *logits, int64_t n);
+
+/*===----------------------------------------------------------------------===*
+ * Serving: the scheduler
+ *===----------------------------------------------------------------------===*/
+
+/** Continuous batching for services. A scheduler owns an engine and a
+ *  thread that runs it: requests submitted from any thread join the running
+ *  batch at the next step and leave it when they finish; prompts are
+ *  prefilled in chunks under a per-step token budget, decoding requests
+ *  first, so a long prompt does not stall the others; a prompt whose
+ *  leading full blocks are in the prefix cache skips their prefill. When
+ *  the KV cache runs out, the most recently admitted request is preempted
+ *  (its blocks freed, recomputed later from its prompt and output so far)
+ *  instead of failing. Every call below is thread-safe. docs/runtime-api.md
+ *  has a worked example. */
+typedef struct kiln_scheduler_t kiln_scheduler_t;
+
+typedef struct kiln_scheduler_options {
+  int32_t num_threads;     /**< kernel threads; 0 = one per core */
+  int64_t kv_cache_tokens; /**< KV capacity; 0 = the engine's default */
+  int32_t prefix_cache;    /**< 1 (default) or 0 */
+  /** Most tokens one step carries (decode tokens plus prefill chunks);
+   *  0 = the compiled max_batch_tokens, which is also the upper bound. */
+  int64_t max_step_tokens;
+  /** Most requests in the running batch; 0 = 64. */
+  int32_t max_running;
+  /** Most requests waiting to be admitted; submit answers KILN_ERROR_BUSY
+   *  beyond it. 0 = 256. */
+  int32_t max_waiting;
+} kiln_scheduler_options;
+
+/** Sets the defaults above. */
+void kiln_scheduler_options_init(kiln_scheduler_options *options);
+
+/** Creates a scheduler for `model` (which must outlive it) and starts its
+ *  thread. Loads the artifact's tokenizer, if it has one, for the text of
+ *  events and stop strings. Returns KILN_OK, KILN_ERROR_INVALID_ARGUMENT,
+ *  KILN_ERROR_OUT_OF_MEMORY, or the tokenizer's load error. */
+kiln_status_t kiln_scheduler_create(kiln_model_t *model,
+                                    const kiln_scheduler_options *options,
+                                    kiln_scheduler_t **out);
+
+/** Cancels every request (callbacks get their final CANCELLED event),
+ *  stops the thread and frees the scheduler. NULL is ignored. Must not be
+ *  called from a callback. */
+void kiln_scheduler_free(kiln_scheduler_t *scheduler);
+
+/** Stops accepting requests (submit answers KILN_ERROR_BUSY) and waits up
+ *  to `timeout_ms` (< 0: forever) for the running and waiting ones to
+ *  finish. Returns KILN_OK when none is left, else KILN_ERROR_TIMEOUT. */
+kiln_status_t kiln_scheduler_drain(kiln_scheduler_t *scheduler,
+                                   int64_t timeout_ms);
+
+/** Sampling settings of a request; initialize with
+ *  kiln_sampling_params_init(). They mean what they mean in the OpenAI API
+ *  and vLLM, and are applied in vLLM's order: logit bias, penalties,
+ *  temperature, min_p / top_k / top_p, draw. Arrays are copied by submit. */
+typedef struct kiln_sampling_params {
+  float temperature;        /**< 1; 0 = greedy (argmax) */
+  int32_t top_k;            /**< 0 = off */
+  float top_p;              /**< 1 = off; in (0, 1] */
+  float min_p;              /**< 0 = off; in [0, 1] */
+  float repetition_penalty; /**< 1 = off; > 0 */
+  float presence_penalty;   /**< 0 = off; in [-2, 2] */
+  float frequency_penalty;  /**< 0 = off; in [-2, 2] */
+  int32_t has_seed;         /**< 1: `seed` makes the draws reproducible */
+  uint64_t seed;
+  int64_t max_tokens; /**< 0 = until the context is full */
+  int32_t ignore_eos; /**< 1: keep going past the model's EOS tokens */
+  /** -1: no logprobs; n in [0, 20]: the token's and the n most likely */
+  int32_t logprobs;
+  const int32_t *stop_token_ids;
+  int32_t num_stop_token_ids;
+  /** NUL-terminated strings that end the output and are not part of it */
+  const char *const *stop;
+  int32_t num_stop;
+  const int32_t *logit_bias_tokens; /**< with logit_bias_values: added */
+  const float *logit_bias_values;   /**< to those tokens' logits first */
+  int32_t num_logit_bias;
+} kiln_sampling_params;
+
+/** Sets the defaults above (unseeded sampling at temperature 1). */
+void kiln_sampling_params_init(kiln_sampling_params *params);
+
+/** Why a request ended. */
+typedef enum kiln_finish_reason {
+  KILN_FINISH_NONE = 0,      /**< not finished */
+  KILN_FINISH_STOP = 1,      /**< EOS, a stop token id or a stop string */
+  KILN_FINISH_LENGTH = 2,    /**< max_tokens, or the context is full */
+  KILN_FINISH_CANCELLED = 3, /**< kiln_scheduler_cancel() or shutdown */
+  KILN_FINISH_ERROR = 4      /**< see kiln_event::error */
+} kiln_finish_reason;
+
+typedef struct kiln_token_logprob {
+  int32_t token;
+  float logprob;
+} kiln_token_logprob;
+
+/** A request's counts and times (seconds since it was submitted). */
+typedef struct kiln_usage {
+  int64_t prompt_tokens;
+  int64_t completion_tokens;
+  int64_t cached_prompt_tokens; /**< prompt tokens found in the prefix cache */
+  int32_t preemptions;
+  double queue_seconds; /**< until first scheduled */
+  double ttft_seconds;  /**< until the first generated token */
+  double total_seconds; /**< until finished (so far, before the end) */
+} kiln_usage;
+
+/** What a request produced: one event per generated token, and a final one
+ *  (finish != NONE) that may also carry the last token. */
+typedef struct kiln_event {
+  uint64_t request;
+  int32_t token; /**< the generated token, -1 if the event has none */
+  float logprob; /**< NaN unless the request asked for logprobs */
+  const kiln_token_logprob *top; /**< `num_top` most likely, best first */
+  int32_t num_top;
+  /** UTF-8 text released by this event: whole characters only, with any
+   *  text that could start a stop string held back until it cannot, and
+   *  stop strings removed. Concatenated over all events: the output. Not
+   *  NUL-terminated; empty without a tokenizer. */
+  const char *text;
+  size_t text_length;
+  kiln_finish_reason finish;
+  const char *error; /**< NUL-terminated; "" unless finish is ERROR */
+  kiln_usage usage;
+} kiln_event;
+
+/** Receives a request's events on the scheduler thread, in order. The
+ *  event and what it points to are valid during the call only. It should
+ *  return quickly (every request waits for it); it may call submit, cancel
+ *  and get_stats, but not free or drain. */
+typedef void (*kiln_event_callback)(const kiln_event *event, void *user_data);
+
+/** Queues a request for `prompt` (`prompt_length` >= 1 tokens, fewer than
+ *  the context length). With a `callback`, events go to it and the request
+ *  is forgotten after its final event; without one (NULL), they wait for
+ *  kiln_scheduler_poll(), and the request is kept until
+ *  kiln_scheduler_release(). Stores the request's id (never 0, never
+ *  reused) in `*request`. Returns KILN_OK, KILN_ERROR_INVALID_ARGUMENT (a
+ *  bad prompt or parameter; the message names it and the allowed range),
+ *  KILN_ERROR_BUSY (queue full or draining) or KILN_ERROR_UNSUPPORTED
+ *  (stop strings without a tokenizer). */
+kiln_status_t kiln_scheduler_submit(kiln_scheduler_t *scheduler,
+                                    const int32_t *prompt,
+                                    int64_t prompt_length,
+                                    const kiln_sampling_params *params,
+                                    kiln_event_callback callback,
+                                    void *user_data, uint64_t *request);
+
+/** Ends a request: it leaves the batch before the next step, its KV blocks
+ *  are freed at once, and its final event says CANCELLED (unless it had
+ *  already finished). Returns KILN_OK or KILN_ERROR_NOT_FOUND. */
+kiln_status_t kiln_scheduler_cancel(kiln_scheduler_t *scheduler,
+                                    uint64_t request);
+
+/** Takes the next event of a polled request into `*event`, waiting up to
+ *  `timeout_ms` (0: don't wait; < 0: forever). What the event points to
+ *  stays valid until the next poll or release of this request. Returns
+ *  KILN_OK, KILN_ERROR_TIMEOUT (no event yet), KILN_ERROR_NOT_FOUND
+ *  (unknown, released, or a callback request) or KILN_ERROR_INVALID_ARGUMENT.
+ *  After the final event, poll answers KILN_ERROR_NOT_FOUND. */
+kiln_status_t kiln_scheduler_poll(kiln_scheduler_t *scheduler, uint64_t request,
+                                  kiln_event *event, int64_t timeout_ms);
+
+/** Forgets a polled request, cancelling it if it is still running.
+ *  Returns KILN_OK or KILN_ERROR_NOT_FOUND. */
+kiln_status_t kiln_scheduler_release(kiln_scheduler_t *scheduler,
+                                     uint64_t request);
+
+/** A snapshot of the scheduler's state and counters since creation. */
+typedef struct kiln_scheduler_stats {
+  int64_t waiting, running;
+  int64_t kv_blocks_used; /**< held by running requests */
+  int64_t kv_blocks_total;
+  int64_t kv_blocks_cached; /**< in the prefix cache (used or not) */
+  int64_t steps;
+  int64_t prompt_tokens, cached_prompt_tokens, generated_tokens;
+  int64_t requests_finished, preemptions;
+} kiln_scheduler_stats;
+
+kiln_status_t kiln_scheduler_get_stats(kiln_scheduler_t *scheduler,
+                                       kiln_scheduler_stats *stats);
 
 #ifdef __cplusplus
 }

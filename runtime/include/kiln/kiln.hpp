@@ -221,6 +221,7 @@ struct SeqTokens {
 struct EngineOptions {
   int32_t numThreads = 0;    ///< kernel threads, the caller's included
   int64_t kvCacheTokens = 0; ///< KV-cache capacity over all sequences
+  bool prefixCache = true;   ///< keep released full blocks for reuse
 };
 
 /// kiln_engine_t: the KV cache, scratch memory and threads that run steps.
@@ -233,6 +234,7 @@ public:
     kiln_engine_options_init(&o);
     o.num_threads = options.numThreads;
     o.kv_cache_tokens = options.kvCacheTokens;
+    o.prefix_cache = options.prefixCache ? 1 : 0;
     kiln_engine_t *engine = nullptr;
     detail::check(kiln_engine_create(model.get(), &o, &engine),
                   "kiln_engine_create");

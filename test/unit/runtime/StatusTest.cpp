@@ -13,7 +13,9 @@ TEST(Status, EveryCodeHasItsOwnMessage) {
                                  KILN_ERROR_UNSUPPORTED,
                                  KILN_ERROR_OUT_OF_MEMORY,
                                  KILN_ERROR_INTERNAL,
-                                 KILN_ERROR_BUFFER_TOO_SMALL};
+                                 KILN_ERROR_BUFFER_TOO_SMALL,
+                                 KILN_ERROR_BUSY,
+                                 KILN_ERROR_TIMEOUT};
   for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); ++i) {
     std::string a = kiln_status_string(codes[i]);
     EXPECT_NE(a, "unknown status") << i;
