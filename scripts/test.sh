@@ -89,6 +89,22 @@ last=$(echo "$out" | tail -n 1)
 p=$(echo "$last" | sed -n 's/^\([0-9]*\) passed.*/\1/p'); f=$(echo "$last" | sed -n 's/.*, \([0-9]*\) failed.*/\1/p')
 tally "model logits vs onnxruntime" $rc ${p:-0} ${f:-0} 0
 
+# The scheduler (continuous batching, chunked prefill, prefix cache,
+# preemption, cancellation, events) on the fixtures just compiled: greedy
+# output must be the same whatever else is in the batch. Text and stop
+# strings on SmolLM2.
+sched_passed=0; sched_failed=0; sched_rc=0
+for art in llama-gqa qwen2; do
+  out=$(KILN_TEST_ARTIFACT="$BUILD/test-artifacts/$art.kiln" \
+        KILN_TEST_TEXT_ARTIFACT="$BUILD/test-artifacts/smollm2-135m-instruct.kiln" \
+        "$BUILD/bin/kiln-scheduler-tests" $([ "$art" = llama-gqa ] || echo --gtest_filter=-*Text*) 2>&1) || sched_rc=1
+  echo "$out" | grep -E '^\[  FAILED|Failure' | head -n 20
+  sched_passed=$((sched_passed + $(echo "$out" | sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' | head -n 1)))
+  f=$(echo "$out" | sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' | head -n 1)
+  sched_failed=$((sched_failed + ${f:-0}))
+done
+tally "scheduler" $sched_rc $sched_passed $sched_failed 0
+
 # The runtime's tokenizer against the `tokenizers` package, on SmolLM2's
 # tokenizer.json (built just above by check_default_model.sh), the fixture's
 # and variants of them: one pass/fail per (tokenizer, string).

@@ -1306,9 +1306,7 @@ LogicalResult StepLowering::lowerSlice(SliceOp op) {
   if (failed(in) || failed(out))
     return failure();
   int64_t rank = inType.getRank();
-  SmallVector<AffineExpr> exprs;
-  for (int64_t i = 0; i < rank; ++i)
-    exprs.push_back(getAffineDimExpr(i, ctx));
+  SmallVector<int64_t> steps, resolved;
   for (auto [i, axis] : llvm::enumerate(op.getAxes())) {
     int64_t step = op.getSteps()[i], start = (*starts)[i];
     if (inType.isDynamicDim(axis) && (start < 0 || step < 0))
@@ -1321,17 +1319,33 @@ LogicalResult StepLowering::lowerSlice(SliceOp op) {
       start = step > 0 ? std::clamp<int64_t>(start, 0, size)
                        : std::clamp<int64_t>(start, 0, size - 1);
     }
-    exprs[axis] = getAffineDimExpr(axis, ctx) * step + start;
+    steps.push_back(step);
+    resolved.push_back(start);
   }
-  SmallVector<AffineMap> maps = {AffineMap::get(rank, 0, exprs, ctx),
-                                 AffineMap::getMultiDimIdentityMap(rank, ctx)};
+  // The output alone drives the loops: the input is loaded at the mapped
+  // indices. (As an input operand, an axis sliced from 0 with step 1 maps
+  // by the identity, and linalg would take that loop's bound from the
+  // input's larger size and write past the output.)
+  Value input = *in;
+  SmallVector<AffineMap> maps = {AffineMap::getMultiDimIdentityMap(rank, ctx)};
   SmallVector<utils::IteratorType> iterators(rank,
                                              utils::IteratorType::parallel);
-  linalg::GenericOp::create(b, loc, TypeRange{}, ValueRange{*in},
-                            ValueRange{*out}, maps, iterators,
-                            [&](OpBuilder &nb, Location l, ValueRange a) {
-                              linalg::YieldOp::create(nb, l, a[0]);
-                            });
+  linalg::GenericOp::create(
+      b, loc, TypeRange{}, ValueRange{}, ValueRange{*out}, maps, iterators,
+      [&](OpBuilder &nb, Location l, ValueRange) {
+        SmallVector<Value> at;
+        for (int64_t i = 0; i < rank; ++i)
+          at.push_back(linalg::IndexOp::create(nb, l, i));
+        for (auto [axis, step, start] :
+             llvm::zip(op.getAxes(), steps, resolved))
+          at[axis] = arith::AddIOp::create(
+              nb, l,
+              arith::MulIOp::create(
+                  nb, l, at[axis], arith::ConstantIndexOp::create(nb, l, step)),
+              arith::ConstantIndexOp::create(nb, l, start));
+        linalg::YieldOp::create(
+            nb, l, memref::LoadOp::create(nb, l, input, at).getResult());
+      });
   return success();
 }
 

@@ -39,6 +39,11 @@ llvm::Expected<ArtifactWriter> ArtifactWriter::create(llvm::StringRef path,
   llvm::SmallString<256> parent(llvm::sys::path::parent_path(path));
   if (parent.empty())
     parent = ".";
+  // Absolute: createUniqueDirectory puts a relative model under the
+  // system's temporary directory, not next to the output.
+  if (std::error_code ec = fs::make_absolute(parent))
+    return llvm::createStringError("cannot resolve '" + path.str() +
+                                   "': " + ec.message());
   llvm::SmallString<256> temp;
   if (std::error_code ec = fs::createUniqueDirectory(
           parent + "/." + llvm::sys::path::filename(path) + ".tmp", temp))

@@ -224,11 +224,7 @@ void expectBatchInvariant(kiln_model_t *m, SchedulerPtr s, int requests,
 TEST(Scheduler, GreedyOutputIsTheSameWhateverElseIsInTheBatch) {
   ModelPtr m = openFromEnv("KILN_TEST_ARTIFACT");
   ASSERT_TRUE(m);
-  expectBatchInvariant(
-      m.get(),
-      makeScheduler(m.get(), 0, std::getenv("PC") ? 1 : 0, 0,
-                    std::getenv("MR") ? atoi(std::getenv("MR")) : 0),
-      12, 1, false);
+  expectBatchInvariant(m.get(), makeScheduler(m.get()), 12, 1, false);
 }
 
 TEST(Scheduler, ChunkedPrefillUnderASmallStepBudget) {
@@ -456,8 +452,11 @@ TEST(Scheduler, FullQueueAnswersBusyAndDrainFinishesEverything) {
       ++busy;
     }
   }
+  // Two wait; a third may already run (the scheduler thread admits as
+  // they come); the rest are refused.
   EXPECT_GT(busy, 0);
-  EXPECT_GE(accepted, 3);
+  EXPECT_GE(accepted, 2);
+  EXPECT_LE(accepted, 4);
   EXPECT_EQ(kiln_scheduler_drain(s.get(), 120000), KILN_OK);
   for (auto &c : got)
     if (c.events)
