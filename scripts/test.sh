@@ -9,6 +9,7 @@
 #   - the default model (SmolLM2-135M) compiles within budget and generates
 #   - compiled models match onnxruntime (fixtures and SmolLM2)
 #   - the runtime's tokenizer agrees with the `tokenizers` package
+#   - the runtime's chat templates render as transformers renders them
 #   - clang-format check of the C/C++ sources
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -120,6 +121,23 @@ if [ -f "$SMOLLM2_TOKENIZER" ]; then
 else
   echo "tokenizer agreement skipped: $SMOLLM2_TOKENIZER is absent (scripts/models/build_smollm2.sh makes it)"
   tally "tokenizer" 0 0 0 1
+fi
+
+# Chat templates against transformers' apply_chat_template: SmolLM2's, the
+# fixtures' (Llama 3.1, Qwen2.5, Mistral v0.3, Phi-3, Gemma) and one small
+# template per Jinja construct; one pass/fail per (template, conversation).
+SMOLLM2_DIR="$CACHE/models/smollm2-135m-instruct"
+if [ -f "$SMOLLM2_DIR/tokenizer_config.json" ] && [ -f "$SMOLLM2_DIR/tokenizer.json" ]; then
+  out=$("$PY" "$ROOT/test/runtime/check_chat_templates.py" \
+          --tool "$BUILD/bin/kiln-chat-template-tool" --smollm2 "$SMOLLM2_DIR" \
+          --fixtures "$ROOT/test/fixtures/chat_templates" 2>&1); rc=$?
+  echo "$out" | grep -v '^PASS' | tail -n 12
+  last=$(echo "$out" | tail -n 1)
+  p=$(echo "$last" | sed -n 's/^\([0-9]*\) passed.*/\1/p'); f=$(echo "$last" | sed -n 's/.*, \([0-9]*\) failed.*/\1/p')
+  tally "chat templates" $rc ${p:-0} ${f:-0} 0
+else
+  echo "chat template agreement skipped: $SMOLLM2_DIR is absent (scripts/models/build_smollm2.sh makes it)"
+  tally "chat templates" 0 0 0 1
 fi
 
 # The dialect and pass references in docs/ are generated from ODS: they must
