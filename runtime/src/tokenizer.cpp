@@ -1,4 +1,4 @@
-//===- tokenizer.cpp - encoding and decoding ------------------------------===//
+//===- tokenizer.cpp - encoding -------------------------------------------===//
 
 #include "tokenizer.h"
 
@@ -104,21 +104,21 @@ void AddedTokenMatcher::build(std::vector<const AddedToken *> tokens) {
   for (auto &bucket : byFirstByte_)
     bucket.clear();
   for (const AddedToken *t : tokens_)
-    byFirstByte_[static_cast<unsigned char>(t->content[0])].push_back(t);
+    byFirstByte_[static_cast<unsigned char>(t->match[0])].push_back(t);
   // Tokens of equal length cannot both match at one position, so their
   // relative order does not matter.
   for (auto &bucket : byFirstByte_)
     std::sort(bucket.begin(), bucket.end(),
               [](const AddedToken *a, const AddedToken *b) {
-                return a->content.size() > b->content.size();
+                return a->match.size() > b->match.size();
               });
 }
 
 bool AddedTokenMatcher::findAt(std::string_view s, size_t i,
                                const AddedToken *&hit) const {
   for (const AddedToken *t : byFirstByte_[static_cast<unsigned char>(s[i])]) {
-    if (s.size() - i >= t->content.size() &&
-        s.compare(i, t->content.size(), t->content) == 0) {
+    if (s.size() - i >= t->match.size() &&
+        s.compare(i, t->match.size(), t->match) == 0) {
       hit = t;
       return true;
     }
@@ -210,7 +210,12 @@ struct Tokenizer::EncodeState {
   std::vector<Span> spans;
   std::vector<std::pair<Span, bool>> matches;
   std::vector<std::string_view> pieces, next;
-  std::string prefixed, mapped;
+  std::string prefixed, mapped, meta;
+  NormalizedText norm, scratch;
+  /// Where the pieces being pre-tokenized point into: the input text
+  /// (baseOrig null: offsets are the original ones) or `norm`.
+  const char *base = nullptr;
+  const uint32_t *baseOrig = nullptr;
   struct Symbol {
     int32_t id;
     int32_t prev, next;
@@ -222,6 +227,20 @@ struct Tokenizer::EncodeState {
     int32_t id;
   };
   std::vector<Merge> heap;
+  /// Unigram's lattice: the best segmentation of each prefix.
+  struct Node {
+    double score;
+    int32_t id;
+    size_t start; ///< SIZE_MAX while no path reaches the node
+  };
+  std::vector<Node> lattice;
+  std::vector<std::pair<Span, int32_t>> path;
+
+  /// Offset in the original text of the byte at `p` of a piece.
+  size_t origOf(const char *p) const {
+    size_t i = static_cast<size_t>(p - base);
+    return baseOrig ? baseOrig[i] : i;
+  }
 };
 
 void Tokenizer::encode(std::string_view text, bool addSpecialTokens,
@@ -239,42 +258,150 @@ void Tokenizer::encode(std::string_view text, bool addSpecialTokens,
     ids.insert(ids.end(), prefix_.begin(), prefix_.end());
   EncodeState st;
   // AddedVocabulary::extract_and_normalize: first the tokens matched on raw
-  // text, then, in what is left, those matched after normalization (which
-  // is the identity here, since kiln supports no normalizer yet).
+  // text, then, in each normalized piece of what is left, those matched
+  // after normalization.
   nonNormalized_.split(text, [&](std::string_view segment, int32_t id) {
-    if (id >= 0) {
+    if (id >= 0)
       ids.push_back(id);
-      return;
-    }
-    normalized_.split(segment, [&](std::string_view rest, int32_t id2) {
-      if (id2 >= 0)
-        ids.push_back(id2);
-      else
-        preTokenizeAndEncode(rest, st, ids);
-    });
+    else
+      encodeSegment(text, segment, st, ids);
   });
   if (addSpecialTokens)
     ids.insert(ids.end(), suffix_.begin(), suffix_.end());
+}
+
+void Tokenizer::encodeSegment(std::string_view text, std::string_view segment,
+                              EncodeState &st,
+                              std::vector<int32_t> &ids) const {
+  std::string_view normalized = segment;
+  st.base = text.data();
+  st.baseOrig = nullptr;
+  if (!normalizers_.empty()) {
+    normalize(segment, static_cast<uint32_t>(segment.data() - text.data()),
+              st.norm, st);
+    normalized = st.norm.text;
+    st.base = st.norm.text.data();
+    st.baseOrig = st.norm.orig.data();
+  }
+  normalized_.split(normalized, [&](std::string_view rest, int32_t id) {
+    if (id >= 0)
+      ids.push_back(id);
+    else
+      preTokenizeAndEncode(rest, st, ids);
+  });
+}
+
+void Pattern::findAll(std::string_view s, std::vector<Span> &out) const {
+  if (regex) {
+    regex->findAll(s, out);
+    return;
+  }
+  if (literal.empty())
+    return;
+  for (size_t at = s.find(literal); at != std::string_view::npos;
+       at = s.find(literal, at + literal.size()))
+    out.push_back({at, at + literal.size()});
+}
+
+void Tokenizer::normalize(std::string_view segment, uint32_t offset,
+                          NormalizedText &out, EncodeState &st) const {
+  // NormalizedString keeps, for every byte, the original range of the
+  // character it came from; only the starts matter here (Metaspace's
+  // prepend_scheme "first" asks whether a piece starts at offset 0).
+  out.text.assign(segment.data(), segment.size());
+  out.orig.resize(segment.size());
+  for (size_t i = 0; i < segment.size();) {
+    unsigned len = utf8::charLen(segment, i);
+    for (unsigned k = 0; k < len; ++k)
+      out.orig[i + k] = offset + static_cast<uint32_t>(i);
+    i += len;
+  }
+  for (const NormalizerStep &n : normalizers_) {
+    switch (n.kind) {
+    case NormalizerStep::Kind::Prepend:
+      // Prepend::normalize: only non-empty text; the prefix is aligned with
+      // the first character.
+      if (!out.text.empty()) {
+        out.text.insert(0, n.content);
+        out.orig.insert(out.orig.begin(), n.content.size(), out.orig[0]);
+      }
+      break;
+    case NormalizerStep::Kind::Replace: {
+      st.spans.clear();
+      n.pattern.findAll(out.text, st.spans);
+      if (st.spans.empty())
+        break;
+      // NormalizedString::replace: the replacement is aligned with the last
+      // byte of the match (with what precedes an empty match).
+      NormalizedText &r = st.scratch;
+      r.text.clear();
+      r.orig.clear();
+      size_t prev = 0;
+      for (const Span &m : st.spans) {
+        r.text.append(out.text, prev, m.begin - prev);
+        r.orig.insert(r.orig.end(), out.orig.begin() + prev,
+                      out.orig.begin() + m.begin);
+        uint32_t at = m.end > 0 ? out.orig[m.end - 1] : offset;
+        r.text += n.content;
+        r.orig.insert(r.orig.end(), n.content.size(), at);
+        prev = m.end;
+      }
+      r.text.append(out.text, prev, std::string::npos);
+      r.orig.insert(r.orig.end(), out.orig.begin() + prev, out.orig.end());
+      std::swap(out.text, r.text);
+      std::swap(out.orig, r.orig);
+      break;
+    }
+    case NormalizerStep::Kind::Strip: {
+      // Strip::normalize: char::is_whitespace at either end.
+      if (n.left) {
+        size_t k = whiteSpaceAfter(out.text, 0);
+        out.text.erase(0, k);
+        out.orig.erase(out.orig.begin(), out.orig.begin() + k);
+      }
+      if (n.right) {
+        size_t k = whiteSpaceBefore(out.text, out.text.size());
+        out.text.resize(out.text.size() - k);
+        out.orig.resize(out.orig.size() - k);
+      }
+      break;
+    }
+    }
+  }
+}
+
+std::string Tokenizer::normalized(std::string_view text) const {
+  if (normalizers_.empty())
+    return std::string(text);
+  EncodeState st;
+  NormalizedText out;
+  normalize(text, 0, out, st);
+  return out.text;
 }
 
 void Tokenizer::preTokenizeAndEncode(std::string_view segment, EncodeState &st,
                                      std::vector<int32_t> &ids) const {
   // Splitting steps refine a list of views into `segment`. The last step may
   // be ByteLevel, whose pieces (with an optional prefix space) go straight to
-  // BPE so that the prefixed copy need not outlive them. bpe() uses none of
-  // the scratch vectors this loop iterates over.
+  // the model so that the prefixed copy need not outlive them, or Metaspace.
+  // model() uses none of the scratch vectors this loop iterates over.
   std::vector<std::string_view> &pieces = st.pieces, &next = st.next;
   pieces.assign(1, segment);
-  size_t nSplit = steps_.size() - (byteLevel_ ? 1 : 0);
+  size_t nSplit = steps_.size() - (byteLevel_ || metaspace_ ? 1 : 0);
   for (size_t s = 0; s < nSplit; ++s) {
     next.clear();
     for (std::string_view piece : pieces)
       splitStep(steps_[s], piece, st, next);
     pieces.swap(next);
   }
+  if (metaspace_) {
+    for (std::string_view piece : pieces)
+      metaspace(steps_.back(), piece, st, ids);
+    return;
+  }
   if (!byteLevel_) {
     for (std::string_view piece : pieces)
-      bpe(piece, st, ids);
+      model(piece, st, ids);
     return;
   }
   const PreTokenizerStep &bl = steps_.back();
@@ -286,7 +413,7 @@ void Tokenizer::preTokenizeAndEncode(std::string_view segment, EncodeState &st,
       text = st.prefixed;
     }
     if (!bl.useRegex) {
-      bpe(text, st, ids);
+      model(text, st, ids);
       continue;
     }
     // Isolated split: every match and every gap between matches is a piece.
@@ -295,14 +422,47 @@ void Tokenizer::preTokenizeAndEncode(std::string_view segment, EncodeState &st,
     size_t prev = 0;
     for (const Span &m : st.spans) {
       if (m.begin > prev)
-        bpe(text.substr(prev, m.begin - prev), st, ids);
+        model(text.substr(prev, m.begin - prev), st, ids);
       if (m.end > m.begin)
-        bpe(text.substr(m.begin, m.end - m.begin), st, ids);
+        model(text.substr(m.begin, m.end - m.begin), st, ids);
       prev = m.end;
     }
     if (prev < text.size())
-      bpe(text.substr(prev), st, ids);
+      model(text.substr(prev), st, ids);
   }
+}
+
+void Tokenizer::metaspace(const PreTokenizerStep &step, std::string_view piece,
+                          EncodeState &st, std::vector<int32_t> &ids) const {
+  // Metaspace::pre_tokenize: ' ' becomes the replacement, which is put in
+  // front per the prepend scheme ("first": only where the piece starts at
+  // offset 0 of the original text), then the piece is cut before each
+  // replacement (MergedWithNext).
+  std::string &m = st.meta;
+  m.clear();
+  for (char c : piece) {
+    if (c == ' ')
+      m += step.replacement;
+    else
+      m += c;
+  }
+  if (m.compare(0, step.replacement.size(), step.replacement) != 0 &&
+      (step.prependScheme == PrependScheme::Always ||
+       (step.prependScheme == PrependScheme::First &&
+        st.origOf(piece.data()) == 0)))
+    m.insert(0, step.replacement);
+  std::string_view text = m;
+  if (!step.split) {
+    model(text, st, ids);
+    return;
+  }
+  size_t begin = 0;
+  for (size_t at = text.find(step.replacement, 1); at != std::string::npos;
+       at = text.find(step.replacement, at + step.replacement.size())) {
+    model(text.substr(begin, at - begin), st, ids);
+    begin = at;
+  }
+  model(text.substr(begin), st, ids);
 }
 
 void Tokenizer::splitStep(const PreTokenizerStep &step, std::string_view piece,
@@ -310,6 +470,18 @@ void Tokenizer::splitStep(const PreTokenizerStep &step, std::string_view piece,
                           std::vector<std::string_view> &out) const {
   if (piece.empty())
     return;
+  if (step.kind == PreTokenizerStep::Kind::WhitespaceSplit) {
+    // WhitespaceSplit: split on char::is_whitespace, removing it.
+    for (size_t i = 0; i < piece.size();) {
+      i += whiteSpaceAfter(piece, i);
+      size_t start = i;
+      while (i < piece.size() && !isWhiteSpace(utf8::decode(piece, i)))
+        i += utf8::charLen(piece, i);
+      if (i > start)
+        out.push_back(piece.substr(start, i - start));
+    }
+    return;
+  }
   // Pattern::find_matches: matches and the gaps between them, in order.
   std::vector<std::pair<Span, bool>> &matches = st.matches;
   matches.clear();
@@ -396,11 +568,11 @@ int32_t Tokenizer::vocabId(std::string_view token) const {
   return it == vocab_.end() ? -1 : it->second;
 }
 
-void Tokenizer::bpe(std::string_view piece, EncodeState &st,
-                    std::vector<int32_t> &ids) const {
+void Tokenizer::model(std::string_view piece, EncodeState &st,
+                      std::vector<int32_t> &ids) const {
   if (piece.empty())
     return;
-  if (ignoreMerges_) {
+  if (ignoreMerges_ && !unigram_) {
     // BPE::tokenize_with_cache: a piece that is itself a token is taken
     // whole, without merging (Llama 3).
     std::string_view spelled = piece;
@@ -420,7 +592,10 @@ void Tokenizer::bpe(std::string_view piece, EncodeState &st,
   if (cacheable && cache_.lookup(piece, ids))
     return;
   size_t first = ids.size();
-  bpeUncached(piece, st, ids);
+  if (unigram_)
+    unigramUncached(piece, st, ids);
+  else
+    bpeUncached(piece, st, ids);
   if (cacheable)
     cache_.insert(piece, ids.data() + first, ids.size() - first);
 }
@@ -549,7 +724,135 @@ void Tokenizer::bpeUncached(std::string_view piece, EncodeState &st,
 }
 
 //===----------------------------------------------------------------------===//
-// Decoding and lookups
+// Unigram
+//===----------------------------------------------------------------------===//
+
+void PrefixTrie::build(std::vector<std::pair<std::string, int32_t>> tokens) {
+  // Sorted (bytes compare as unsigned), a repeated token keeping its last
+  // id as token_to_ids does; then breadth first, so that each node's
+  // children are allocated together.
+  std::stable_sort(
+      tokens.begin(), tokens.end(),
+      [](const auto &a, const auto &b) { return a.first < b.first; });
+  size_t kept = 0;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    if (tokens[i].first.empty())
+      continue;
+    if (kept > 0 && tokens[kept - 1].first == tokens[i].first)
+      tokens[kept - 1].second = tokens[i].second;
+    else if (kept++ != i)
+      tokens[kept - 1] = std::move(tokens[i]);
+  }
+  tokens.resize(kept);
+  nodes_.assign(1, Node());
+  labels_.assign(1, 0);
+  struct Range {
+    uint32_t node;
+    size_t lo, hi, depth;
+  };
+  std::vector<Range> queue{{0, 0, tokens.size(), 0}};
+  for (size_t q = 0; q < queue.size(); ++q) {
+    Range r = queue[q];
+    size_t lo = r.lo;
+    if (lo < r.hi && tokens[lo].first.size() == r.depth)
+      nodes_[r.node].id = tokens[lo++].second;
+    uint32_t firstChild = static_cast<uint32_t>(nodes_.size());
+    while (lo < r.hi) {
+      char label = tokens[lo].first[r.depth];
+      size_t hi = lo;
+      while (hi < r.hi && tokens[hi].first[r.depth] == label)
+        ++hi;
+      queue.push_back(
+          {static_cast<uint32_t>(nodes_.size()), lo, hi, r.depth + 1});
+      nodes_.push_back(Node());
+      labels_.push_back(static_cast<uint8_t>(label));
+      lo = hi;
+    }
+    nodes_[r.node].firstChild = firstChild;
+    nodes_[r.node].numChildren =
+        static_cast<uint32_t>(nodes_.size()) - firstChild;
+  }
+}
+
+void Tokenizer::unigramUncached(std::string_view piece, EncodeState &st,
+                                std::vector<int32_t> &ids) const {
+  // Unigram::encode_optimized, SentencePiece's Viterbi: the best-scoring
+  // segmentation into vocabulary tokens, where a character no
+  // single-character token covers may be an unknown token (scored 10 below
+  // the lowest score). Ties keep the path found first.
+  size_t n = piece.size();
+  auto &lattice = st.lattice;
+  lattice.assign(n + 1, {0.0, -1, SIZE_MAX});
+  for (size_t start = 0; start < n;) {
+    double base = lattice[start].score;
+    size_t charLen = utf8::charLen(piece, start);
+    bool single = false;
+    trie_.forEachPrefix(piece.substr(start), [&](size_t len, int32_t id) {
+      double score = scores_[id] + base;
+      auto &node = lattice[start + len];
+      if (node.start == SIZE_MAX || score > node.score)
+        node = {score, id, start};
+      single = single || len == charLen;
+    });
+    if (!single) {
+      double score = unkScore_ + base;
+      auto &node = lattice[start + charLen];
+      if (node.start == SIZE_MAX || score > node.score) {
+        if (unkId_ < 0) {
+          char cp[16];
+          std::snprintf(cp, sizeof(cp), "U+%04X",
+                        static_cast<unsigned>(utf8::decode(piece, start)));
+          throw Error(KILN_ERROR_INVALID_ARGUMENT,
+                      std::string("the text has a character (") + cp +
+                          ") that no token covers, and the Unigram model "
+                          "has no unk_id");
+        }
+        node = {score, unkId_, start};
+      }
+    }
+    start += charLen;
+  }
+  // Back from the end; adjacent unknown tokens fuse into one (fuse_unk is
+  // always on for Unigram).
+  auto &path = st.path;
+  path.clear();
+  for (size_t end = n; end > 0;) {
+    const auto &node = lattice[end];
+    bool unk = unkId_ >= 0 && node.id == unkId_;
+    if (unk && !path.empty() && path.back().second == -1)
+      path.back().first.begin = node.start;
+    else
+      path.push_back({{node.start, end}, unk ? -1 : node.id});
+    end = node.start;
+  }
+  // Unigram::tokenize: an unknown piece is its bytes' <0xXX> tokens when
+  // byte_fallback has them all, else the unknown token.
+  for (size_t k = path.size(); k-- > 0;) {
+    if (path[k].second >= 0) {
+      ids.push_back(path[k].second);
+      continue;
+    }
+    std::string_view text = piece.substr(
+        path[k].first.begin, path[k].first.end - path[k].first.begin);
+    int32_t id = vocabId(text);
+    if (id >= 0) {
+      ids.push_back(id);
+      continue;
+    }
+    bool all = byteFallback_;
+    for (size_t i = 0; all && i < text.size(); ++i)
+      all = byteFallbackIds_[static_cast<unsigned char>(text[i])] >= 0;
+    if (all) {
+      for (unsigned char b : text)
+        ids.push_back(byteFallbackIds_[b]);
+      continue;
+    }
+    ids.push_back(unkId_);
+  }
+}
+
+//===----------------------------------------------------------------------===//
+// Lookups
 //===----------------------------------------------------------------------===//
 
 void Tokenizer::badId(int32_t id, const char *label, size_t index) const {
@@ -562,24 +865,6 @@ void Tokenizer::badId(int32_t id, const char *label, size_t index) const {
                   std::to_string(vocabSize()) + " ids, 0.." +
                   std::to_string(static_cast<long long>(vocabSize()) - 1) +
                   ")");
-}
-
-void Tokenizer::decode(const int32_t *ids, size_t n, bool skipSpecialTokens,
-                       std::string &out) const {
-  // TokenizerImpl::decode: tokens (minus special ones when asked) through
-  // the decoder; ByteLevel maps each back to bytes, then from_utf8_lossy.
-  std::string bytes;
-  bool first = true;
-  for (size_t i = 0; i < n; ++i) {
-    checkId(ids[i], "ids", i);
-    if (skipSpecialTokens && isSpecial(ids[i]))
-      continue;
-    if (!first)
-      bytes += separator_;
-    bytes += decoded_[ids[i]];
-    first = false;
-  }
-  utf8::appendLossy(out, bytes, /*final=*/true);
 }
 
 int32_t Tokenizer::idOf(std::string_view token) const {

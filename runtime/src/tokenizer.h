@@ -1,15 +1,21 @@
-//===- tokenizer.h - Hugging Face tokenizer.json, byte-level BPE -*- C++
-//-*-===//
+//===- tokenizer.h - Hugging Face tokenizer.json ----------------*- C++ -*-===//
 //
 // The C++ side of kiln_tokenizer_t. It reimplements the part of the
-// `tokenizers` library that byte-level BPE models use, step for step, so
-// that ids agree exactly:
+// `tokenizers` library that byte-level BPE (GPT-2, Llama 3, SmolLM2) and
+// SentencePiece-style models (Llama 2, Mistral, Gemma: BPE with byte
+// fallback; T5-style Unigram) use, step for step, so that ids agree exactly:
 //
-//   text ─▶ added tokens split out (non-normalized ones, then normalized)
-//        ─▶ pre-tokenizer steps (Split / Digits, then ByteLevel)
-//        ─▶ BPE on each piece (cached) ─▶ post-processor's special tokens
+//   text ─▶ added tokens split out (non-normalized ones first)
+//        ─▶ normalizer (Prepend / Replace / Strip) on each remaining piece
+//        ─▶ added tokens matched in the normalized text
+//        ─▶ pre-tokenizer steps (Split / Digits / WhitespaceSplit, then
+//           ByteLevel or Metaspace)
+//        ─▶ model on each piece: BPE (cached) or Unigram (Viterbi)
+//        ─▶ post-processor's special tokens
 //
-// and back: ids ─▶ each token's bytes (ByteLevel decoder) ─▶ lossy UTF-8.
+// and back: ids ─▶ token strings ─▶ the decoder's steps (ByteLevel, Replace,
+// ByteFallback, Fuse, Strip, Metaspace), run as a stream so that the
+// detokenizer and decode share one implementation.
 // Where behaviour is subtle the comment names the `tokenizers` function it
 // follows; test/runtime/check_tokenizer_agreement.py checks the result.
 //
@@ -20,6 +26,7 @@
 
 #include "regex.h"
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <memory>
@@ -35,6 +42,10 @@ namespace kiln::tok {
 /// before pre-tokenization.
 struct AddedToken {
   std::string content;
+  /// What is searched for: the content, or for a normalized token the
+  /// content run through the normalizer (AddedVocabulary matches those in
+  /// normalized text).
+  std::string match;
   int32_t id = -1;
   bool special = false;
   bool singleWord = false; ///< only where not inside a word
@@ -74,10 +85,19 @@ enum class SplitBehavior {
   Contiguous
 };
 
-/// One pre-tokenizer: Split (Digits is a Split on \p{N} or \p{N}+) or
-/// ByteLevel, which is always the last one.
+/// Where Metaspace puts its replacement character in front of a piece
+/// (`tokenizers`' PrependScheme).
+enum class PrependScheme {
+  Always, ///< every piece that does not already start with it
+  First,  ///< only the piece at offset 0 of the original text
+  Never
+};
+
+/// One pre-tokenizer: Split (Digits is a Split on \p{N} or \p{N}+),
+/// WhitespaceSplit, or, always as the last one, ByteLevel or Metaspace.
 struct PreTokenizerStep {
-  enum class Kind { Split, ByteLevel } kind = Kind::Split;
+  enum class Kind { Split, WhitespaceSplit, ByteLevel, Metaspace };
+  Kind kind = Kind::Split;
   std::unique_ptr<Regex> regex; ///< Split by regex; ByteLevel's GPT-2 regex
   std::string literal;          ///< Split by a plain string
   bool isLiteral = false;
@@ -85,6 +105,85 @@ struct PreTokenizerStep {
   bool invert = false;
   bool addPrefixSpace = false; ///< ByteLevel: prepend " " to each piece
   bool useRegex = true;        ///< ByteLevel: split with the GPT-2 regex
+  std::string replacement;     ///< Metaspace: the character for ' ' (UTF-8)
+  PrependScheme prependScheme = PrependScheme::Always; ///< Metaspace
+  bool split = true; ///< Metaspace: cut before each replacement character
+};
+
+/// A pattern as tokenizer.json spells one ({"String": ...} or
+/// {"Regex": ...}), with `tokenizers`' find_matches semantics: leftmost,
+/// non-overlapping, empty regex matches included.
+struct Pattern {
+  std::string literal;
+  std::unique_ptr<Regex> regex; ///< null for a literal
+  /// Appends the matches in `s` to `out`.
+  void findAll(std::string_view s, std::vector<Span> &out) const;
+};
+
+/// One normalizer of a flattened Sequence. Only those that keep the text's
+/// characters are implemented; Unicode normalization (NFC, NFKC,
+/// Precompiled, Lowercase, ...) is refused at load.
+struct NormalizerStep {
+  enum class Kind { Prepend, Replace, Strip } kind = Kind::Prepend;
+  std::string content; ///< Prepend: the prefix; Replace: the replacement
+  Pattern pattern;     ///< Replace
+  bool left = false, right = false; ///< Strip: which ends
+};
+
+/// Normalized text with, for each byte, the offset in the original text of
+/// the character it came from (`tokenizers`' alignments, start only): what
+/// Metaspace's prepend_scheme "first" tests.
+struct NormalizedText {
+  std::string text;
+  std::vector<uint32_t> orig;
+};
+
+/// One decoder of a flattened Sequence (`tokenizers`' decoders/). Each
+/// turns a list of token strings into another; Fuse and ByteLevel join
+/// them into one string, after which only steps that act on single
+/// characters or on the text's start may follow (see Loader::loadDecoder).
+struct DecoderStep {
+  enum class Kind { ByteLevel, Replace, ByteFallback, Fuse, Strip, Metaspace };
+  Kind kind = Kind::Fuse;
+  Pattern pattern;         ///< Replace
+  std::string content;     ///< Replace: the replacement; Strip: its char
+  size_t start = 0;        ///< Strip: at most this many leading chars
+  size_t stop = 0;         ///< Strip: at most this many trailing chars
+  std::string replacement; ///< Metaspace: the character that means ' '
+  bool dropFirst = true;   ///< Metaspace: the first token loses replacements
+};
+
+/// A decode in progress: what each decoder step holds back. Copyable, so
+/// that a detokenizer can try a push and keep the old state on failure.
+struct DecodeState {
+  struct Step {
+    std::string bytes;  ///< ByteFallback run / ByteLevel incomplete char
+    uint64_t count = 0; ///< Metaspace: tokens seen; Strip: chars stripped
+    bool done = false;  ///< text-mode Strip: past the text's start
+  };
+  std::vector<Step> steps;
+  bool first = true; ///< no token yet (no decoder: no " " before it)
+};
+
+/// A byte trie over a vocabulary, for Unigram's common-prefix search. Each
+/// node's children are contiguous and sorted by label, so a lookup is a
+/// short search and the whole trie is a few flat arrays.
+class PrefixTrie {
+public:
+  /// Builds the trie of `tokens` (token, id); a repeated token keeps the
+  /// last id. Empty tokens are left out (they never match).
+  void build(std::vector<std::pair<std::string, int32_t>> tokens);
+  /// Calls `f(length, id)` for each token that is a prefix of `s`,
+  /// shortest first.
+  template <typename F> void forEachPrefix(std::string_view s, F &&f) const;
+
+private:
+  struct Node {
+    uint32_t firstChild = 0, numChildren = 0;
+    int32_t id = -1;
+  };
+  std::vector<Node> nodes_;
+  std::vector<uint8_t> labels_; ///< label of node i (the byte leading to it)
 };
 
 /// Pair of symbol ids -> (rank, merged id): an open-addressing hash table,
@@ -148,14 +247,20 @@ public:
     if (!isToken(id))
       badId(id, label, index);
   }
-  /// The bytes token `id` decodes to (before UTF-8 repair).
-  const std::string &decodedBytes(int32_t id) const { return decoded_[id]; }
-  /// Text between decoded tokens: "" for the ByteLevel decoder, " " without
-  /// a decoder (`tokenizers` then joins the token strings with spaces).
-  const std::string &separator() const { return separator_; }
   /// Appends the text of `ids` to `out` (kiln_tokenizer_decode).
   void decode(const int32_t *ids, size_t n, bool skipSpecialTokens,
               std::string &out) const;
+  /// A fresh state for decodePush / decodeFinish.
+  DecodeState decodeStart() const;
+  /// Streams token `id` (a checked token id) through the decoder, appending
+  /// to `out` what can no longer change: decode(ids) is exactly what the
+  /// pushes of ids and a final decodeFinish append. What is held back: a
+  /// ByteLevel character missing bytes, and a run of byte-fallback tokens
+  /// until a token of another kind ends it (`tokenizers` decodes the run as
+  /// a whole, and if any of it is not UTF-8 every byte becomes U+FFFD).
+  void decodePush(DecodeState &state, int32_t id, std::string &out) const;
+  /// Appends what `state` still holds and resets it for a new sequence.
+  void decodeFinish(DecodeState &state, std::string &out) const;
 
   size_t vocabSize() const { return tokenOf_.size(); }
   bool isToken(int32_t id) const {
@@ -168,6 +273,8 @@ public:
   const std::string &tokenOf(int32_t id) const { return tokenOf_[id]; }
   /// -1 when `token` is neither an added token nor in the vocabulary.
   int32_t idOf(std::string_view token) const;
+  /// `text` after the normalizer (the text itself without one).
+  std::string normalized(std::string_view text) const;
 
 private:
   friend class Loader;
@@ -175,27 +282,46 @@ private:
 
   [[noreturn]] void badId(int32_t id, const char *label, size_t index) const;
   struct EncodeState; // per-call scratch, defined in tokenizer.cpp
+  void encodeSegment(std::string_view text, std::string_view segment,
+                     EncodeState &st, std::vector<int32_t> &ids) const;
+  void normalize(std::string_view segment, uint32_t offset, NormalizedText &out,
+                 EncodeState &st) const;
   void preTokenizeAndEncode(std::string_view segment, EncodeState &st,
                             std::vector<int32_t> &ids) const;
   void splitStep(const PreTokenizerStep &step, std::string_view piece,
                  EncodeState &st, std::vector<std::string_view> &out) const;
-  void bpe(std::string_view piece, EncodeState &st,
-           std::vector<int32_t> &ids) const;
+  void metaspace(const PreTokenizerStep &step, std::string_view piece,
+                 EncodeState &st, std::vector<int32_t> &ids) const;
+  /// Runs the model on one pre-tokenized piece.
+  void model(std::string_view piece, EncodeState &st,
+             std::vector<int32_t> &ids) const;
   void bpeUncached(std::string_view piece, EncodeState &st,
                    std::vector<int32_t> &ids) const;
+  void unigramUncached(std::string_view piece, EncodeState &st,
+                       std::vector<int32_t> &ids) const;
   int32_t vocabId(std::string_view token) const;
+  /// The decoder from step `k` on, for one token string / text chunk.
+  void decodeToken(DecodeState &state, size_t k, std::string token,
+                   std::string &out) const;
+  void decodeText(DecodeState &state, size_t k, std::string_view text,
+                  std::string &out) const;
 
   // Added tokens.
   std::vector<AddedToken> added_;
   std::unordered_map<std::string, int32_t> addedIds_;
   AddedTokenMatcher nonNormalized_, normalized_;
 
-  // Pre-tokenizer. byteLevel_: the last step is ByteLevel, so BPE sees raw
-  // bytes and maps each through the GPT-2 byte alphabet.
-  std::vector<PreTokenizerStep> steps_;
-  bool byteLevel_ = false;
+  // Normalizer, flattened.
+  std::vector<NormalizerStep> normalizers_;
 
-  // BPE model.
+  // Pre-tokenizer. byteLevel_: the last step is ByteLevel, so the model sees
+  // raw bytes and maps each through the GPT-2 byte alphabet. metaspace_: the
+  // last step is Metaspace.
+  std::vector<PreTokenizerStep> steps_;
+  bool byteLevel_ = false, metaspace_ = false;
+
+  // Model: BPE or Unigram. vocab_ is `tokenizers`' token_to_id for both.
+  bool unigram_ = false;
   std::unordered_map<std::string, int32_t> vocab_;
   MergeMap merges_;
   std::array<int32_t, 256> byteIds_;         ///< id of each byte's symbol
@@ -203,16 +329,21 @@ private:
   std::string continuingSubwordPrefix_, endOfWordSuffix_;
   int32_t unkId_ = -1;
   bool fuseUnk_ = false, byteFallback_ = false, ignoreMerges_ = false;
+  std::vector<double> scores_; ///< Unigram: each id's log probability
+  double unkScore_ = 0;        ///< Unigram: the lowest score minus 10
+  PrefixTrie trie_;            ///< Unigram: the vocabulary
   mutable PieceCache cache_;
 
   // Post-processor (add_special_tokens): ids around the sequence.
   std::vector<int32_t> prefix_, suffix_;
 
+  // Decoder, flattened; hasDecoder_ false: tokens are joined with " ".
+  std::vector<DecoderStep> decoders_;
+  bool hasDecoder_ = false;
+
   // Per id, over model and added tokens.
   std::vector<std::string> tokenOf_;
-  std::vector<std::string> decoded_;
   std::vector<Kind> kind_;
-  std::string separator_;
 };
 
 /// GPT-2's reversible byte -> printable character map (bytes_to_unicode):
@@ -246,7 +377,7 @@ void AddedTokenMatcher::split(std::string_view s, Emit &&emit) const {
       ++i;
     if (!hit)
       break;
-    size_t start = i, stop = i + hit->content.size();
+    size_t start = i, stop = i + hit->match.size();
     pos = stop; // the automaton resumes here whatever we decide below
     if (hit->singleWord && ((start > 0 && isWordCharBefore(s, start)) ||
                             (stop < s.size() && isWordCharAt(s, stop))))
@@ -265,6 +396,25 @@ void AddedTokenMatcher::split(std::string_view s, Emit &&emit) const {
   }
   if (startOffset < s.size())
     emit(s.substr(startOffset), -1);
+}
+
+template <typename F>
+void PrefixTrie::forEachPrefix(std::string_view s, F &&f) const {
+  if (nodes_.empty())
+    return;
+  uint32_t node = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const Node &n = nodes_[node];
+    auto label = static_cast<uint8_t>(s[i]);
+    const uint8_t *first = labels_.data() + n.firstChild;
+    const uint8_t *last = first + n.numChildren;
+    const uint8_t *hit = std::lower_bound(first, last, label);
+    if (hit == last || *hit != label)
+      return;
+    node = static_cast<uint32_t>(hit - labels_.data());
+    if (nodes_[node].id >= 0)
+      f(i + 1, nodes_[node].id);
+  }
 }
 
 } // namespace kiln::tok

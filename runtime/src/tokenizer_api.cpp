@@ -8,7 +8,6 @@
 
 #include "error.h"
 #include "tokenizer.h"
-#include "utf8.h"
 
 #include <cstdint>
 #include <cstring>
@@ -22,8 +21,7 @@ struct kiln_tokenizer_t {
 struct kiln_detokenizer_t {
   const tok::Tokenizer *tok = nullptr;
   bool skipSpecial = false;
-  bool first = true;   ///< no token emitted yet (no separator before it)
-  std::string pending; ///< bytes of an incomplete character, held back
+  tok::DecodeState state; ///< what the decoder holds back
 };
 
 namespace {
@@ -167,6 +165,7 @@ kiln_status_t kiln_detokenizer_init(const kiln_tokenizer_t *tok,
     auto *det = new kiln_detokenizer_t;
     det->tok = tok->impl.get();
     det->skipSpecial = skip_special_tokens != 0;
+    det->state = det->tok->decodeStart();
     *out = det;
     return KILN_OK;
   });
@@ -186,20 +185,14 @@ kiln_status_t kiln_detokenizer_push(kiln_detokenizer_t *det, int32_t id,
     std::string text;
     if (det->skipSpecial && det->tok->isSpecial(id))
       return deliver(text, out, capacity, n_bytes, "kiln_detokenizer_push");
-    // Decoding is per-token bytes joined by the separator, then lossy UTF-8
-    // over the whole; holding back only an incomplete last character keeps
-    // the pieces equal to the whole.
-    std::string bytes = det->pending;
-    if (!det->first)
-      bytes += det->tok->separator();
-    bytes += det->tok->decodedBytes(id);
-    size_t used = utf8::appendLossy(text, bytes, /*final=*/false);
+    // The decoder runs on a copy of the state, kept only once the text is
+    // delivered, so a too-small buffer changes nothing.
+    tok::DecodeState next = det->state;
+    det->tok->decodePush(next, id, text);
     kiln_status_t s =
         deliver(text, out, capacity, n_bytes, "kiln_detokenizer_push");
-    if (s == KILN_OK) {
-      det->pending = bytes.substr(used);
-      det->first = false;
-    }
+    if (s == KILN_OK)
+      det->state = std::move(next);
     return s;
   });
 }
@@ -216,13 +209,12 @@ kiln_status_t kiln_detokenizer_finish(kiln_detokenizer_t *det, char *out,
                    "0");
   return guard("kiln_detokenizer_finish", [&] {
     std::string text;
-    utf8::appendLossy(text, det->pending, /*final=*/true);
+    tok::DecodeState next = det->state;
+    det->tok->decodeFinish(next, text);
     kiln_status_t s =
         deliver(text, out, capacity, n_bytes, "kiln_detokenizer_finish");
-    if (s == KILN_OK) {
-      det->pending.clear();
-      det->first = true;
-    }
+    if (s == KILN_OK)
+      det->state = std::move(next);
     return s;
   });
 }

@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <sstream>
 #include <sys/stat.h>
 
@@ -59,19 +60,31 @@ private:
   int32_t id(const json &v, const std::string &where) const;
   std::string typeOf(const json &obj, const std::string &where) const;
 
+  /// A one-character string field (a Rust `char` in `tokenizers`).
+  std::string character(const json &obj, const char *key,
+                        const std::string &where) const;
+  /// {"String": ...} or {"Regex": ...}.
+  Pattern pattern(const json &obj, const std::string &where) const;
+  /// Metaspace's prepend_scheme, read as `tokenizers` does with the older
+  /// add_prefix_space.
+  PrependScheme prependScheme(const json &obj, const std::string &where) const;
+
   void loadModel(const json &model);
+  void loadBpe(const json &model, const std::string &where);
+  void loadUnigram(const json &model, const std::string &where);
   void loadAddedTokens(const json &tokens);
-  void loadNormalizer(const json &normalizer);
+  void loadNormalizer(const json &normalizer, const std::string &where);
   void loadPreTokenizer(const json &pre, const std::string &where);
   void loadPostProcessor(const json &post, const std::string &where);
-  void loadDecoder(const json &decoder);
+  void loadDecoder(const json &decoder, const std::string &where);
   void finish();
 
   std::string file_;
   Tokenizer &t_;
   std::vector<std::string> modelTokens_; ///< by id; "" where none
   std::vector<bool> hasModelId_;
-  bool byteLevelDecoder_ = false;
+  size_t modelSize_ = 0;  ///< the model's get_vocab_size()
+  bool textMode_ = false; ///< a decoder step fused the tokens already
 };
 
 } // namespace kiln::tok
@@ -139,6 +152,52 @@ std::string Loader::typeOf(const json &obj, const std::string &where) const {
   return text(required(obj, "type", where), where + ".type");
 }
 
+std::string Loader::character(const json &obj, const char *key,
+                              const std::string &where) const {
+  std::string at = where + "." + key;
+  std::string c = text(required(obj, key, where), at);
+  if (c.empty() || utf8::firstInvalid(c) != std::string::npos ||
+      utf8::charLen(c, 0) != c.size())
+    format(at, "expected one character, found \"" + c + "\"");
+  return c;
+}
+
+Pattern Loader::pattern(const json &obj, const std::string &where) const {
+  const json &p = required(obj, "pattern", where);
+  Pattern out;
+  if (p.is_object() && p.contains("Regex")) {
+    out.regex =
+        std::make_unique<Regex>(text(p["Regex"], where + ".pattern.Regex"),
+                                file_ + ": " + where + ".pattern.Regex");
+  } else if (p.is_object() && p.contains("String")) {
+    out.literal = text(p["String"], where + ".pattern.String");
+  } else {
+    format(where + ".pattern",
+           "expected {\"Regex\": ...} or {\"String\": ...}");
+  }
+  return out;
+}
+
+PrependScheme Loader::prependScheme(const json &obj,
+                                    const std::string &where) const {
+  // The Metaspace deserializer: prepend_scheme defaults to "always"; the
+  // older add_prefix_space may only confirm it (false needs "never").
+  PrependScheme scheme = PrependScheme::Always;
+  std::string name = optionalText(obj, "prepend_scheme", where);
+  if (name == "first")
+    scheme = PrependScheme::First;
+  else if (name == "never")
+    scheme = PrependScheme::Never;
+  else if (!name.empty() && name != "always")
+    format(where + ".prepend_scheme",
+           "is \"" + name + "\"; expected \"always\", \"first\" or \"never\"");
+  if (!flag(obj, "add_prefix_space", true, where) &&
+      scheme != PrependScheme::Never)
+    format(where + ".add_prefix_space",
+           "is false but prepend_scheme is not \"never\"");
+  return scheme;
+}
+
 void Loader::load(const json &root) {
   if (!root.is_object())
     format("top level", "expected an object, found " + describe(root));
@@ -152,18 +211,29 @@ void Loader::load(const json &root) {
     auto it = root.find(key);
     return it == root.end() ? null : *it;
   };
-  loadNormalizer(get("normalizer"));
+  loadNormalizer(get("normalizer"), "normalizer");
   loadPreTokenizer(get("pre_tokenizer"), "pre_tokenizer");
-  if (!t_.steps_.empty()) {
-    for (size_t i = 0; i + 1 < t_.steps_.size(); ++i)
-      if (t_.steps_[i].kind == PreTokenizerStep::Kind::ByteLevel)
-        fail(KILN_ERROR_UNSUPPORTED, "pre_tokenizer",
-             "ByteLevel is followed by other pre-tokenizers; kiln supports "
-             "ByteLevel only as the last one");
-    t_.byteLevel_ = t_.steps_.back().kind == PreTokenizerStep::Kind::ByteLevel;
+  using Kind = PreTokenizerStep::Kind;
+  for (size_t i = 0; i + 1 < t_.steps_.size(); ++i) {
+    Kind k = t_.steps_[i].kind;
+    if (k == Kind::ByteLevel || k == Kind::Metaspace)
+      fail(KILN_ERROR_UNSUPPORTED, "pre_tokenizer",
+           std::string(k == Kind::ByteLevel ? "ByteLevel" : "Metaspace") +
+               " is followed by other pre-tokenizers; kiln supports "
+               "ByteLevel and Metaspace only as the last one");
   }
+  if (!t_.steps_.empty()) {
+    t_.byteLevel_ = t_.steps_.back().kind == Kind::ByteLevel;
+    t_.metaspace_ = t_.steps_.back().kind == Kind::Metaspace;
+  }
+  if (t_.byteLevel_ && t_.unigram_)
+    fail(KILN_ERROR_UNSUPPORTED, "pre_tokenizer",
+         "ByteLevel with a Unigram model; kiln supports ByteLevel only with "
+         "BPE");
   loadPostProcessor(get("post_processor"), "post_processor");
-  loadDecoder(get("decoder"));
+  const json &decoder = get("decoder");
+  t_.hasDecoder_ = !decoder.is_null();
+  loadDecoder(decoder, "decoder");
   finish();
 }
 
@@ -176,9 +246,67 @@ void Loader::loadModel(const json &model) {
   std::string type = model.contains("type")     ? typeOf(model, where)
                      : model.contains("merges") ? "BPE"
                                                 : "";
-  if (type != "BPE")
+  if (type == "Unigram")
+    loadUnigram(model, where);
+  else if (type == "BPE")
+    loadBpe(model, where);
+  else
     fail(KILN_ERROR_UNSUPPORTED, where + ".type",
-         "is \"" + type + "\"; kiln supports only \"BPE\"");
+         "is \"" + type + "\"; kiln supports \"BPE\" and \"Unigram\"");
+  for (unsigned b = 0; b < 256; ++b) {
+    char fallback[8];
+    std::snprintf(fallback, sizeof(fallback), "<0x%02X>", b);
+    auto it = t_.vocab_.find(fallback);
+    t_.byteFallbackIds_[b] = it == t_.vocab_.end() ? -1 : it->second;
+  }
+}
+
+void Loader::loadUnigram(const json &model, const std::string &where) {
+  // Unigram::from: vocab is [[piece, score], ...], ids are positions; a
+  // repeated piece maps to its last id.
+  t_.unigram_ = true;
+  const json &vocab = required(model, "vocab", where);
+  if (!vocab.is_array())
+    format(where + ".vocab",
+           "expected an array of [token, score], found " + describe(vocab));
+  modelSize_ = vocab.size();
+  modelTokens_.resize(vocab.size());
+  hasModelId_.assign(vocab.size(), true);
+  t_.scores_.resize(vocab.size());
+  t_.vocab_.reserve(vocab.size());
+  double minScore = std::numeric_limits<double>::infinity();
+  std::vector<std::pair<std::string, int32_t>> tokens;
+  tokens.reserve(vocab.size());
+  for (size_t i = 0; i < vocab.size(); ++i) {
+    std::string at = where + ".vocab[" + std::to_string(i) + "]";
+    const json &entry = vocab[i];
+    if (!entry.is_array() || entry.size() != 2 || !entry[1].is_number())
+      format(at, "expected [token, score], found " + entry.dump());
+    std::string piece = text(entry[0], at + "[0]");
+    double score = entry[1].get<double>();
+    int32_t id = static_cast<int32_t>(i);
+    t_.vocab_[piece] = id;
+    t_.scores_[i] = score;
+    minScore = std::min(minScore, score);
+    tokens.push_back({piece, id});
+    modelTokens_[i] = std::move(piece);
+  }
+  // K_UNK_PENALTY: an unknown character scores 10 below the rarest token.
+  t_.unkScore_ = minScore - 10.0;
+  t_.trie_.build(std::move(tokens));
+  auto unk = model.find("unk_id");
+  if (unk != model.end() && !unk->is_null()) {
+    t_.unkId_ = id(*unk, where + ".unk_id");
+    if (static_cast<size_t>(t_.unkId_) >= vocab.size())
+      format(where + ".unk_id", "is " + std::to_string(t_.unkId_) +
+                                    "; the vocabulary has " +
+                                    std::to_string(vocab.size()) + " tokens");
+  }
+  t_.byteFallback_ = flag(model, "byte_fallback", false, where);
+  t_.fuseUnk_ = true;
+}
+
+void Loader::loadBpe(const json &model, const std::string &where) {
   auto dropout = model.find("dropout");
   if (dropout != model.end() && !dropout->is_null() &&
       !(dropout->is_number() && dropout->get<double>() == 0.0))
@@ -215,15 +343,12 @@ void Loader::loadModel(const json &model) {
       format(where + ".unk_token", "\"" + unk + "\" is not in the vocabulary");
     t_.unkId_ = it->second;
   }
+  modelSize_ = t_.vocab_.size();
   for (unsigned b = 0; b < 256; ++b) {
     std::string s;
     utf8::append(s, byteToCodePoint(static_cast<uint8_t>(b)));
     auto it = t_.vocab_.find(s);
     t_.byteIds_[b] = it == t_.vocab_.end() ? -1 : it->second;
-    char fallback[8];
-    std::snprintf(fallback, sizeof(fallback), "<0x%02X>", b);
-    it = t_.vocab_.find(fallback);
-    t_.byteFallbackIds_[b] = it == t_.vocab_.end() ? -1 : it->second;
   }
 
   const json &merges = required(model, "merges", where);
@@ -275,7 +400,7 @@ void Loader::loadAddedTokens(const json &tokens) {
   // AddedVocabulary::add_tokens: a token already in the vocabulary keeps that
   // id; any other gets the next free id after the model's. The "id" written
   // in the file is not used (`tokenizers` only warns when it differs).
-  int32_t modelSize = static_cast<int32_t>(t_.vocab_.size());
+  int32_t modelSize = static_cast<int32_t>(modelSize_);
   int32_t maxAdded = -1;
   for (size_t i = 0; i < tokens.size(); ++i) {
     std::string where = "added_tokens[" + std::to_string(i) + "]";
@@ -307,18 +432,42 @@ void Loader::loadAddedTokens(const json &tokens) {
   }
 }
 
-void Loader::loadNormalizer(const json &normalizer) {
+void Loader::loadNormalizer(const json &normalizer, const std::string &where) {
   if (normalizer.is_null())
     return;
-  std::string type = typeOf(normalizer, "normalizer");
+  std::string type = typeOf(normalizer, where);
+  NormalizerStep step;
   if (type == "Sequence") {
-    const json &list = required(normalizer, "normalizers", "normalizer");
-    if (list.is_array() && list.empty())
-      return;
+    const json &list = required(normalizer, "normalizers", where);
+    if (!list.is_array())
+      format(where + ".normalizers",
+             "expected an array, found " + describe(list));
+    for (size_t i = 0; i < list.size(); ++i)
+      loadNormalizer(list[i],
+                     where + ".normalizers[" + std::to_string(i) + "]");
+    return;
   }
-  fail(KILN_ERROR_UNSUPPORTED, "normalizer.type",
-       "is \"" + type +
-           "\"; kiln supports only tokenizers without a normalizer");
+  if (type == "Prepend") {
+    step.kind = NormalizerStep::Kind::Prepend;
+    step.content =
+        text(required(normalizer, "prepend", where), where + ".prepend");
+  } else if (type == "Replace") {
+    step.kind = NormalizerStep::Kind::Replace;
+    step.pattern = pattern(normalizer, where);
+    step.content =
+        text(required(normalizer, "content", where), where + ".content");
+  } else if (type == "Strip") {
+    step.kind = NormalizerStep::Kind::Strip;
+    step.left = flag(normalizer, "strip_left", true, where);
+    step.right = flag(normalizer, "strip_right", true, where);
+  } else {
+    fail(KILN_ERROR_UNSUPPORTED, where + ".type",
+         "is \"" + type +
+             "\"; kiln supports the normalizers Prepend, Replace, Strip and "
+             "Sequence (no Unicode normalization such as NFKC, Precompiled "
+             "or Lowercase)");
+  }
+  t_.normalizers_.push_back(std::move(step));
 }
 
 static SplitBehavior parseBehavior(const std::string &s, bool &ok) {
@@ -366,19 +515,18 @@ void Loader::loadPreTokenizer(const json &pre, const std::string &where) {
     bool individual = flag(pre, "individual_digits", false, where);
     step.regex = std::make_unique<Regex>(individual ? "\\p{N}" : "\\p{N}+",
                                          file_ + ": " + where);
+  } else if (type == "Metaspace") {
+    step.kind = PreTokenizerStep::Kind::Metaspace;
+    step.replacement = character(pre, "replacement", where);
+    step.prependScheme = prependScheme(pre, where);
+    step.split = flag(pre, "split", true, where);
+  } else if (type == "WhitespaceSplit") {
+    step.kind = PreTokenizerStep::Kind::WhitespaceSplit;
   } else if (type == "Split") {
-    const json &pattern = required(pre, "pattern", where);
-    if (pattern.is_object() && pattern.contains("Regex")) {
-      step.regex = std::make_unique<Regex>(
-          text(pattern["Regex"], where + ".pattern.Regex"),
-          file_ + ": " + where + ".pattern.Regex");
-    } else if (pattern.is_object() && pattern.contains("String")) {
-      step.isLiteral = true;
-      step.literal = text(pattern["String"], where + ".pattern.String");
-    } else {
-      format(where + ".pattern",
-             "expected {\"Regex\": ...} or {\"String\": ...}");
-    }
+    Pattern p = pattern(pre, where);
+    step.regex = std::move(p.regex);
+    step.isLiteral = !step.regex;
+    step.literal = std::move(p.literal);
     std::string behavior =
         text(required(pre, "behavior", where), where + ".behavior");
     bool ok;
@@ -392,7 +540,8 @@ void Loader::loadPreTokenizer(const json &pre, const std::string &where) {
   } else {
     fail(KILN_ERROR_UNSUPPORTED, where + ".type",
          "is \"" + type +
-             "\"; kiln supports ByteLevel, Digits, Split and Sequence");
+             "\"; kiln supports ByteLevel, Metaspace, Digits, Split, "
+             "WhitespaceSplit and Sequence");
   }
   t_.steps_.push_back(std::move(step));
 }
@@ -473,16 +622,72 @@ void Loader::loadPostProcessor(const json &post, const std::string &where) {
            "RobertaProcessing, BertProcessing and Sequence");
 }
 
-void Loader::loadDecoder(const json &decoder) {
+void Loader::loadDecoder(const json &decoder, const std::string &where) {
   if (decoder.is_null())
     return;
-  std::string type = typeOf(decoder, "decoder");
-  if (type == "ByteLevel") {
-    byteLevelDecoder_ = true;
+  std::string type = typeOf(decoder, where);
+  using Kind = DecoderStep::Kind;
+  DecoderStep step;
+  if (type == "Sequence") {
+    const json &list = required(decoder, "decoders", where);
+    if (!list.is_array())
+      format(where + ".decoders", "expected an array, found " + describe(list));
+    for (size_t i = 0; i < list.size(); ++i)
+      loadDecoder(list[i], where + ".decoders[" + std::to_string(i) + "]");
     return;
   }
-  fail(KILN_ERROR_UNSUPPORTED, "decoder.type",
-       "is \"" + type + "\"; kiln supports ByteLevel or no decoder");
+  if (type == "ByteLevel") {
+    step.kind = Kind::ByteLevel;
+  } else if (type == "Replace") {
+    step.kind = Kind::Replace;
+    step.pattern = pattern(decoder, where);
+    step.content =
+        text(required(decoder, "content", where), where + ".content");
+  } else if (type == "ByteFallback") {
+    step.kind = Kind::ByteFallback;
+  } else if (type == "Fuse") {
+    step.kind = Kind::Fuse;
+  } else if (type == "Strip") {
+    step.kind = Kind::Strip;
+    step.content = character(decoder, "content", where);
+    auto count = [&](const char *key) -> size_t {
+      const json &v = required(decoder, key, where);
+      if (!v.is_number_unsigned())
+        format(where + "." + key,
+               "expected a non-negative integer, found " + describe(v));
+      return v.get<size_t>();
+    };
+    step.start = count("start");
+    step.stop = count("stop");
+  } else if (type == "Metaspace") {
+    step.kind = Kind::Metaspace;
+    step.replacement = character(decoder, "replacement", where);
+    step.dropFirst = prependScheme(decoder, where) != PrependScheme::Never;
+  } else {
+    fail(KILN_ERROR_UNSUPPORTED, where + ".type",
+         "is \"" + type +
+             "\"; kiln supports the decoders ByteLevel, Replace, "
+             "ByteFallback, Fuse, Strip, Metaspace and Sequence");
+  }
+  // After Fuse or ByteLevel, `tokenizers` has one string left; kiln streams
+  // it in chunks, which only steps acting on single characters or on its
+  // start cannot tell apart.
+  if (textMode_) {
+    bool ok =
+        step.kind == Kind::Fuse || step.kind == Kind::Metaspace ||
+        (step.kind == Kind::Strip && step.stop == 0) ||
+        (step.kind == Kind::Replace && !step.pattern.regex &&
+         !step.pattern.literal.empty() &&
+         utf8::charLen(step.pattern.literal, 0) == step.pattern.literal.size());
+    if (!ok)
+      fail(KILN_ERROR_UNSUPPORTED, where,
+           type + " after a Fuse or ByteLevel decoder; kiln supports there "
+                  "only Fuse, Metaspace, Strip with stop 0 and Replace of "
+                  "one character");
+  }
+  if (step.kind == Kind::Fuse || step.kind == Kind::ByteLevel)
+    textMode_ = true;
+  t_.decoders_.push_back(std::move(step));
 }
 
 void Loader::finish() {
@@ -512,33 +717,16 @@ void Loader::finish() {
         specialContent.count(t_.tokenOf_[i]))
       t_.kind_[i] = Tokenizer::Kind::Special;
 
-  t_.separator_ = byteLevelDecoder_ ? "" : " ";
-  t_.decoded_.assign(size, "");
-  for (size_t i = 0; i < size; ++i) {
-    const std::string &spelling = t_.tokenOf_[i];
-    if (!byteLevelDecoder_) {
-      t_.decoded_[i] = spelling;
-      continue;
-    }
-    // The ByteLevel decoder maps every character back to its byte; a token
-    // with a character outside the byte alphabet is kept as it is.
-    std::string bytes;
-    bool all = true;
-    for (size_t k = 0; k < spelling.size() && all;
-         k += utf8::charLen(spelling, k)) {
-      int b = codePointToByte(utf8::decode(spelling, k));
-      if (b < 0)
-        all = false;
-      else
-        bytes += static_cast<char>(b);
-    }
-    t_.decoded_[i] = all ? bytes : spelling;
-  }
-
-  // Both passes of added-token matching; see Tokenizer::encode.
+  // Both passes of added-token matching; see Tokenizer::encode. A
+  // normalized token is looked for as the normalizer spells it (with Llama
+  // 2's, "<x>" only where the text has "▁<x>"); one that normalizes to
+  // nothing can never match.
   std::vector<const AddedToken *> raw, normalized;
-  for (const AddedToken &a : t_.added_)
-    (a.normalized ? normalized : raw).push_back(&a);
+  for (AddedToken &a : t_.added_) {
+    a.match = a.normalized ? t_.normalized(a.content) : a.content;
+    if (!a.match.empty())
+      (a.normalized ? normalized : raw).push_back(&a);
+  }
   t_.nonNormalized_.build(std::move(raw));
   t_.normalized_.build(std::move(normalized));
 }

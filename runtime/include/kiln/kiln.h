@@ -82,11 +82,15 @@ const char *kiln_last_error_message(void);
  *  - model: BPE (vocab + merges; ignore_merges, unk_token, fuse_unk,
  *    byte_fallback, continuing_subword_prefix, end_of_word_suffix); dropout
  *    must be null or 0, since sampled merges would make encoding random;
- *  - normalizer: none;
- *  - pre_tokenizer: none, ByteLevel, Digits, Split (regex or string), and a
- *    Sequence of these in which ByteLevel, if present, comes last: the
- *    byte-level BPE of GPT-2, Llama 3 and SmolLM2;
- *  - decoder: ByteLevel or none;
+ *    Unigram (SentencePiece: [piece, score] pairs, unk_id, byte_fallback);
+ *  - normalizer: none, Prepend, Replace, Strip, and Sequences of these (no
+ *    Unicode normalization: NFKC, Precompiled, Lowercase... are refused);
+ *  - pre_tokenizer: none, ByteLevel, Metaspace, Digits, Split (regex or
+ *    string), WhitespaceSplit, and a Sequence of these in which ByteLevel or
+ *    Metaspace, if present, comes last: the byte-level BPE of GPT-2, Llama 3
+ *    and SmolLM2, the SentencePiece models of Llama 2, Mistral, Gemma;
+ *  - decoder: none, ByteLevel, Replace, ByteFallback, Fuse, Strip,
+ *    Metaspace, and Sequences of these;
  *  - post_processor: none, ByteLevel, TemplateProcessing (its single-sequence
  *    template), RobertaProcessing, BertProcessing, and Sequences of these;
  *  - added tokens with their single_word, lstrip, rstrip and normalized
@@ -209,8 +213,11 @@ kiln_status_t kiln_tokenizer_id_to_token(const kiln_tokenizer_t *tok,
 int kiln_tokenizer_is_special(const kiln_tokenizer_t *tok, int32_t id);
 
 /** Incremental decoding for streaming output: ids go in one at a time and
- *  text comes out as soon as it is complete UTF-8, so a character split over
- *  several tokens (common for CJK and emoji) is never emitted half-way.
+ *  text comes out as soon as no later id can change it, so a character split
+ *  over several tokens (common for CJK and emoji) is never emitted half-way.
+ *  With byte-fallback tokenizers (Llama 2, Mistral, Gemma) a run of <0xNN>
+ *  tokens is held until a token of another kind or the finish ends it, since
+ *  the run decodes as a whole (one U+FFFD per byte if it is not UTF-8).
  *  Concatenating everything kiln_detokenizer_push() and
  *  kiln_detokenizer_finish() return gives exactly what
  *  kiln_tokenizer_decode() returns for all the ids pushed.
@@ -235,17 +242,20 @@ kiln_status_t kiln_detokenizer_init(const kiln_tokenizer_t *tok,
  *     set to the length needed; call again with a larger buffer;
  *   - KILN_ERROR_INVALID_ARGUMENT: `det` or `n_bytes` NULL, `out` NULL while
  *     `capacity` > 0, or `id` not a token (`*n_bytes` is 0).
- *  The output needs at most 3 * (the token's decoded bytes + 4) + 1 bytes:
- *  up to 3 bytes held back and a separator join the token's bytes, and each
- *  byte becomes at most one U+FFFD (3 bytes). */
+ *  With a byte-level tokenizer (GPT-2, Llama 3, SmolLM2) the output needs at
+ *  most 3 * (the token's decoded bytes + 4) + 1 bytes: up to 3 bytes held
+ *  back and a separator join the token's bytes, and each byte becomes at
+ *  most one U+FFFD (3 bytes). With byte fallback, the token that ends a run
+ *  of <0xNN> tokens releases the whole run (up to 3 bytes per token in it):
+ *  there is no fixed bound, so handle KILN_ERROR_BUFFER_TOO_SMALL. */
 kiln_status_t kiln_detokenizer_push(kiln_detokenizer_t *det, int32_t id,
                                     char *out, size_t capacity,
                                     size_t *n_bytes);
 
 /** Ends the sequence: writes what is still held back (an incomplete
- *  character, as U+FFFD) plus a NUL to `out`, its length in `*n_bytes`, and
- *  resets `det` for a new sequence. Errors as kiln_detokenizer_push(), minus
- *  the id check. */
+ *  character, as U+FFFD; a run of byte-fallback tokens) plus a NUL to `out`,
+ *  its length in `*n_bytes`, and resets `det` for a new sequence. Errors as
+ *  kiln_detokenizer_push(), minus the id check. */
 kiln_status_t kiln_detokenizer_finish(kiln_detokenizer_t *det, char *out,
                                       size_t capacity, size_t *n_bytes);
 

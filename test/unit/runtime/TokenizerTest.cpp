@@ -219,17 +219,18 @@ TEST(TokenizerLoad, UnsupportedComponentsAreNamed) {
   };
   Fixture f;
   f.modelType = "WordPiece";
-  unsupported(f, "model.type is \"WordPiece\"; kiln supports only \"BPE\"");
+  unsupported(
+      f, "model.type is \"WordPiece\"; kiln supports \"BPE\" and \"Unigram\"");
   f = Fixture();
   f.normalizer = R"({"type": "NFC"})";
   unsupported(f, "normalizer.type is \"NFC\"");
   f = Fixture();
-  f.preTokenizer = R"({"type": "Metaspace", "replacement": "_"})";
-  unsupported(f, "pre_tokenizer.type is \"Metaspace\"");
+  f.preTokenizer = R"({"type": "BertPreTokenizer"})";
+  unsupported(f, "pre_tokenizer.type is \"BertPreTokenizer\"");
   f = Fixture();
   f.preTokenizer = R"({"type": "Sequence", "pretokenizers": [
       {"type": "ByteLevel"}, {"type": "Digits", "individual_digits": true}]})";
-  unsupported(f, "ByteLevel only as the last one");
+  unsupported(f, "ByteLevel is followed by other pre-tokenizers");
   f = Fixture();
   f.decoder = R"({"type": "WordPiece", "prefix": "##"})";
   unsupported(f, "decoder.type is \"WordPiece\"");
@@ -601,6 +602,314 @@ TEST(Detokenizer, SmallBufferLeavesStateUnchanged) {
   EXPECT_EQ(kiln_detokenizer_init(nullptr, 0, &raw),
             KILN_ERROR_INVALID_ARGUMENT);
   EXPECT_EQ(raw, nullptr);
+}
+
+//===----------------------------------------------------------------------===//
+// SentencePiece-style tokenizers: byte fallback, Metaspace, Unigram
+//===----------------------------------------------------------------------===//
+
+/// A tiny Llama-2-style BPE. Ids: 0 <unk>, 1 <s>, 2 </s>, 3 + b for
+/// "<0xbb>", then 259 ▁, 260 a, 261 b, 262 c, 263 ▁a, 264 ab, 265 ▁ab,
+/// 266 b▁, 267 c▁; merges in rank order b+▁, ▁+a, a+b, ▁a+b. "<s>" is a
+/// special added token.
+struct SpFixture {
+  std::string normalizer = "null";
+  std::string preTokenizer = R"({"type": "Metaspace", "replacement": "▁",
+      "prepend_scheme": "first", "split": false})";
+  std::string decoder = R"({"type": "Sequence", "decoders": [
+      {"type": "Replace", "pattern": {"String": "▁"}, "content": " "},
+      {"type": "ByteFallback"}, {"type": "Fuse"},
+      {"type": "Strip", "content": " ", "start": 1, "stop": 0}]})";
+  std::string postProcessor = "null";
+  std::string modelOptions = R"("unk_token": "<unk>", "fuse_unk": true,
+      "byte_fallback": true)";
+  std::string addedTokens = R"([
+      {"id": 1, "content": "<s>", "single_word": false, "lstrip": false,
+       "rstrip": false, "normalized": false, "special": true}])";
+  std::vector<int> droppedBytes; ///< bytes left without a <0x..> token
+
+  std::string json() const {
+    std::string vocab = R"({"<unk>": 0, "<s>": 1, "</s>": 2, )";
+    char buf[32];
+    for (unsigned b = 0; b < 256; ++b) {
+      bool dropped = false;
+      for (int d : droppedBytes)
+        dropped = dropped || d == static_cast<int>(b);
+      if (dropped)
+        continue;
+      std::snprintf(buf, sizeof(buf), "\"<0x%02X>\": %u, ", b, 3 + b);
+      vocab += buf;
+    }
+    vocab += R"("▁": 259, "a": 260, "b": 261, "c": 262, "▁a": 263, "ab": 264,
+        "▁ab": 265, "b▁": 266, "c▁": 267})";
+    return R"({"version": "1.0", "added_tokens": )" + addedTokens +
+           R"(, "normalizer": )" + normalizer + R"(, "pre_tokenizer": )" +
+           preTokenizer + R"(, "post_processor": )" + postProcessor +
+           R"(, "decoder": )" + decoder +
+           R"(, "model": {"type": "BPE", "dropout": null, )" + modelOptions +
+           R"(, "vocab": )" + vocab +
+           R"(, "merges": ["b ▁", "▁ a", "a b", "▁a b"]}})";
+  }
+};
+
+TokenizerPtr load(const SpFixture &f) {
+  Loaded l = loadJson(f.json());
+  EXPECT_EQ(l.status, KILN_OK) << l.message;
+  return std::move(l.tok);
+}
+
+/// Byte-fallback token id of byte `b` in SpFixture.
+int32_t byteId(unsigned b) { return static_cast<int32_t>(3 + b); }
+
+TEST(TokenizerSentencePiece, UnknownCharactersFallBackToByteTokens) {
+  TokenizerPtr tok = load(SpFixture());
+  EXPECT_EQ(encode(tok.get(), "ab"), (Ids{265}));
+  // x has no token: its byte's; é (C3 A9): one token per byte.
+  EXPECT_EQ(encode(tok.get(), "xab"), (Ids{259, byteId('x'), 264}));
+  EXPECT_EQ(encode(tok.get(), "\xC3\xA9"),
+            (Ids{259, byteId(0xC3), byteId(0xA9)}));
+  EXPECT_EQ(encode(tok.get(), "\xF0\x9F\x98\x80"), // 😀
+            (Ids{259, byteId(0xF0), byteId(0x9F), byteId(0x98), byteId(0x80)}));
+  // A byte without its token makes the whole character unknown; fuse_unk
+  // joins neighbouring unknowns. As in BPE::merge_word, byte tokens do not
+  // end a pending <unk>: it is placed after them, and unknowns on both
+  // sides of them fuse.
+  SpFixture f;
+  f.droppedBytes = {0xA9};
+  tok = load(f);
+  EXPECT_EQ(encode(tok.get(), "\xC3\xA9\xC3\xA9"
+                              "a"),
+            (Ids{259, 0, 260}));
+  EXPECT_EQ(encode(tok.get(), "\xC3\xA9x\xC3\xA9"), (Ids{259, byteId('x'), 0}));
+  f.modelOptions = R"("unk_token": "<unk>", "fuse_unk": false,
+      "byte_fallback": true)";
+  EXPECT_EQ(encode(load(f).get(), "\xC3\xA9\xC3\xA9"), (Ids{259, 0, 0}));
+}
+
+TEST(TokenizerSentencePiece, MetaspacePrependSchemes) {
+  auto withScheme = [](const char *scheme, bool split) {
+    SpFixture f;
+    f.preTokenizer = std::string(R"({"type": "Metaspace",
+        "replacement": "▁", "prepend_scheme": ")") +
+                     scheme + "\", \"split\": " + (split ? "true" : "false") +
+                     "}";
+    return load(f);
+  };
+  // "first": only the text's start, not the text after an added token.
+  TokenizerPtr tok = withScheme("first", false);
+  EXPECT_EQ(encode(tok.get(), "a<s>a"), (Ids{263, 1, 260}));
+  EXPECT_EQ(encode(tok.get(), " a"), (Ids{263})); // already starts with ▁
+  EXPECT_EQ(encode(tok.get(), "<s>a"), (Ids{1, 260}));
+  EXPECT_EQ(encode(withScheme("always", false).get(), "a<s>a"),
+            (Ids{263, 1, 263}));
+  EXPECT_EQ(encode(withScheme("never", false).get(), "a<s>a"),
+            (Ids{260, 1, 260}));
+  // Without split, b+▁ merges across the word boundary; with split the
+  // pieces are "▁ab" and "▁a".
+  EXPECT_EQ(encode(withScheme("first", false).get(), "ab a"),
+            (Ids{263, 266, 260}));
+  EXPECT_EQ(encode(withScheme("first", true).get(), "ab a"), (Ids{265, 263}));
+  // The older spelling: add_prefix_space true is "always"; false must come
+  // with "never".
+  SpFixture f;
+  f.preTokenizer = R"({"type": "Metaspace", "replacement": "▁",
+      "add_prefix_space": true, "str_rep": "▁"})";
+  EXPECT_EQ(encode(load(f).get(), "a<s>a"), (Ids{263, 1, 263}));
+  f.preTokenizer = R"({"type": "Metaspace", "replacement": "▁",
+      "add_prefix_space": false})";
+  Loaded l = loadJson(f.json());
+  EXPECT_EQ(l.status, KILN_ERROR_FORMAT);
+  EXPECT_NE(l.message.find("pre_tokenizer.add_prefix_space"), std::string::npos)
+      << l.message;
+}
+
+TEST(TokenizerSentencePiece, Llama2NormalizerAndNormalizedAddedTokens) {
+  // Llama 2's first files: Prepend("▁") + Replace(" ", "▁"), no
+  // pre-tokenizer; the whole text is one word.
+  SpFixture f;
+  f.normalizer = R"({"type": "Sequence", "normalizers": [
+      {"type": "Prepend", "prepend": "▁"},
+      {"type": "Replace", "pattern": {"String": " "}, "content": "▁"}]})";
+  f.preTokenizer = "null";
+  // A normalized added token is matched as the normalizer spells it.
+  f.addedTokens = R"([
+      {"id": 1, "content": "<s>", "normalized": false, "special": true},
+      {"id": 0, "content": "zz", "normalized": true, "special": false}])";
+  TokenizerPtr tok = load(f);
+  EXPECT_EQ(encode(tok.get(), "ab a"), (Ids{263, 266, 260}));
+  EXPECT_EQ(encode(tok.get(), "a<s>a"), (Ids{263, 1, 263}));
+  EXPECT_EQ(encode(tok.get(), ""), Ids{}); // Prepend leaves "" alone
+  EXPECT_EQ(encode(tok.get(), "zz"), (Ids{268}));
+  EXPECT_EQ(encode(tok.get(), "a zz"), (Ids{263, 268}));
+  EXPECT_EQ(encode(tok.get(), "azz"), (Ids{263, byteId('z'), byteId('z')}));
+  EXPECT_EQ(decode(tok.get(), {268}), "zz");
+  // "first" asks where the piece starts in the original text: after a
+  // stripped leading space it is not at 0.
+  f = SpFixture();
+  f.normalizer = R"({"type": "Strip", "strip_left": true,
+      "strip_right": false})";
+  tok = load(f);
+  EXPECT_EQ(encode(tok.get(), "a"), (Ids{263}));
+  EXPECT_EQ(encode(tok.get(), "  a"), (Ids{260}));
+}
+
+TEST(TokenizerSentencePiece, DecoderJoinsByteRunsAndStripsOneSpace) {
+  TokenizerPtr tok = load(SpFixture());
+  EXPECT_EQ(decode(tok.get(), {263, 266, 260}), "ab a");
+  EXPECT_EQ(decode(tok.get(), {259, byteId(0xC3), byteId(0xA9)}), "\xC3\xA9");
+  // A run of byte tokens that is not UTF-8 as a whole becomes one U+FFFD
+  // per byte, even where part of it is a valid character.
+  EXPECT_EQ(decode(tok.get(), {byteId(0xC3)}), kReplacement);
+  EXPECT_EQ(decode(tok.get(), {byteId(0xC3), byteId(0xA9), byteId(0xC3)}),
+            std::string(kReplacement) + kReplacement + kReplacement);
+  EXPECT_EQ(decode(tok.get(), {byteId(0xC3), 260, byteId(0xC3), byteId(0xA9)}),
+            std::string(kReplacement) + "a\xC3\xA9");
+  // Only the text's first space goes, special tokens or not.
+  EXPECT_EQ(decode(tok.get(), {1, 263}, /*skip=*/false), "<s> a");
+  EXPECT_EQ(decode(tok.get(), {1, 263}, /*skip=*/true), "a");
+  EXPECT_EQ(decode(tok.get(), {259, 259, 263}), "  a");
+  // The Metaspace decoder drops every ▁ of the first token unless the
+  // prepend scheme is "never".
+  SpFixture f;
+  f.decoder = R"({"type": "Metaspace", "replacement": "▁",
+      "prepend_scheme": "always", "split": true})";
+  EXPECT_EQ(decode(load(f).get(), {259, 259, 263}), "  a");
+  EXPECT_EQ(decode(load(f).get(), {266, 263}), "b a");
+  f.decoder = R"({"type": "Metaspace", "replacement": "▁",
+      "prepend_scheme": "never", "split": true})";
+  EXPECT_EQ(decode(load(f).get(), {266, 263}), "b  a");
+}
+
+TEST(TokenizerSentencePiece, DetokenizerHoldsByteRunsUntilTheyEnd) {
+  TokenizerPtr tok = load(SpFixture());
+  kiln_detokenizer_t *raw = nullptr;
+  ASSERT_EQ(kiln_detokenizer_init(tok.get(), 1, &raw), KILN_OK);
+  std::unique_ptr<kiln_detokenizer_t, DetokenizerDeleter> det(raw);
+  auto push = [&](int32_t id) {
+    char out[64];
+    size_t n = 0;
+    EXPECT_EQ(kiln_detokenizer_push(det.get(), id, out, sizeof(out), &n),
+              KILN_OK)
+        << kiln_last_error_message();
+    return std::string(out, n);
+  };
+  auto finish = [&] {
+    char out[64];
+    size_t n = 0;
+    EXPECT_EQ(kiln_detokenizer_finish(det.get(), out, sizeof(out), &n),
+              KILN_OK);
+    return std::string(out, n);
+  };
+  EXPECT_EQ(push(259), ""); // the leading space Strip removes
+  EXPECT_EQ(push(byteId(0xC3)), "");
+  // Complete, but a later byte token could still turn the run into U+FFFDs.
+  EXPECT_EQ(push(byteId(0xA9)), "");
+  EXPECT_EQ(push(263), "\xC3\xA9 a");
+  EXPECT_EQ(push(1), ""); // special, skipped
+  EXPECT_EQ(push(byteId(0xF0)), "");
+  EXPECT_EQ(push(byteId(0x9F)), "");
+  EXPECT_EQ(finish(), std::string(kReplacement) + kReplacement);
+  // finish resets: the next text's first space is stripped again.
+  EXPECT_EQ(push(263), "a");
+  EXPECT_EQ(push(263), " a");
+  EXPECT_EQ(finish(), "");
+}
+
+/// A hand-made Unigram: 0 <unk>, 1 a (-1), 2 b (-2), 3 c (-3), 4 ab (-2.5),
+/// 5 bc (-1), 6 abc (-10), 7 <0x78> (0; the byte of "x").
+std::string unigramJson(const char *options, const char *abScore = "-2.5") {
+  return std::string(R"({"model": {"type": "Unigram", )") + options +
+         R"(, "vocab": [["<unk>", 0.0], ["a", -1.0], ["b", -2.0], ["c", -3.0],
+         ["ab", )" +
+         abScore + R"(], ["bc", -1.0], ["abc", -10.0], ["<0x78>", 0.0]]}})";
+}
+
+TEST(TokenizerUnigram, ViterbiFindsTheBestScoringSegmentation) {
+  Loaded l = loadJson(unigramJson(R"("unk_id": 0)"));
+  ASSERT_EQ(l.status, KILN_OK) << l.message;
+  const kiln_tokenizer_t *tok = l.tok.get();
+  // abc: a+bc -2 beats ab+c -5.5, a+b+c -6 and abc -10.
+  EXPECT_EQ(encode(tok, "abc"), (Ids{1, 5}));
+  EXPECT_EQ(encode(tok, "ab"), (Ids{4})); // -2.5 beats a+b -3
+  EXPECT_EQ(encode(tok, "bcab"), (Ids{5, 4}));
+  // Unknown characters (scored 10 below the lowest score) fuse into one
+  // <unk>; "x" is unknown too, since byte_fallback is off.
+  EXPECT_EQ(encode(tok, "d"), (Ids{0}));
+  EXPECT_EQ(encode(tok, "adda"), (Ids{1, 0, 1}));
+  EXPECT_EQ(encode(tok, "x"), (Ids{0}));
+  EXPECT_EQ(kiln_tokenizer_vocab_size(tok), 8u);
+  // Without a decoder the tokens are joined with spaces.
+  EXPECT_EQ(decode(tok, {1, 5}), "a bc");
+  // A tie keeps the segmentation found first: ab, reached from 0.
+  l = loadJson(unigramJson(R"("unk_id": 0)", "-3.0"));
+  EXPECT_EQ(encode(l.tok.get(), "ab"), (Ids{4}));
+}
+
+TEST(TokenizerUnigram, ByteFallbackAndMissingUnknown) {
+  Loaded l = loadJson(unigramJson(R"("unk_id": 0, "byte_fallback": true)"));
+  ASSERT_EQ(l.status, KILN_OK) << l.message;
+  // An unknown piece whose bytes all have tokens becomes them; "xd" has no
+  // token for d, so the fused piece stays <unk>.
+  EXPECT_EQ(encode(l.tok.get(), "x"), (Ids{7}));
+  EXPECT_EQ(encode(l.tok.get(), "axa"), (Ids{1, 7, 1}));
+  EXPECT_EQ(encode(l.tok.get(), "xd"), (Ids{0}));
+  // No unk_id: text that needs it cannot be encoded.
+  l = loadJson(unigramJson(R"("unk_id": null)"));
+  ASSERT_EQ(l.status, KILN_OK) << l.message;
+  EXPECT_EQ(encode(l.tok.get(), "abc"), (Ids{1, 5}));
+  int32_t ids[8];
+  size_t n = 0;
+  EXPECT_EQ(kiln_tokenizer_encode(l.tok.get(), "ad", 2, 0, ids, 8, &n),
+            KILN_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(kiln_last_error_message()).find("U+0064"),
+            std::string::npos)
+      << kiln_last_error_message();
+}
+
+TEST(TokenizerUnigram, MalformedModelsAreFormatErrors) {
+  Loaded l = loadJson(unigramJson(R"("unk_id": 8)"));
+  EXPECT_EQ(l.status, KILN_ERROR_FORMAT);
+  EXPECT_NE(l.message.find("model.unk_id is 8; the vocabulary has 8 tokens"),
+            std::string::npos)
+      << l.message;
+  l = loadJson(R"({"model": {"type": "Unigram", "unk_id": 0,
+      "vocab": [["<unk>", 0.0], ["a"]]}})");
+  EXPECT_EQ(l.status, KILN_ERROR_FORMAT);
+  EXPECT_NE(l.message.find("model.vocab[1]: expected [token, score]"),
+            std::string::npos)
+      << l.message;
+}
+
+TEST(TokenizerSentencePiece, UnsupportedNormalizersAndDecodersAreNamed) {
+  auto unsupported = [](const SpFixture &f, const char *mentions) {
+    Loaded l = loadJson(f.json());
+    EXPECT_EQ(l.status, KILN_ERROR_UNSUPPORTED);
+    EXPECT_EQ(l.tok, nullptr);
+    EXPECT_NE(l.message.find(mentions), std::string::npos) << l.message;
+  };
+  // T5's and ALBERT's charsmap normalization is not implemented: refused,
+  // never silently skipped.
+  SpFixture f;
+  f.normalizer = R"({"type": "Precompiled", "precompiled_charsmap": "AAAA"})";
+  unsupported(f, "normalizer.type is \"Precompiled\"; kiln supports the "
+                 "normalizers Prepend, Replace, Strip and Sequence");
+  f.normalizer = R"({"type": "Sequence", "normalizers": [
+      {"type": "Replace", "pattern": {"String": " "}, "content": "▁"},
+      {"type": "NFKC"}]})";
+  unsupported(f, "normalizer.normalizers[1].type is \"NFKC\"");
+  f = SpFixture();
+  f.decoder = R"({"type": "Sequence", "decoders": [
+      {"type": "Fuse"}, {"type": "ByteFallback"}]})";
+  unsupported(f, "decoder.decoders[1]: ByteFallback after a Fuse or "
+                 "ByteLevel decoder");
+  f.decoder = R"({"type": "Sequence", "decoders": [
+      {"type": "Fuse"}, {"type": "Strip", "content": " ", "start": 0,
+       "stop": 1}]})";
+  unsupported(f, "decoder.decoders[1]: Strip after a Fuse");
+  f = SpFixture();
+  f.preTokenizer = R"({"type": "Sequence", "pretokenizers": [
+      {"type": "Metaspace", "replacement": "▁"}, {"type": "WhitespaceSplit"}]})";
+  unsupported(f, "Metaspace is followed by other pre-tokenizers");
 }
 
 //===----------------------------------------------------------------------===//

@@ -6,10 +6,13 @@
 //       Each input line is "<add_special_tokens 0|1> <text as hex UTF-8>"
 //       (encode, then decode the ids) or "D <ids, comma-separated>" (decode
 //       only). Each output line is "<ids, comma-separated>\t<decode(ids)
-//       hex>\t<decode(ids, skip_special_tokens) hex>\t<streamed decode
-//       hex>", or "ERR <status> <message>". Hex keeps newlines, CR, tabs and
-//       NULs in the strings intact; test/runtime/check_tokenizer_agreement.py
-//       compares the result with the `tokenizers` package.
+//       hex>\t<decode(ids, skip_special_tokens) hex>\t<streamed>\t<streamed
+//       with skip_special_tokens>", or "ERR <status> <message>". A streamed
+//       column is what each kiln_detokenizer_push and the final
+//       kiln_detokenizer_finish returned, one hex chunk each, joined by ".".
+//       Hex keeps newlines, CR, tabs and NULs in the strings intact;
+//       test/runtime/check_tokenizer_agreement.py compares the result with
+//       the `tokenizers` package.
 //   kiln-tokenize-tool --encode TOKENIZER.json TEXT
 //       Prints the ids of TEXT, one line.
 //   kiln-tokenize-tool --bench TOKENIZER.json FILE [REPEATS]
@@ -105,16 +108,18 @@ kiln_status_t decode(const kiln_tokenizer_t *tok,
 }
 
 /// Streams ids through a detokenizer with a deliberately small buffer, so
-/// the grow-and-retry path is exercised too.
+/// the grow-and-retry path is exercised too. `chunks` gets what each push,
+/// then the finish, returned.
 kiln_status_t streamDecode(const kiln_tokenizer_t *tok,
-                           const std::vector<int32_t> &ids, std::string &text) {
+                           const std::vector<int32_t> &ids, bool skip,
+                           std::vector<std::string> &chunks) {
   kiln_detokenizer_t *det = nullptr;
-  kiln_status_t s = kiln_detokenizer_init(tok, 0, &det);
+  kiln_status_t s = kiln_detokenizer_init(tok, skip, &det);
   if (s != KILN_OK)
     return s;
   std::vector<char> buffer(4);
   size_t n = 0;
-  text.clear();
+  chunks.clear();
   for (size_t i = 0; i <= ids.size() && s == KILN_OK; ++i) {
     for (;;) {
       s = i < ids.size()
@@ -126,10 +131,17 @@ kiln_status_t streamDecode(const kiln_tokenizer_t *tok,
       buffer.resize(n + 1);
     }
     if (s == KILN_OK)
-      text.append(buffer.data(), n);
+      chunks.emplace_back(buffer.data(), n);
   }
   kiln_detokenizer_free(det);
   return s;
+}
+
+std::string joinHex(const std::vector<std::string> &chunks) {
+  std::string out;
+  for (size_t i = 0; i < chunks.size(); ++i)
+    out += (i ? "." : "") + toHex(chunks[i]);
+  return out;
 }
 
 int fail(kiln_status_t s) {
@@ -139,7 +151,8 @@ int fail(kiln_status_t s) {
 }
 
 int agreementMode(const kiln_tokenizer_t *tok) {
-  std::string line, text, plain, skipped, streamed;
+  std::string line, text, plain, skipped;
+  std::vector<std::string> streamed, streamedSkip;
   std::vector<int32_t> ids;
   std::ios::sync_with_stdio(false);
   while (std::getline(std::cin, line)) {
@@ -164,7 +177,9 @@ int agreementMode(const kiln_tokenizer_t *tok) {
     if (s == KILN_OK)
       s = decode(tok, ids, true, skipped);
     if (s == KILN_OK)
-      s = streamDecode(tok, ids, streamed);
+      s = streamDecode(tok, ids, false, streamed);
+    if (s == KILN_OK)
+      s = streamDecode(tok, ids, true, streamedSkip);
     if (s != KILN_OK) {
       std::cout << "ERR " << kiln_status_string(s) << " "
                 << kiln_last_error_message() << "\n";
@@ -173,7 +188,7 @@ int agreementMode(const kiln_tokenizer_t *tok) {
     for (size_t i = 0; i < ids.size(); ++i)
       std::cout << (i ? "," : "") << ids[i];
     std::cout << "\t" << toHex(plain) << "\t" << toHex(skipped) << "\t"
-              << toHex(streamed) << "\n";
+              << joinHex(streamed) << "\t" << joinHex(streamedSkip) << "\n";
   }
   return 0;
 }
