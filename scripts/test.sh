@@ -107,21 +107,26 @@ done
 tally "scheduler" $sched_rc $sched_passed $sched_failed 0
 
 # The runtime's tokenizer against the `tokenizers` package, on SmolLM2's
-# tokenizer.json (built just above by check_default_model.sh), the fixture's
-# and variants of them: one pass/fail per (tokenizer, string).
+# tokenizer.json (built just above by check_default_model.sh), the fixture's,
+# the SentencePiece-style fixtures of test/fixtures/tokenizers (Llama 2,
+# Mistral, Gemma, T5 and a byte-fallback Unigram) and variants of them: one
+# line and one pass/fail per (tokenizer, string); "ok" lines are not shown.
 SMOLLM2_TOKENIZER="$CACHE/models/smollm2-135m-instruct/tokenizer.json"
+smol=(); smol_skipped=1
 if [ -f "$SMOLLM2_TOKENIZER" ]; then
-  out=$("$PY" "$ROOT/test/runtime/check_tokenizer_agreement.py" \
-          --tool "$BUILD/bin/kiln-tokenize-tool" --smollm2 "$SMOLLM2_TOKENIZER" \
-          --fixture "$ROOT/test/fixtures/models/llama-genai-int4/tokenizer.json" 2>&1); rc=$?
-  echo "$out" | tail -n 12
-  last=$(echo "$out" | tail -n 1)
-  p=$(echo "$last" | sed -n 's/^\([0-9]*\) passed.*/\1/p'); f=$(echo "$last" | sed -n 's/.*, \([0-9]*\) failed.*/\1/p')
-  tally "tokenizer" $rc ${p:-0} ${f:-0} 0
+  smol=(--smollm2 "$SMOLLM2_TOKENIZER"); smol_skipped=0
 else
-  echo "tokenizer agreement skipped: $SMOLLM2_TOKENIZER is absent (scripts/models/build_smollm2.sh makes it)"
-  tally "tokenizer" 0 0 0 1
+  echo "tokenizer agreement on SmolLM2 skipped: $SMOLLM2_TOKENIZER is absent (scripts/models/build_smollm2.sh makes it)"
 fi
+out=$("$PY" "$ROOT/test/runtime/check_tokenizer_agreement.py" \
+        --tool "$BUILD/bin/kiln-tokenize-tool" "${smol[@]}" \
+        --fixture "$ROOT/test/fixtures/models/llama-genai-int4/tokenizer.json" \
+        --fixture-dir "$ROOT/test/fixtures/tokenizers" 2>&1); rc=$?
+echo "$out" | grep -v -e '^ok ' -e '^skip ' | tail -n 45
+last=$(echo "$out" | tail -n 1)
+p=$(echo "$last" | sed -n 's/^\([0-9]*\) passed.*/\1/p'); f=$(echo "$last" | sed -n 's/.*, \([0-9]*\) failed.*/\1/p')
+s=$(echo "$last" | sed -n 's/.*, \([0-9]*\) skipped.*/\1/p')
+tally "tokenizer" $rc ${p:-0} ${f:-0} $(( ${s:-0} + smol_skipped ))
 
 # Chat templates against transformers' apply_chat_template: SmolLM2's, the
 # fixtures' (Llama 3.1, Qwen2.5, Mistral v0.3, Phi-3, Gemma) and one small
