@@ -106,6 +106,21 @@ for art in llama-gqa qwen2; do
 done
 tally "scheduler" $sched_rc $sched_passed $sched_failed 0
 
+# The runtime under AddressSanitizer and UndefinedBehaviorSanitizer (any
+# report fails the run): its unit tests, and the scheduler on a fixture.
+SAN_BUILD="$BUILD-sanitize"
+SAN_FLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined"
+out=$( { cmake -G Ninja -S "$ROOT" -B "$SAN_BUILD" -DKILN_BUILD_COMPILER=OFF \
+           -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_FLAGS="$SAN_FLAGS" \
+           -DCMAKE_CXX_FLAGS="$SAN_FLAGS" >/dev/null &&
+         ninja -C "$SAN_BUILD" kiln-runtime-tests kiln-scheduler-tests | { grep -v '^\[' || true; } &&
+         ASAN_OPTIONS=detect_leaks=1 "$SAN_BUILD/test/unit/kiln-runtime-tests" &&
+         ASAN_OPTIONS=detect_leaks=1 KILN_TEST_ARTIFACT="$BUILD/test-artifacts/llama-gqa.kiln" \
+           "$SAN_BUILD/bin/kiln-scheduler-tests" --gtest_filter=-*Text*; } 2>&1); rc=$?
+echo "$out" | grep -E 'ERROR: |runtime error|^\[  FAILED|SUMMARY' | head -n 20
+p=$(( $(echo "$out" | sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' | paste -sd+ -) + 0 ))
+tally "sanitizers (ASan+UBSan)" $rc ${p:-0} $([ $rc -eq 0 ] && echo 0 || echo 1) 0
+
 # The runtime's tokenizer against the `tokenizers` package, on SmolLM2's
 # tokenizer.json (built just above by check_default_model.sh), the fixture's,
 # the SentencePiece-style fixtures of test/fixtures/tokenizers (Llama 2,

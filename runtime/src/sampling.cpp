@@ -110,6 +110,7 @@ double sumOf(const float *x, int64_t n) {
 /// trap). 16 bytes is SSE2, which every x86-64 has.
 typedef float V4 __attribute__((vector_size(16)));
 typedef int32_t I4 __attribute__((vector_size(16)));
+typedef uint32_t U4 __attribute__((vector_size(16)));
 
 inline V4 load4(const float *p) {
   V4 v;
@@ -156,7 +157,8 @@ inline V4 expNonPositive(V4 x) {
   y = y * r + 1.6666665459e-1f;
   y = y * r + 5.0000001201e-1f;
   y = y * r * r + r + 1.0f;
-  V4 scale = reinterpret_cast<V4>((ni + 127) << 23);
+  // Shifted as unsigned: lanes of a NaN or huge x give a meaningless ni.
+  V4 scale = reinterpret_cast<V4>((reinterpret_cast<U4>(ni) + 127u) << 23);
   const V4 none = {};
   return zero ? none : y * scale;
 }

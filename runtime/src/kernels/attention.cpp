@@ -163,7 +163,9 @@ KILN_INLINE float expNonPositive(float x) {
   y = y * r + 1.6666665459e-1f;
   y = y * r + 5.0000001201e-1f;
   y = y * r * r + r + 1.0f;
-  int32_t bits = (ni + 127) << 23;
+  // Unsigned: a NaN x (padding lanes) gives a meaningless ni whose shift
+  // must still be defined.
+  uint32_t bits = (static_cast<uint32_t>(ni) + 127u) << 23;
   float scale;
   std::memcpy(&scale, &bits, sizeof(scale));
   return y * scale;

@@ -1438,8 +1438,11 @@ void matmulQuantA8(const A8Kernels &f, ThreadPool *pool, const A8Problem &p) {
       qa.negSum = negSum;
       quantize(p, qa, buf, scale, negSum);
       if (!p.zp)
+        // Unsigned: padding entries hold stale sums from earlier calls,
+        // whose product must not be a signed overflow.
         for (int64_t i = 0; i < mc * l.ldb; ++i)
-          negSum[i] *= p.bits == 4 ? 8 : 128;
+          negSum[i] = static_cast<int32_t>(static_cast<uint32_t>(negSum[i]) *
+                                           (p.bits == 4 ? 8u : 128u));
       if (lanes) {
         float *laneScale = reinterpret_cast<float *>(buf + l.laneScaleAt);
         int32_t *laneNegSum = reinterpret_cast<int32_t *>(buf + l.laneNegSumAt);
