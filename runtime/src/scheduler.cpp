@@ -99,6 +99,25 @@ struct Request {
 
 using RequestPtr = std::shared_ptr<Request>;
 
+/// The text `det` releases for token `id` (id < 0: at the end), into `out`,
+/// growing the buffer when the detokenizer asks for more (a run of byte
+/// tokens can release many bytes at once).
+bool detokenize(kiln_detokenizer_t *det, int32_t id, std::string &out) {
+  out.resize(256);
+  for (;;) {
+    size_t n = 0;
+    kiln_status_t rc =
+        id >= 0 ? kiln_detokenizer_push(det, id, out.data(), out.size(), &n)
+                : kiln_detokenizer_finish(det, out.data(), out.size(), &n);
+    if (rc == KILN_ERROR_BUFFER_TOO_SMALL) {
+      out.resize(n + 1);
+      continue;
+    }
+    out.resize(rc == KILN_OK ? n : 0);
+    return rc == KILN_OK;
+  }
+}
+
 } // namespace
 
 struct kiln_scheduler_t {
@@ -181,12 +200,9 @@ void kiln_scheduler_t::finish(
   // What is still held back is released: the text can no longer grow into
   // a stop string (unless one matched, when everything after it is gone).
   if (reason != KILN_FINISH_ERROR && !r->stop.stopped()) {
-    if (r->detok) {
-      char buf[64];
-      size_t n = 0;
-      if (kiln_detokenizer_finish(r->detok, buf, sizeof buf, &n) == KILN_OK)
-        ev.text += r->stop.feed(std::string_view(buf, n)).text;
-    }
+    std::string tail;
+    if (r->detok && detokenize(r->detok, -1, tail))
+      ev.text += r->stop.feed(tail).text;
     if (!r->stop.stopped())
       ev.text += r->stop.finish();
   }
@@ -382,17 +398,13 @@ void kiln_scheduler_t::run() {
             : fr == kiln::FinishReason::Length ? KILN_FINISH_LENGTH
                                                : KILN_FINISH_NONE;
         // A token that ends the request by id is not part of the text.
-        if (reason != KILN_FINISH_STOP && r->detok) {
-          char buf[256];
-          size_t len = 0;
-          if (kiln_detokenizer_push(r->detok, s.token, buf, sizeof buf, &len) ==
-              KILN_OK) {
-            kiln::StopMatcher::Result m =
-                r->stop.feed(std::string_view(buf, len));
-            ev.text = std::move(m.text);
-            if (m.stopped)
-              reason = KILN_FINISH_STOP;
-          }
+        std::string piece;
+        if (reason != KILN_FINISH_STOP && r->detok &&
+            detokenize(r->detok, s.token, piece)) {
+          kiln::StopMatcher::Result m = r->stop.feed(piece);
+          ev.text = std::move(m.text);
+          if (m.stopped)
+            reason = KILN_FINISH_STOP;
         }
         if (reason == KILN_FINISH_NONE &&
             static_cast<int64_t>(r->tokens.size()) >= info.context_length)
