@@ -166,6 +166,12 @@ struct kiln_scheduler_t {
     blocksTotal = kiln_engine_total_blocks(engine);
     blocksCached = kiln_engine_cached_blocks(engine);
   }
+  std::string cacheTooSmall() const {
+    return "the KV cache (" + std::to_string(blocksTotal) + " blocks of " +
+           std::to_string(info.block_size) +
+           " tokens) cannot hold this request; create the scheduler with a "
+           "larger kv_cache_tokens";
+  }
   int64_t blocksFor(int64_t tokens) const {
     return (tokens + info.block_size - 1) / info.block_size;
   }
@@ -274,13 +280,7 @@ void kiln_scheduler_t::run() {
       }
       if (n <= 0) {
         if (batch.empty() && running.size() == 1) {
-          finish(r, KILN_FINISH_ERROR,
-                 "the KV cache (" +
-                     std::to_string(kiln_engine_total_blocks(engine)) +
-                     " blocks of " + std::to_string(info.block_size) +
-                     " tokens) cannot hold this request; create the "
-                     "scheduler with a larger kv_cache_tokens",
-                 OwnedEvent{}, out);
+          finish(r, KILN_FINISH_ERROR, cacheTooSmall(), OwnedEvent{}, out);
           continue;
         }
         break;
@@ -311,13 +311,7 @@ void kiln_scheduler_t::run() {
           waiting.pop_front();
           r->state = Request::Running; // for finish()'s bookkeeping
           running.push_back(r);
-          finish(r, KILN_FINISH_ERROR,
-                 "the KV cache (" +
-                     std::to_string(kiln_engine_total_blocks(engine)) +
-                     " blocks of " + std::to_string(info.block_size) +
-                     " tokens) cannot hold this request; create the "
-                     "scheduler with a larger kv_cache_tokens",
-                 OwnedEvent{}, out);
+          finish(r, KILN_FINISH_ERROR, cacheTooSmall(), OwnedEvent{}, out);
           continue;
         }
         break;
@@ -690,7 +684,10 @@ extern "C" kiln_status_t kiln_scheduler_poll(kiln_scheduler_t *scheduler,
     scheduler->changed.wait(lock, ready);
   else if (!scheduler->changed.wait_for(
                lock, std::chrono::milliseconds(timeout_ms), ready))
-    return KILN_ERROR_TIMEOUT; // not an error worth a message
+    return fail(KILN_ERROR_TIMEOUT, "kiln_scheduler_poll: no event for "
+                                    "request " +
+                                        std::to_string(request) + " within " +
+                                        std::to_string(timeout_ms) + " ms");
   r->current = std::move(r->events.front());
   r->events.pop_front();
   if (r->current.event.finish != KILN_FINISH_NONE)
