@@ -53,6 +53,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "runtime/src/kernels/kernels.h"
+#include "runtime/src/kernels/quant_layout.h"
 #include "runtime/src/threadpool.h"
 
 #include <algorithm>
@@ -104,24 +105,6 @@ struct QuantProblem {
   int64_t groupsPerRow; ///< k / group
   int64_t rowBytes;     ///< bytes of one row of W
 };
-
-/// The zero point of (row, group) as an integer.
-KILN_INLINE int zeroPoint(const QuantProblem &p, int64_t row, int64_t g) {
-  if (!p.zp)
-    return p.bits == 4 ? 8 : 128;
-  int64_t idx = row * p.groupsPerRow + g;
-  if (p.bits == 8)
-    return p.zp[idx];
-  return (p.zp[idx >> 1] >> ((idx & 1) * 4)) & 15;
-}
-
-/// The quantized value of W[row][kk].
-KILN_INLINE int weightQ(const QuantProblem &p, int64_t row, int64_t kk) {
-  const uint8_t *r = p.w + row * p.rowBytes;
-  if (p.bits == 8)
-    return r[kk];
-  return (r[kk >> 1] >> ((kk & 1) * 4)) & 15;
-}
 
 /// out[0:k1-k0] = W[row][k0:k1] in fp32, one element at a time.
 KILN_INLINE void dequantRowScalar(const QuantProblem &p, int64_t row,

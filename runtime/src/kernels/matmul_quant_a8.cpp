@@ -68,6 +68,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "runtime/src/kernels/kernels.h"
+#include "runtime/src/kernels/quant_layout.h"
 #include "runtime/src/threadpool.h"
 
 #include <algorithm>
@@ -157,24 +158,6 @@ struct QuantA {
   const int32_t *laneNegSum;
   int64_t ldl;
 };
-
-/// The zero point of (row, g) as an integer.
-KILN_INLINE int zeroPoint(const A8Problem &p, int64_t row, int64_t g) {
-  if (!p.zp)
-    return p.bits == 4 ? 8 : 128;
-  int64_t idx = row * p.groupsPerRow + g;
-  if (p.bits == 8)
-    return p.zp[idx];
-  return (p.zp[idx >> 1] >> ((idx & 1) * 4)) & 15;
-}
-
-/// The quantized value of W[row][kk].
-KILN_INLINE int weightQ(const A8Problem &p, int64_t row, int64_t kk) {
-  const uint8_t *r = p.w + row * p.rowBytes;
-  if (p.bits == 8)
-    return r[kk];
-  return (r[kk >> 1] >> ((kk & 1) * 4)) & 15;
-}
 
 //===----------------------------------------------------------------------===//
 // Quantizing A

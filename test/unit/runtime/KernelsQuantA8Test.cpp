@@ -16,6 +16,7 @@
 
 #include "runtime/src/kernels/kernels.h"
 #include "runtime/src/threadpool.h"
+#include "test/unit/runtime/KernelsTestSupport.h"
 
 #include <gtest/gtest.h>
 
@@ -33,82 +34,9 @@
 using kiln::ThreadPool;
 using kiln::kernels::Int8Dot;
 using kiln::kernels::Isa;
+using namespace kiln::test;
 
 namespace {
-
-const float kNaN = std::numeric_limits<float>::quiet_NaN();
-const float kSentinel = 12345.0f;
-
-std::vector<float> randomFloats(size_t n, std::mt19937 &rng, float lo = -1.0f,
-                                float hi = 1.0f) {
-  std::uniform_real_distribution<float> dist(lo, hi);
-  std::vector<float> v(n);
-  for (float &x : v)
-    x = dist(rng);
-  return v;
-}
-
-/// A [N][K] weight of `bits`-bit integers packed as model_abi.h lays it
-/// out, with its scales and (unless `hasZeroPoints` is false) zero points.
-struct Weight {
-  int64_t n, k, group, bits;
-  bool hasZeroPoints;
-  std::vector<uint8_t> q, zeroPoints;
-  std::vector<float> scales;
-
-  int64_t groupsPerRow() const { return k / group; }
-  int maxQ() const { return (1 << bits) - 1; }
-  int unpack(const std::vector<uint8_t> &packed, int64_t index) const {
-    if (bits == 8)
-      return packed[index];
-    return (packed[index / 2] >> (index % 2 * 4)) & 15;
-  }
-  void pack(std::vector<uint8_t> &packed, int64_t index, int value) {
-    if (bits == 8) {
-      packed[index] = static_cast<uint8_t>(value);
-      return;
-    }
-    uint8_t &byte = packed[index / 2];
-    int shift = index % 2 * 4;
-    byte = static_cast<uint8_t>((byte & ~(15 << shift)) | (value << shift));
-  }
-  int zeroPoint(int64_t row, int64_t g) const {
-    if (!hasZeroPoints)
-      return 1 << (bits - 1);
-    return unpack(zeroPoints, row * groupsPerRow() + g);
-  }
-  /// q - zp of W[row][col].
-  int centered(int64_t row, int64_t col) const {
-    return unpack(q, row * k + col) - zeroPoint(row, col / group);
-  }
-  float scale(int64_t row, int64_t g) const {
-    return scales[row * groupsPerRow() + g];
-  }
-  const uint8_t *zeroPointData() const {
-    return hasZeroPoints ? zeroPoints.data() : nullptr;
-  }
-};
-
-Weight makeWeight(int64_t n, int64_t k, int64_t group, int64_t bits,
-                  bool hasZeroPoints, std::mt19937 &rng) {
-  Weight w{n, k, group, bits, hasZeroPoints, {}, {}, {}};
-  const int64_t values = n * k, groups = n * w.groupsPerRow();
-  // A spare byte of garbage past the end: a kernel that reads the next
-  // nibble or row mixes it into the result.
-  w.q.assign((values * bits + 7) / 8 + 1, 0xA5);
-  std::uniform_int_distribution<int> anyQ(0, w.maxQ());
-  for (int64_t i = 0; i < values; ++i)
-    w.pack(w.q, i, anyQ(rng));
-  w.scales = randomFloats(groups, rng, 0.002f, 0.05f);
-  for (size_t i = 0; i < w.scales.size(); i += 3)
-    w.scales[i] = -w.scales[i];
-  if (hasZeroPoints) {
-    w.zeroPoints.assign((groups * bits + 7) / 8 + 1, 0x5A);
-    for (int64_t i = 0; i < groups; ++i)
-      w.pack(w.zeroPoints, i, anyQ(rng));
-  }
-  return w;
-}
 
 /// One row of A as MLAS quantizes it (QuantizeARowComputeBlkSum_CompInt8):
 /// per block, scale = amax / 127 and q = round_half_even(a * (127 / amax)),
@@ -139,7 +67,7 @@ QuantRow quantizeRow(const float *a, int64_t k, int64_t group) {
 /// C[i][j] = sum_b float(sa_b * sw_b) * sum_{k in b} qa_k * (q_k - zp_b) in
 /// double, and sum_b |sa_b * sw_b| * sum |qa_k * (q_k - zp_b)|, the
 /// magnitude fp32 rounding scales with.
-void referenceA8(const std::vector<float> &a, int64_t lda, const Weight &w,
+void referenceA8(const std::vector<float> &a, int64_t lda, const QuantWeight &w,
                  int64_t m, std::vector<double> &ref,
                  std::vector<double> &magnitude) {
   ref.assign(m * w.n, 0.0);
@@ -169,7 +97,7 @@ void referenceA8(const std::vector<float> &a, int64_t lda, const Weight &w,
 /// point (which dispatches on this CPU's best Isa).
 struct Variant {
   std::string name;
-  std::function<void(ThreadPool *, const float *, int64_t, const Weight &,
+  std::function<void(ThreadPool *, const float *, int64_t, const QuantWeight &,
                      float *, int64_t, int64_t)>
       run;
 };
@@ -182,7 +110,7 @@ std::vector<Variant> variants() {
       continue;
     v.push_back({std::string("int8dot=") + kiln::kernels::int8DotName(dot),
                  [dot](ThreadPool *pool, const float *a, int64_t lda,
-                       const Weight &w, float *c, int64_t ldc, int64_t m) {
+                       const QuantWeight &w, float *c, int64_t ldc, int64_t m) {
                    kiln::kernels::matmulQuantA8F32(
                        dot, pool, a, lda, w.q.data(), w.scales.data(),
                        w.zeroPointData(), c, ldc, m, w.n, w.k, w.group, w.bits);
@@ -193,23 +121,24 @@ std::vector<Variant> variants() {
       continue;
     v.push_back({std::string("isa=") + kiln::kernels::isaName(isa),
                  [isa](ThreadPool *pool, const float *a, int64_t lda,
-                       const Weight &w, float *c, int64_t ldc, int64_t m) {
+                       const QuantWeight &w, float *c, int64_t ldc, int64_t m) {
                    kiln::kernels::matmulQuantA8F32(
                        isa, pool, a, lda, w.q.data(), w.scales.data(),
                        w.zeroPointData(), c, ldc, m, w.n, w.k, w.group, w.bits);
                  }});
   }
-  v.push_back(
-      {"dispatched", [](ThreadPool *pool, const float *a, int64_t lda,
-                        const Weight &w, float *c, int64_t ldc, int64_t m) {
-         kiln_matmul_quant_a8_f32(pool, a, lda, w.q.data(), w.scales.data(),
-                                  w.zeroPointData(), c, ldc, m, w.n, w.k,
-                                  w.group, w.bits);
-       }});
+  v.push_back({"dispatched",
+               [](ThreadPool *pool, const float *a, int64_t lda,
+                  const QuantWeight &w, float *c, int64_t ldc, int64_t m) {
+                 kiln_matmul_quant_a8_f32(pool, a, lda, w.q.data(),
+                                          w.scales.data(), w.zeroPointData(), c,
+                                          ldc, m, w.n, w.k, w.group, w.bits);
+               }});
   return v;
 }
 
-std::string describe(const Weight &w, int64_t m, const std::string &label) {
+std::string describe(const QuantWeight &w, int64_t m,
+                     const std::string &label) {
   return label + " bits=" + std::to_string(w.bits) +
          " group=" + std::to_string(w.group) +
          " zp=" + (w.hasZeroPoints ? "yes" : "no") + " M=" + std::to_string(m) +
@@ -220,7 +149,7 @@ std::string describe(const Weight &w, int64_t m, const std::string &label) {
 /// of A and C `pad` floats longer than K and N, against referenceA8. The
 /// error allowed is 1e-5 of the magnitude: fp32 sums stay far below, a
 /// wrong scale, zero point or block moves a result by about 1/K of it.
-void checkA8(const Weight &w, int64_t m, int64_t pad, std::mt19937 &rng,
+void checkA8(const QuantWeight &w, int64_t m, int64_t pad, std::mt19937 &rng,
              const std::string &label, float aScale = 1.0f) {
   static ThreadPool pool2(2);
   ThreadPool *pools[] = {nullptr, &pool2};
@@ -267,7 +196,8 @@ TEST(KernelsQuantA8, MatchesMlasReferenceAcrossShapes) {
         for (int64_t k : {3 * group, int64_t{576}}) {
           if (k % group != 0)
             continue;
-          Weight w = makeWeight(37, k, group, bits, zp, rng);
+          QuantWeight w =
+              makeQuantWeight(37, k, group, bits, zp, QuantFill::Random, rng);
           for (int64_t m : {1, 3, 17, 128})
             checkA8(w, m, 3, rng, "sweep");
         }
@@ -280,7 +210,8 @@ TEST(KernelsQuantA8, EveryGemvRowCountAndRowTail) {
   for (int64_t bits : {4, 8})
     for (bool zp : {false, true})
       for (int64_t n : {1, 2, 5, 9}) {
-        Weight w = makeWeight(n, 192, 32, bits, zp, rng);
+        QuantWeight w =
+            makeQuantWeight(n, 192, 32, bits, zp, QuantFill::Random, rng);
         for (int64_t m = 1; m <= 5; ++m)
           checkA8(w, m, 1, rng, "gemv");
       }
@@ -300,7 +231,8 @@ TEST(KernelsQuantA8, OddSmallAndLargeGroups) {
   for (const Case &t : cases)
     for (int64_t bits : {4, 8})
       for (bool zp : {false, true}) {
-        Weight w = makeWeight(19, t.k, t.group, bits, zp, rng);
+        QuantWeight w =
+            makeQuantWeight(19, t.k, t.group, bits, zp, QuantFill::Random, rng);
         for (int64_t m : {1, 4, 9})
           checkA8(w, m, 2, rng, "group");
       }
@@ -320,7 +252,8 @@ TEST(KernelsQuantA8, ChunksOfA) {
                         {2, 5, 266240, 266240, 4},
                         {5, 3, 266240, 266240, 8}};
   for (const Case &t : cases) {
-    Weight w = makeWeight(t.n, t.k, t.group, t.bits, true, rng);
+    QuantWeight w = makeQuantWeight(t.n, t.k, t.group, t.bits, true,
+                                    QuantFill::Random, rng);
     checkA8(w, t.m, 1, rng, "chunks");
   }
 }
@@ -329,7 +262,8 @@ TEST(KernelsQuantA8, TinyAndHugeActivations) {
   // The quantization is scale-free: activations of 1e-30 or 1e30 give the
   // same q, and the result scales with them (no overflow or flush to 0).
   std::mt19937 rng(25);
-  Weight w = makeWeight(20, 256, 32, 4, false, rng);
+  QuantWeight w =
+      makeQuantWeight(20, 256, 32, 4, false, QuantFill::Random, rng);
   for (float aScale : {1e-30f, 1e30f})
     for (int64_t m : {1, 20})
       checkA8(w, m, 0, rng, aScale < 1 ? "tiny" : "huge", aScale);
@@ -377,7 +311,7 @@ TEST(KernelsQuantA8, QuantizesAsMlasOnExactData) {
   want[98] = 3.0f * (scale3 * 0.125f);
   for (int64_t bits : {4, 8})
     for (bool zp : {false, true}) {
-      Weight w{n, k, group, bits, zp, {}, {}, {}};
+      QuantWeight w{n, k, group, bits, zp, {}, {}, {}};
       const int z = zp ? 3 : 1 << (bits - 1);
       w.q.assign((n * k * bits + 7) / 8 + 1, 0);
       for (int64_t j = 0; j < n; ++j)
@@ -423,7 +357,8 @@ TEST(KernelsQuantA8, DiffersFromFp32ByInt8RoundingOnly) {
                         {3, 200, 1536, 32, 4, true},
                         {17, 64, 512, 128, 8, true}};
   for (const Case &t : cases) {
-    Weight w = makeWeight(t.n, t.k, t.group, t.bits, t.zp, rng);
+    QuantWeight w = makeQuantWeight(t.n, t.k, t.group, t.bits, t.zp,
+                                    QuantFill::Random, rng);
     std::vector<float> a = randomFloats(t.m * t.k, rng);
     std::vector<float> f32(t.m * t.n);
     for (Isa isa : {Isa::Portable, Isa::Avx2, Isa::Avx512}) {
@@ -488,13 +423,13 @@ TEST(KernelsQuantA8, DiffersFromFp32ByInt8RoundingOnly) {
 
 TEST(KernelsQuantA8, EmptyKWritesZerosAndEmptyMOrNTouchesNothing) {
   for (const Variant &v : variants()) {
-    Weight w{5, 0, 32, 4, false, {0}, {}, {1.0f}};
+    QuantWeight w{5, 0, 32, 4, false, {0}, {}, {1.0f}};
     std::vector<float> c(3 * 5, kNaN);
     float a = 0;
     v.run(nullptr, &a, 0, w, c.data(), 5, 3);
     for (float x : c)
       EXPECT_EQ(x, 0.0f) << v.name;
-    Weight w2{1, 32, 32, 4, false, std::vector<uint8_t>(16), {}, {1.0f}};
+    QuantWeight w2{1, 32, 32, 4, false, std::vector<uint8_t>(16), {}, {1.0f}};
     float one = kSentinel, a2[32] = {};
     v.run(nullptr, a2, 32, w2, &one, 1, 0);
     w2.n = 0;
@@ -559,7 +494,8 @@ TEST(KernelsBench, DISABLED_QuantA8) {
     for (int threads : {1, 2}) {
       ThreadPool pool(threads);
       for (const Gemm &g : gemms) {
-        Weight w = makeWeight(g.n, g.k, 32, 4, false, rng);
+        QuantWeight w =
+            makeQuantWeight(g.n, g.k, 32, 4, false, QuantFill::Random, rng);
         std::vector<float> a = randomFloats(g.m * g.k, rng);
         std::vector<float> c(g.m * g.n);
         const double a8 = timePerCall([&] {
