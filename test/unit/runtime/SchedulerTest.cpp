@@ -15,6 +15,7 @@
 #include "kiln/kiln.h"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -22,6 +23,8 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -526,6 +529,52 @@ TEST(Scheduler, TextEventsAndStopStrings) {
   EXPECT_EQ(b.finish, KILN_FINISH_STOP);
   EXPECT_EQ(b.text, a.text.substr(0, at));
   kiln_tokenizer_free(tok);
+}
+
+// A long run of byte-fallback tokens is released by the detokenizer all at
+// once at the end: the event text must hold all of it. The fp32 fixture
+// with a SentencePiece-style tokenizer (byte fallback) put beside it, and
+// <0x41> ("A") forced by logit bias.
+TEST(Scheduler, LongRunsOfByteTokensReachTheText) {
+  const char *path = std::getenv("KILN_TEST_ARTIFACT");
+  ASSERT_TRUE(path && *path) << "KILN_TEST_ARTIFACT is not set";
+  namespace fs = std::filesystem;
+  fs::path dir = fs::path(testing::TempDir()) / "kiln-bytes.kiln";
+  fs::remove_all(dir);
+  fs::copy(path, dir, fs::copy_options::recursive);
+  fs::path tok = fs::path(KILN_SOURCE_DIR) /
+                 "test/fixtures/tokenizers/llama2-bpe/tokenizer.json";
+  fs::copy_file(tok, dir / "tokenizer.json");
+  nlohmann::json manifest;
+  std::ifstream(dir / "manifest.json") >> manifest;
+  manifest["files"]["tokenizer.json"] = {
+      {"size", static_cast<int64_t>(fs::file_size(tok))}, {"sha256", ""}};
+  std::ofstream(dir / "manifest.json") << manifest.dump(2);
+
+  kiln_model_t *raw = nullptr;
+  ASSERT_EQ(kiln_model_open(dir.c_str(), &raw), KILN_OK)
+      << kiln_last_error_message();
+  ModelPtr m(raw);
+  kiln_tokenizer_t *t = nullptr;
+  ASSERT_EQ(kiln_tokenizer_load(tok.c_str(), &t), KILN_OK);
+  int32_t byteA = -1;
+  ASSERT_EQ(kiln_tokenizer_token_to_id(t, "<0x41>", &byteA), KILN_OK);
+  kiln_tokenizer_free(t);
+  ASSERT_LT(byteA, infoOf(m.get()).vocab_size);
+
+  SchedulerPtr s = makeScheduler(m.get());
+  kiln_sampling_params p = greedy(100);
+  float bias = 100;
+  p.logit_bias_tokens = &byteA;
+  p.logit_bias_values = &bias;
+  p.num_logit_bias = 1;
+  Collected c;
+  submit(s.get(), {1, 2, 3}, p, &c);
+  c.wait();
+  EXPECT_EQ(c.finish, KILN_FINISH_LENGTH);
+  EXPECT_EQ(c.tokens, std::vector<int32_t>(100, byteA));
+  EXPECT_EQ(c.text, std::string(100, 'A'));
+  fs::remove_all(dir);
 }
 
 } // namespace
