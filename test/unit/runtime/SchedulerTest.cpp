@@ -177,6 +177,44 @@ kiln_scheduler_stats statsOf(kiln_scheduler_t *s) {
   return st;
 }
 
+/// Holds the scheduler thread still: a one-token request whose final
+/// callback blocks until release(). What is submitted meanwhile waits, so
+/// tests of batching, queueing and preemption do not depend on how fast
+/// the submitting threads get the CPU (the kernel threads spin).
+struct Gate {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool entered = false, open = false;
+
+  static void callback(const kiln_event *e, void *user) {
+    if (e->finish == KILN_FINISH_NONE)
+      return;
+    auto *g = static_cast<Gate *>(user);
+    std::unique_lock<std::mutex> lock(g->mu);
+    g->entered = true;
+    g->cv.notify_all();
+    g->cv.wait(lock, [&] { return g->open; });
+  }
+  /// Returns once the scheduler thread is blocked in the callback.
+  void hold(kiln_scheduler_t *s) {
+    kiln_sampling_params p;
+    kiln_sampling_params_init(&p);
+    p.temperature = 0;
+    p.max_tokens = 1;
+    int32_t token = 1;
+    uint64_t id;
+    ASSERT_EQ(kiln_scheduler_submit(s, &token, 1, &p, callback, this, &id),
+              KILN_OK);
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return entered; });
+  }
+  void release() {
+    std::lock_guard<std::mutex> lock(mu);
+    open = true;
+    cv.notify_all();
+  }
+};
+
 /// Many requests of different lengths, submitted together in a shuffled
 /// order from several threads: each one's greedy output is what it is
 /// alone.
@@ -196,6 +234,9 @@ void expectBatchInvariant(kiln_model_t *m, SchedulerPtr s, int requests,
   for (int i = 0; i < requests; ++i)
     order[i] = i;
   std::shuffle(order.begin(), order.end(), rng);
+  // All of them arrive while the scheduler is held, then run together.
+  Gate gate;
+  gate.hold(s.get());
   std::vector<std::thread> threads;
   for (int t = 0; t < 3; ++t)
     threads.emplace_back([&, t] {
@@ -207,6 +248,7 @@ void expectBatchInvariant(kiln_model_t *m, SchedulerPtr s, int requests,
     });
   for (auto &t : threads)
     t.join();
+  gate.release();
   for (int i = 0; i < requests; ++i) {
     got[i].wait();
     EXPECT_EQ(got[i].finish, KILN_FINISH_LENGTH) << got[i].error;
@@ -217,7 +259,7 @@ void expectBatchInvariant(kiln_model_t *m, SchedulerPtr s, int requests,
         << " cached prompt tokens)";
   }
   kiln_scheduler_stats st = statsOf(s.get());
-  EXPECT_EQ(st.requests_finished, requests);
+  EXPECT_EQ(st.requests_finished, requests + 1); // and the gate
   EXPECT_EQ(st.running + st.waiting, 0);
   EXPECT_EQ(st.kv_blocks_used, 0) << "blocks leaked";
   if (expectPreemption)
@@ -287,9 +329,17 @@ TEST(Scheduler, CancelFreesBlocksAtOnce) {
   SchedulerPtr s = makeScheduler(m.get(), 0, 0);
   std::mt19937 rng(5);
   Collected c;
+  Gate gate;
+  gate.hold(s.get());
   uint64_t id = submit(s.get(), randomPrompt(rng, 20, info.vocab_size),
                        greedy(info.context_length), &c);
+  // Not done (it cannot even start): a drain that does not wait times out,
+  // with a message.
+  EXPECT_EQ(kiln_scheduler_drain(s.get(), 0), KILN_ERROR_TIMEOUT);
+  EXPECT_NE(std::string(kiln_last_error_message()).find("still running"),
+            std::string::npos);
   EXPECT_EQ(kiln_scheduler_cancel(s.get(), id), KILN_OK);
+  gate.release();
   c.wait();
   EXPECT_EQ(c.finish, KILN_FINISH_CANCELLED);
   EXPECT_LT(static_cast<int64_t>(c.tokens.size()), info.context_length - 20);
@@ -441,6 +491,8 @@ TEST(Scheduler, FullQueueAnswersBusyAndDrainFinishesEverything) {
   std::mt19937 rng(8);
   std::vector<Collected> got(8);
   int accepted = 0, busy = 0;
+  Gate gate;
+  gate.hold(s.get());
   for (auto &c : got) {
     std::vector<int32_t> prompt = randomPrompt(rng, 10, info.vocab_size);
     kiln_sampling_params p = greedy(40);
@@ -455,11 +507,10 @@ TEST(Scheduler, FullQueueAnswersBusyAndDrainFinishesEverything) {
       ++busy;
     }
   }
-  // Two wait; a third may already run (the scheduler thread admits as
-  // they come); the rest are refused.
-  EXPECT_GT(busy, 0);
-  EXPECT_GE(accepted, 2);
-  EXPECT_LE(accepted, 4);
+  // The scheduler is held: two wait, the rest are refused.
+  EXPECT_EQ(accepted, 2);
+  EXPECT_EQ(busy, 6);
+  gate.release();
   EXPECT_EQ(kiln_scheduler_drain(s.get(), 120000), KILN_OK);
   for (auto &c : got)
     if (c.events)
