@@ -20,7 +20,7 @@ BUILD="${KILN_BUILD_DIR:-$ROOT/build}"
 
 APT_PACKAGES=(llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools clang-22 lld-22 clang-format-22
               cmake ninja-build ccache protobuf-compiler libprotobuf-dev libgtest-dev
-              nlohmann-json3-dev libpcre2-dev libcli11-dev python3-venv time)
+              nlohmann-json3-dev libpcre2-dev libcli11-dev libcpp-httplib-dev python3-venv time)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -5076,7 +5076,8 @@ const char *const kSpecialTokens[] = {"bos_token", "eos_token", "unk_token",
 } // namespace
 
 ChatTemplateSource loadChatTemplateSource(const std::string &dir,
-                                          const std::string &templateName) {
+                                          const std::string &templateName,
+                                          const std::string &templateFile) {
   std::string want = templateName.empty() ? "default" : templateName;
   std::string configPath = dir + "/tokenizer_config.json";
   Json config = Json::object();
@@ -5085,7 +5086,13 @@ ChatTemplateSource loadChatTemplateSource(const std::string &dir,
   ChatTemplateSource out;
   out.name = want;
   std::string jinjaPath = dir + "/chat_template.jinja";
-  if (want == "default" && readFile(jinjaPath, out.source)) {
+  if (!templateFile.empty()) {
+    if (!readFile(templateFile, out.source))
+      throw Error(KILN_ERROR_NOT_FOUND,
+                  templateFile + ": cannot read the chat template file");
+    out.path = templateFile;
+    out.name = templateFile;
+  } else if (want == "default" && readFile(jinjaPath, out.source)) {
     out.path = jinjaPath;
   } else {
     auto it = config.find("chat_template");

@@ -113,9 +113,12 @@ struct ChatTemplateSource {
 /// as transformers' legacy path does). Throws kiln::Error:
 /// KILN_ERROR_NOT_FOUND when there is no template (or no entry named
 /// `templateName`), KILN_ERROR_FORMAT when a file is not JSON or a field has
-/// the wrong type.
+/// the wrong type. A `templateFile` replaces the directory's template (as
+/// apply_chat_template(chat_template=...) does); the special tokens still
+/// come from `dir`.
 ChatTemplateSource loadChatTemplateSource(const std::string &dir,
-                                          const std::string &templateName = "");
+                                          const std::string &templateName = "",
+                                          const std::string &templateFile = "");
 
 /// The variables apply_chat_template(messages, tokenize=False,
 /// add_generation_prompt=...) gives the template: `source.specialTokens`,

@@ -2,12 +2,16 @@
 //
 //   kiln run NAME.kiln --prompt "..." [--max-tokens N] [--threads N]
 //   kiln bench NAME.kiln [--prompt-len 128] [--gen-len 128] [--threads N]
+//   kiln serve NAME.kiln [--host H] [--port P] [--api-key KEY] ...
 //
 // Links only the runtime (kiln.h): what a service would do. `run` streams
 // greedy output and prints prefill and decode speed on stderr; `bench`
-// prints time to first token, prefill and decode tokens/s and peak RSS.
+// prints time to first token, prefill and decode tokens/s and peak RSS;
+// `serve` is the OpenAI-compatible HTTP server of serve.cpp.
 //
 //===----------------------------------------------------------------------===//
+
+#include "serve.h"
 
 #include "kiln/kiln.hpp"
 
@@ -221,10 +225,69 @@ int main(int argc, char **argv) {
   bench->add_option("--repeats", repeats, "measured runs (after a warm-up)")
       ->check(CLI::PositiveNumber);
 
+  kiln::serve::ServeOptions serve;
+  CLI::App *srv = app.add_subcommand("serve", "OpenAI-compatible HTTP server");
+  srv->add_option("artifact", serve.artifact, "NAME.kiln directory")
+      ->required();
+  srv->add_option("--host", serve.host, "address to listen on")
+      ->capture_default_str();
+  srv->add_option("--port", serve.port, "port (0: any free one, printed)")
+      ->check(CLI::Range(0, 65535))
+      ->capture_default_str();
+  srv->add_option("--model-name", serve.modelName,
+                  "the model's name in the API (default: the artifact's "
+                  "directory name without .kiln)");
+  srv->add_option("--api-key", serve.apiKey,
+                  "require 'Authorization: Bearer KEY' on /v1/ (default: "
+                  "$KILN_API_KEY, else none)")
+      ->envname("KILN_API_KEY");
+  srv->add_option("--chat-template", serve.chatTemplateFile,
+                  "a Jinja2 file to use instead of the model's chat template")
+      ->check(CLI::ExistingFile);
+  srv->add_option("--threads,-t", serve.threads,
+                  "kernel threads (0: one per core)")
+      ->check(CLI::NonNegativeNumber);
+  srv->add_option("--http-threads", serve.httpThreads,
+                  "connections served at once")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  srv->add_option("--kv-cache-tokens", serve.kvCacheTokens,
+                  "KV-cache capacity in tokens (0: the engine's default)")
+      ->check(CLI::NonNegativeNumber);
+  srv->add_option("--max-step-tokens", serve.maxStepTokens,
+                  "most tokens per step (0: the compiled max_batch_tokens)")
+      ->check(CLI::NonNegativeNumber);
+  srv->add_option("--max-running", serve.maxRunning,
+                  "most requests in the running batch (0: 64)")
+      ->check(CLI::NonNegativeNumber);
+  srv->add_option("--max-waiting", serve.maxWaiting,
+                  "most queued requests; beyond, 429 (0: 256)")
+      ->check(CLI::NonNegativeNumber);
+  bool noPrefixCache = false;
+  srv->add_flag("--no-prefix-cache", noPrefixCache,
+                "do not reuse the KV blocks of shared prompt prefixes");
+  srv->add_option("--max-body-bytes", serve.maxBodyBytes,
+                  "larger request bodies get 413")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  srv->add_option("--max-n", serve.maxN,
+                  "most choices per request (n x prompts)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  srv->add_option("--drain-seconds", serve.drainSeconds,
+                  "on SIGINT/SIGTERM, how long to let requests finish")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  srv->add_flag("--log-requests", serve.logRequests,
+                "print one line per request on stderr");
+
   CLI11_PARSE(app, argc, argv);
+  serve.prefixCache = !noPrefixCache;
   try {
     if (run->parsed())
       return runCommand(path, prompt, maxTokens, threads, cacheTokens);
+    if (srv->parsed())
+      return kiln::serve::serveCommand(serve);
     return benchCommand(path, promptLen, genLen, threads, repeats);
   } catch (const kiln::api::Error &e) {
     // The runtime's messages name the file, sequence or limit at fault.

@@ -262,6 +262,62 @@ kiln_status_t kiln_detokenizer_finish(kiln_detokenizer_t *det, char *out,
 /** Releases `det`. NULL is ignored. */
 void kiln_detokenizer_free(kiln_detokenizer_t *det);
 
+/*===-- Chat templates ----------------------------------------------------===*
+ *
+ * A model's own Jinja2 chat template, rendered as transformers'
+ * apply_chat_template(messages, tokenize=False, add_generation_prompt=...)
+ * renders it (checked by test/runtime/check_chat_templates.py on the
+ * templates of SmolLM2, Llama 3.1, Qwen2.5, Mistral, Phi-3 and Gemma).
+ * docs/chat-templates.md lists the Jinja subset. Encode the result with
+ * add_special_tokens = 0: the template writes the special tokens itself.
+ *===----------------------------------------------------------------------===*/
+
+/** A parsed chat template with the special tokens it is rendered with.
+ *  Immutable: any number of threads may render with one at the same time. */
+typedef struct kiln_chat_template_t kiln_chat_template_t;
+
+/** Loads the chat template of a model or artifact directory `dir` as
+ *  transformers does: `dir`/chat_template.jinja, else tokenizer_config.json's
+ *  "chat_template" (a string, or a list of named templates from which `name`
+ *  is chosen; NULL or "" means "default"). A `template_file` (NULL or "" for
+ *  none) is used instead of the directory's template; the special tokens
+ *  (bos_token, eos_token...) still come from `dir`. Stores it in `*out`
+ *  (NULL on failure); release it with kiln_chat_template_free(). Returns
+ *  KILN_OK, KILN_ERROR_NOT_FOUND (no template, or none named `name`),
+ *  KILN_ERROR_FORMAT (a file is not JSON, a template syntax error with its
+ *  line and column), KILN_ERROR_UNSUPPORTED (a Jinja construct kiln does not
+ *  implement, named with its line and column) or
+ *  KILN_ERROR_INVALID_ARGUMENT. */
+kiln_status_t kiln_chat_template_load(const char *dir, const char *name,
+                                      const char *template_file,
+                                      kiln_chat_template_t **out);
+
+/** Releases `tmpl`. NULL is ignored. */
+void kiln_chat_template_free(kiln_chat_template_t *tmpl);
+
+/** Renders `messages_json` (NUL-terminated JSON: a non-empty array of
+ *  message objects such as {"role": "user", "content": "Hi"}) with
+ *  `add_generation_prompt` (0 or 1) and optional extra template variables
+ *  `variables_json` (a JSON object such as {"enable_thinking": false}; NULL
+ *  or "" for none). Writes the prompt plus a NUL to `out`, its length in
+ *  `*n_bytes`. Returns KILN_OK, or:
+ *   - KILN_ERROR_BUFFER_TOO_SMALL: `capacity` < `*n_bytes` + 1; call again
+ *     with a larger buffer;
+ *   - KILN_ERROR_INVALID_ARGUMENT: bad JSON or messages, or the template
+ *     failed on them (its raise_exception message, e.g. "Conversation roles
+ *     must alternate user/assistant/...", is passed on);
+ *   - KILN_ERROR_UNSUPPORTED: the template called a function kiln does not
+ *     implement. */
+kiln_status_t kiln_chat_template_render(const kiln_chat_template_t *tmpl,
+                                        const char *messages_json,
+                                        int add_generation_prompt,
+                                        const char *variables_json, char *out,
+                                        size_t capacity, size_t *n_bytes);
+
+/** The template's name ("default" or the chosen entry), owned by `tmpl`.
+ *  "" for NULL. */
+const char *kiln_chat_template_name(const kiln_chat_template_t *tmpl);
+
 /*===----------------------------------------------------------------------===*
  * Models and engines
  *===----------------------------------------------------------------------===*/

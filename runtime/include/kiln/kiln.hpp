@@ -4,14 +4,15 @@
 // adds behaviour: every call forwards to the C function of the same name,
 // and the threading and ownership rules are kiln.h's. What changes:
 //
-//  - handles free themselves (move-only: Tokenizer, Detokenizer, Model,
-//    Engine);
+//  - handles free themselves (move-only: Tokenizer, Detokenizer,
+//    ChatTemplate, Model, Engine, Scheduler);
 //  - a failing call throws kiln::Error, which carries the status and the
 //    message kiln_last_error_message() gave right after the failure;
 //  - output buffers are std::string / std::vector, grown and retried when
 //    the C call reports KILN_ERROR_BUFFER_TOO_SMALL.
 //
-// An Engine keeps a pointer to its Model: the Model must outlive it.
+// An Engine or Scheduler keeps a pointer to its Model: the Model must
+// outlive it. A Scheduler's callbacks are std::functions.
 // Everything is in namespace kiln::api (the runtime's own C++ internals
 // live in namespace kiln and are not part of the interface).
 //
@@ -31,6 +32,7 @@
 #include "kiln/kiln.h"
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -186,6 +188,47 @@ private:
       handle_;
 };
 
+/// kiln_chat_template_t: a model's chat template; immutable, usable from any
+/// number of threads.
+class ChatTemplate {
+public:
+  /// Loads the template of model or artifact directory `dir` (`name` "" =
+  /// the "default" entry when tokenizer_config.json lists several), or the
+  /// Jinja2 file `templateFile` with `dir`'s special tokens.
+  explicit ChatTemplate(const std::string &dir, const std::string &name = "",
+                        const std::string &templateFile = "") {
+    kiln_chat_template_t *tmpl = nullptr;
+    detail::check(kiln_chat_template_load(dir.c_str(), name.c_str(),
+                                          templateFile.c_str(), &tmpl),
+                  "kiln_chat_template_load");
+    handle_.reset(tmpl);
+  }
+
+  /// The prompt for `messagesJson` (a JSON array of message objects);
+  /// `variablesJson`, if not empty, a JSON object of extra variables.
+  std::string render(const std::string &messagesJson,
+                     bool addGenerationPrompt = true,
+                     const std::string &variablesJson = "") const {
+    std::vector<char> bytes = detail::grow<char>(
+        messagesJson.size() + 256, "kiln_chat_template_render",
+        [&](char *out, size_t capacity, size_t *n) {
+          return kiln_chat_template_render(
+              handle_.get(), messagesJson.c_str(), addGenerationPrompt,
+              variablesJson.c_str(), out, capacity, n);
+        });
+    return std::string(bytes.begin(), bytes.end());
+  }
+
+  std::string name() const { return kiln_chat_template_name(handle_.get()); }
+  const kiln_chat_template_t *get() const noexcept { return handle_.get(); }
+
+private:
+  std::unique_ptr<
+      kiln_chat_template_t,
+      detail::Deleter<kiln_chat_template_t, kiln_chat_template_free>>
+      handle_;
+};
+
 /// kiln_model_t: an opened artifact.
 class Model {
 public:
@@ -287,6 +330,174 @@ private:
   const Model *model_;
   std::unique_ptr<kiln_engine_t,
                   detail::Deleter<kiln_engine_t, kiln_engine_free>>
+      handle_;
+};
+
+/// kiln_scheduler_options (0 = the runtime's default for each).
+struct SchedulerOptions {
+  int32_t numThreads = 0;
+  int64_t kvCacheTokens = 0;
+  bool prefixCache = true;
+  int64_t maxStepTokens = 0;
+  int32_t maxRunning = 0;
+  int32_t maxWaiting = 0;
+};
+
+/// kiln_sampling_params with owned arrays; the defaults are
+/// kiln_sampling_params_init()'s.
+struct SamplingParams {
+  SamplingParams() {
+    kiln_sampling_params p;
+    kiln_sampling_params_init(&p);
+    temperature = p.temperature;
+    topK = p.top_k;
+    topP = p.top_p;
+    minP = p.min_p;
+    repetitionPenalty = p.repetition_penalty;
+    presencePenalty = p.presence_penalty;
+    frequencyPenalty = p.frequency_penalty;
+    maxTokens = p.max_tokens;
+    logprobs = p.logprobs;
+  }
+  float temperature, topP, minP, repetitionPenalty, presencePenalty,
+      frequencyPenalty;
+  int32_t topK;
+  bool hasSeed = false;
+  uint64_t seed = 0;
+  int64_t maxTokens;
+  bool ignoreEos = false;
+  int32_t logprobs;
+  std::vector<int32_t> stopTokenIds;
+  std::vector<std::string> stop;
+  std::vector<std::pair<int32_t, float>> logitBias;
+};
+
+/// kiln_scheduler_t: continuous batching on its own thread; every member is
+/// thread-safe. Events reach a std::function on the scheduler thread (see
+/// kiln_event_callback for what it may do), or wait for poll().
+class Scheduler {
+public:
+  using Callback = std::function<void(const kiln_event &)>;
+
+  explicit Scheduler(const Model &model, SchedulerOptions options = {}) {
+    kiln_scheduler_options o;
+    kiln_scheduler_options_init(&o);
+    o.num_threads = options.numThreads;
+    o.kv_cache_tokens = options.kvCacheTokens;
+    o.prefix_cache = options.prefixCache ? 1 : 0;
+    o.max_step_tokens = options.maxStepTokens;
+    o.max_running = options.maxRunning;
+    o.max_waiting = options.maxWaiting;
+    kiln_scheduler_t *s = nullptr;
+    detail::check(kiln_scheduler_create(model.get(), &o, &s),
+                  "kiln_scheduler_create");
+    handle_.reset(s);
+  }
+
+  /// Queues a request; with a `callback` it receives every event and is
+  /// destroyed after the final one, without one the events wait for poll()
+  /// and the request for release(). Returns the request id; throws Error
+  /// (KILN_ERROR_BUSY when the queue is full or draining).
+  uint64_t submit(const std::vector<int32_t> &prompt,
+                  const SamplingParams &params, Callback callback = nullptr) {
+    kiln_sampling_params p;
+    kiln_sampling_params_init(&p);
+    p.temperature = params.temperature;
+    p.top_k = params.topK;
+    p.top_p = params.topP;
+    p.min_p = params.minP;
+    p.repetition_penalty = params.repetitionPenalty;
+    p.presence_penalty = params.presencePenalty;
+    p.frequency_penalty = params.frequencyPenalty;
+    p.has_seed = params.hasSeed;
+    p.seed = params.seed;
+    p.max_tokens = params.maxTokens;
+    p.ignore_eos = params.ignoreEos;
+    p.logprobs = params.logprobs;
+    p.stop_token_ids = params.stopTokenIds.data();
+    p.num_stop_token_ids = static_cast<int32_t>(params.stopTokenIds.size());
+    std::vector<const char *> stop;
+    for (const std::string &s : params.stop)
+      stop.push_back(s.c_str());
+    p.stop = stop.data();
+    p.num_stop = static_cast<int32_t>(stop.size());
+    std::vector<int32_t> biasTokens;
+    std::vector<float> biasValues;
+    for (const auto &[token, bias] : params.logitBias) {
+      biasTokens.push_back(token);
+      biasValues.push_back(bias);
+    }
+    p.logit_bias_tokens = biasTokens.data();
+    p.logit_bias_values = biasValues.data();
+    p.num_logit_bias = static_cast<int32_t>(biasTokens.size());
+
+    Callback *owned = callback ? new Callback(std::move(callback)) : nullptr;
+    uint64_t id = 0;
+    kiln_status_t status = kiln_scheduler_submit(
+        handle_.get(), prompt.data(), static_cast<int64_t>(prompt.size()), &p,
+        owned ? &Scheduler::trampoline : nullptr, owned, &id);
+    if (status != KILN_OK)
+      delete owned;
+    detail::check(status, "kiln_scheduler_submit");
+    return id;
+  }
+
+  /// False when the request is unknown or already finished.
+  bool cancel(uint64_t request) {
+    return kiln_scheduler_cancel(handle_.get(), request) == KILN_OK;
+  }
+
+  /// The next event of a polled request, or false after `timeoutMs` (< 0:
+  /// wait forever). What the event points to is valid until the next
+  /// poll() or release() of this request. Throws for unknown requests.
+  bool poll(uint64_t request, kiln_event &event, int64_t timeoutMs = -1) {
+    kiln_status_t status =
+        kiln_scheduler_poll(handle_.get(), request, &event, timeoutMs);
+    if (status == KILN_ERROR_TIMEOUT)
+      return false;
+    detail::check(status, "kiln_scheduler_poll");
+    return true;
+  }
+
+  void release(uint64_t request) {
+    detail::check(kiln_scheduler_release(handle_.get(), request),
+                  "kiln_scheduler_release");
+  }
+
+  /// Stops accepting requests and waits up to `timeoutMs` (< 0: forever);
+  /// true when none is left.
+  bool drain(int64_t timeoutMs = -1) {
+    kiln_status_t status = kiln_scheduler_drain(handle_.get(), timeoutMs);
+    if (status == KILN_ERROR_TIMEOUT)
+      return false;
+    detail::check(status, "kiln_scheduler_drain");
+    return true;
+  }
+
+  kiln_scheduler_stats stats() const {
+    kiln_scheduler_stats s{};
+    detail::check(kiln_scheduler_get_stats(handle_.get(), &s),
+                  "kiln_scheduler_get_stats");
+    return s;
+  }
+
+  kiln_scheduler_t *get() const noexcept { return handle_.get(); }
+
+private:
+  static void trampoline(const kiln_event *event, void *user) {
+    auto *callback = static_cast<Callback *>(user);
+    try {
+      (*callback)(*event);
+    } catch (...) {
+      // Exceptions must not cross the C callback; the caller's function
+      // is expected to handle its own.
+    }
+    if (event->finish != KILN_FINISH_NONE)
+      delete callback;
+  }
+
+  std::unique_ptr<kiln_scheduler_t,
+                  detail::Deleter<kiln_scheduler_t, kiln_scheduler_free>>
       handle_;
 };
 
