@@ -106,6 +106,18 @@ for art in llama-gqa qwen2; do
 done
 tally "scheduler" $sched_rc $sched_passed $sched_failed 0
 
+# kiln serve on SmolLM2, on loopback, through the official openai client:
+# completions and chat (streamed or not) equal to `kiln run` and to
+# transformers' chat template, logprobs, seeds, stop strings, concurrent =
+# alone, OpenAI-style 400/401/404/413/429/503, disconnects cancel, /metrics
+# through prometheus_client's parser, SIGTERM drains.
+out=$("$PY" "$ROOT/test/serve/check_serve.py" --kiln "$BUILD/bin/kiln" \
+        --artifact "$BUILD/test-artifacts/smollm2-135m-instruct.kiln" 2>&1); rc=$?
+echo "$out" | grep -v '^ok ' | tail -n 20
+last=$(echo "$out" | tail -n 1)
+p=$(echo "$last" | sed -n 's/^\([0-9]*\) passed.*/\1/p'); f=$(echo "$last" | sed -n 's/.*, \([0-9]*\) failed.*/\1/p')
+tally "kiln serve" $rc ${p:-0} ${f:-1} 0
+
 # The runtime under AddressSanitizer and UndefinedBehaviorSanitizer (any
 # report fails the run): its unit tests, and the scheduler on a fixture.
 SAN_BUILD="$BUILD-sanitize"
