@@ -12,6 +12,9 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+
 namespace {
 
 std::string fixtureTokenizer() {
@@ -80,6 +83,88 @@ TEST(CppApi, DetokenizerStreamsWhatDecodeReturns) {
   streamed += det.finish();
   EXPECT_EQ(streamed, tok.decode(ids));
   EXPECT_EQ(streamed, text);
+}
+
+/// A model directory holding only a tokenizer_config.json with `template`.
+std::string chatDir(const std::string &name, const std::string &config) {
+  std::filesystem::path dir =
+      std::filesystem::temp_directory_path() /
+      ("kiln-chat-" + name + "-" +
+       std::to_string(::testing::UnitTest::GetInstance()->random_seed()));
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "tokenizer_config.json") << config;
+  return dir.string();
+}
+
+TEST(CppApi, ChatTemplateRendersWithSpecialTokens) {
+  std::string dir = chatDir(
+      "render",
+      R"({"eos_token": "</s>", "chat_template": "{% for m in messages %}<|{{ m.role }}|>{{ m.content }}\n{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}{{ eos_token }}{{ extra | default('') }}"})");
+  kiln::api::ChatTemplate tmpl(dir);
+  EXPECT_EQ(tmpl.name(), "default");
+  std::string messages =
+      R"([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi \u00e9"}])";
+  EXPECT_EQ(tmpl.render(messages, true),
+            "<|system|>Be brief.\n<|user|>Hi \xC3\xA9\n<|assistant|></s>");
+  EXPECT_EQ(tmpl.render(messages, false, R"({"extra": "!"})"),
+            "<|system|>Be brief.\n<|user|>Hi \xC3\xA9\n</s>!");
+
+  // The C call's size protocol: too small reports the size needed.
+  char small[4];
+  size_t n = 0;
+  EXPECT_EQ(kiln_chat_template_render(tmpl.get(), messages.c_str(), 1, nullptr,
+                                      small, sizeof small, &n),
+            KILN_ERROR_BUFFER_TOO_SMALL);
+  EXPECT_EQ(n, tmpl.render(messages, true).size());
+
+  // A template file replaces the directory's; special tokens stay.
+  std::string file = dir + "/other.jinja";
+  std::ofstream(file) << "[{{ messages[0].content }}]{{ eos_token }}";
+  kiln::api::ChatTemplate other(dir, "", file);
+  EXPECT_EQ(other.render(messages), "[Be brief.]</s>");
+  std::filesystem::remove_all(dir);
+}
+
+TEST(CppApi, ChatTemplateErrorsNameTheProblem) {
+  auto statusOf = [](auto fn) {
+    try {
+      fn();
+    } catch (const kiln::api::Error &e) {
+      return std::make_pair(e.status(), e.message());
+    }
+    return std::make_pair(KILN_OK, std::string());
+  };
+  std::string none = chatDir("none", R"({"eos_token": "</s>"})");
+  auto [s1, m1] = statusOf([&] { kiln::api::ChatTemplate t(none); });
+  EXPECT_EQ(s1, KILN_ERROR_NOT_FOUND);
+  EXPECT_NE(m1.find("no chat template"), std::string::npos) << m1;
+
+  std::string syntax =
+      chatDir("syntax", R"({"chat_template": "{% for m in messages %}"})");
+  auto [s2, m2] = statusOf([&] { kiln::api::ChatTemplate t(syntax); });
+  EXPECT_EQ(s2, KILN_ERROR_FORMAT) << m2;
+
+  std::string raises = chatDir(
+      "raises",
+      R"({"chat_template": "{% if messages[0].role != 'user' %}{{ raise_exception('first must be user') }}{% endif %}ok"})");
+  kiln::api::ChatTemplate t(raises);
+  EXPECT_EQ(t.render(R"([{"role": "user", "content": "x"}])"), "ok");
+  auto [s3, m3] =
+      statusOf([&] { t.render(R"([{"role": "assistant", "content": "x"}])"); });
+  EXPECT_EQ(s3, KILN_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(m3.find("first must be user"), std::string::npos) << m3;
+  auto [s4, m4] = statusOf([&] { t.render("[{not json"); });
+  EXPECT_EQ(s4, KILN_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(m4.find("messages: not valid JSON"), std::string::npos) << m4;
+  auto [s5, m5] = statusOf([&] { t.render("[]"); });
+  EXPECT_EQ(s5, KILN_ERROR_INVALID_ARGUMENT) << m5;
+
+  kiln_chat_template_t *out = reinterpret_cast<kiln_chat_template_t *>(1);
+  EXPECT_EQ(kiln_chat_template_load(nullptr, nullptr, nullptr, &out),
+            KILN_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(out, nullptr);
+  for (const std::string &d : {none, syntax, raises})
+    std::filesystem::remove_all(d);
 }
 
 } // namespace

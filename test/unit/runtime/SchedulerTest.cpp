@@ -13,6 +13,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "kiln/kiln.h"
+#include "kiln/kiln.hpp"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -420,6 +421,79 @@ TEST(Scheduler, SeededSamplingRepeatsAndStopTokensEnd) {
   EXPECT_EQ(c.finish, KILN_FINISH_STOP);
   EXPECT_EQ(c.tokens, std::vector<int32_t>(a.tokens.begin(),
                                            a.tokens.begin() + first + 1));
+}
+
+TEST(Scheduler, CppWrapperStreamsToFunctionsAndPolls) {
+  const char *path = std::getenv("KILN_TEST_ARTIFACT");
+  ASSERT_TRUE(path && *path) << "KILN_TEST_ARTIFACT is not set";
+  kiln::api::Model model(path);
+  int64_t vocab = model.info().vocab_size;
+  kiln::api::Scheduler s(model, {/*numThreads=*/2});
+  std::mt19937 rng(11);
+  kiln::api::SamplingParams greedyParams;
+  greedyParams.temperature = 0;
+  greedyParams.maxTokens = 8;
+  greedyParams.ignoreEos = true;
+
+  // Callbacks are std::functions, destroyed after their final event.
+  struct Result {
+    std::vector<int32_t> tokens;
+    kiln_finish_reason finish = KILN_FINISH_NONE;
+  };
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<std::vector<int32_t>> prompts;
+  std::vector<Result> results(3);
+  int finished = 0;
+  for (int i = 0; i < 3; ++i) {
+    prompts.push_back(randomPrompt(rng, 5 + 7 * i, vocab));
+    auto owned = std::make_shared<int>(i); // dies with the function
+    s.submit(prompts.back(), greedyParams, [&, i, owned](const kiln_event &e) {
+      std::lock_guard<std::mutex> lock(mu);
+      if (e.token >= 0)
+        results[i].tokens.push_back(e.token);
+      if (e.finish != KILN_FINISH_NONE) {
+        results[i].finish = e.finish;
+        ++finished;
+        cv.notify_all();
+      }
+    });
+  }
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(120),
+                            [&] { return finished == 3; }));
+  }
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(results[i].finish, KILN_FINISH_LENGTH);
+    EXPECT_EQ(results[i].tokens, engineGreedy(model.get(), prompts[i], 8));
+  }
+
+  // Without a callback: poll, then release.
+  uint64_t id = s.submit(prompts[0], greedyParams);
+  std::vector<int32_t> polled;
+  kiln_event e;
+  do {
+    ASSERT_TRUE(s.poll(id, e, 60000));
+    if (e.token >= 0)
+      polled.push_back(e.token);
+  } while (e.finish == KILN_FINISH_NONE);
+  EXPECT_EQ(polled, results[0].tokens);
+  s.release(id);
+  EXPECT_FALSE(s.cancel(id));
+
+  // A refused request throws and leaks nothing (the sanitizer run checks).
+  kiln::api::SamplingParams bad = greedyParams;
+  bad.topP = 1.5f;
+  try {
+    s.submit(prompts[0], bad, [](const kiln_event &) {});
+    FAIL() << "top_p 1.5 was accepted";
+  } catch (const kiln::api::Error &err) {
+    EXPECT_EQ(err.status(), KILN_ERROR_INVALID_ARGUMENT);
+    EXPECT_NE(err.message().find("top_p"), std::string::npos) << err.message();
+  }
+  EXPECT_TRUE(s.drain(60000));
+  EXPECT_EQ(s.stats().running, 0);
 }
 
 TEST(Scheduler, BadRequestsAreRefusedWithAMessage) {
