@@ -7,7 +7,8 @@
 #
 # Debian packages: LLVM/MLIR 22, clang/lld 22, ninja, ccache, protobuf, gtest,
 # and for the runtime's tokenizer nlohmann-json (reads tokenizer.json) and
-# PCRE2 (its Unicode pre-tokenizer regexes), CLI11 for the `kiln` tool.
+# PCRE2 (its Unicode pre-tokenizer regexes), CLI11 for the `kiln` tool,
+# pkgconf (finds PCRE2; tests the installed kiln.pc).
 # Python (test-only: onnx for onnx.proto and the text parser, onnxruntime and
 # tokenizers as references, numpy) goes into a venv under
 # ${KILN_CACHE:-~/.cache/kiln}.
@@ -20,7 +21,7 @@ BUILD="${KILN_BUILD_DIR:-$ROOT/build}"
 
 APT_PACKAGES=(llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools clang-22 lld-22 clang-format-22
               cmake ninja-build ccache protobuf-compiler libprotobuf-dev libgtest-dev
-              nlohmann-json3-dev libpcre2-dev libcli11-dev libcpp-httplib-dev python3-venv time)
+              nlohmann-json3-dev libpcre2-dev libcli11-dev libcpp-httplib-dev pkgconf python3-venv time)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

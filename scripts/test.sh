@@ -10,6 +10,8 @@
 #   - compiled models match onnxruntime (fixtures and SmolLM2)
 #   - the runtime's tokenizer agrees with the `tokenizers` package
 #   - the runtime's chat templates render as transformers renders them
+#   - examples/c-service, built against the installed runtime (find_package
+#     and pkg-config), serves prompts as `kiln run` does
 #   - clang-format check of the C/C++ sources
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -117,6 +119,23 @@ echo "$out" | grep -v '^ok ' | tail -n 20
 last=$(echo "$out" | tail -n 1)
 p=$(echo "$last" | sed -n 's/^\([0-9]*\) passed.*/\1/p'); f=$(echo "$last" | sed -n 's/.*, \([0-9]*\) failed.*/\1/p')
 tally "kiln serve" $rc ${p:-0} ${f:-1} 0
+
+# Linking kiln into a service: the runtime-only build `cmake --install`ed
+# into a temporary prefix, examples/c-service built against that prefix with
+# find_package(kiln) (kiln::kiln and kiln::kiln_static) and with pkg-config,
+# each serving prompts from several client threads through one scheduler:
+# every greedy completion must be what `kiln run` prints for its prompt
+# alone, and bad input must fail with a clear message.
+CSVC_WORK=$(mktemp -d)
+out=$("$PY" "$ROOT/test/examples/check_c_service.py" --runtime-build "$RT_BUILD" --work "$CSVC_WORK" \
+        --artifact "$BUILD/test-artifacts/smollm2-135m-instruct.kiln" \
+        --no-tokenizer-artifact "$BUILD/test-artifacts/llama-gqa.kiln" 2>&1); rc=$?
+rm -rf "$CSVC_WORK"
+echo "$out" | grep -v '^ok ' | tail -n 20
+last=$(echo "$out" | tail -n 1)
+p=$(echo "$last" | sed -n 's/^\([0-9]*\) passed.*/\1/p'); f=$(echo "$last" | sed -n 's/.*, \([0-9]*\) failed.*/\1/p')
+s=$(echo "$last" | sed -n 's/.*, \([0-9]*\) skipped.*/\1/p')
+tally "c-service example (install, find_package, pkg-config)" $rc ${p:-0} ${f:-0} ${s:-0}
 
 # The runtime under AddressSanitizer and UndefinedBehaviorSanitizer (any
 # report fails the run): its unit tests, and the scheduler on a fixture.
