@@ -9,8 +9,6 @@
 #include "chat_template.h"
 #include "error.h"
 
-#include <cstring>
-
 using namespace kiln;
 using Json = nlohmann::ordered_json;
 
@@ -74,16 +72,8 @@ kiln_status_t kiln_chat_template_render(const kiln_chat_template_t *tmpl,
                          : Json();
     std::string text = tmpl->program.render(chatTemplateContext(
         tmpl->source, messages, add_generation_prompt != 0, variables));
-    *n_bytes = text.size();
-    if (capacity < text.size() + 1)
-      return fail(KILN_ERROR_BUFFER_TOO_SMALL,
-                  "kiln_chat_template_render: the prompt needs " +
-                      std::to_string(text.size() + 1) +
-                      " bytes with its NUL; capacity is " +
-                      std::to_string(capacity));
-    std::memcpy(out, text.data(), text.size());
-    out[text.size()] = '\0';
-    return KILN_OK;
+    return deliverText(text, out, capacity, n_bytes,
+                       "kiln_chat_template_render");
   });
 }
 

@@ -34,6 +34,12 @@ private:
 /// `status`, so an entry point can `return kiln::fail(...)`.
 kiln_status_t fail(kiln_status_t status, const std::string &message);
 
+/// Copies `text` plus a NUL to `out` when it fits, its length to `*n_bytes`
+/// either way: the size protocol of every text-returning call, whose name
+/// `call` the KILN_ERROR_BUFFER_TOO_SMALL message gives.
+kiln_status_t deliverText(const std::string &text, char *out, size_t capacity,
+                          size_t *n_bytes, const char *call);
+
 /// Runs `body` (returning kiln_status_t) and converts what it throws:
 /// kiln::Error to its status and message, std::bad_alloc to
 /// KILN_ERROR_OUT_OF_MEMORY, anything else to KILN_ERROR_INTERNAL.

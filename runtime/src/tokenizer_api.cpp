@@ -30,22 +30,6 @@ kiln_status_t invalid(const char *what) {
   return fail(KILN_ERROR_INVALID_ARGUMENT, what);
 }
 
-/// Copies `text` plus a NUL to `out` when it fits; the size protocol of every
-/// text-returning call.
-kiln_status_t deliver(const std::string &text, char *out, size_t capacity,
-                      size_t *n_bytes, const char *call) {
-  *n_bytes = text.size();
-  if (capacity < text.size() + 1)
-    return fail(KILN_ERROR_BUFFER_TOO_SMALL,
-                std::string(call) + ": the text needs " +
-                    std::to_string(text.size() + 1) +
-                    " bytes with its NUL; capacity is " +
-                    std::to_string(capacity));
-  std::memcpy(out, text.data(), text.size());
-  out[text.size()] = '\0';
-  return KILN_OK;
-}
-
 } // namespace
 
 extern "C" {
@@ -109,7 +93,7 @@ kiln_status_t kiln_tokenizer_decode(const kiln_tokenizer_t *tok,
   return guard("kiln_tokenizer_decode", [&] {
     std::string text;
     tok->impl->decode(ids, n, skip_special_tokens != 0, text);
-    return deliver(text, out, capacity, n_bytes, "kiln_tokenizer_decode");
+    return deliverText(text, out, capacity, n_bytes, "kiln_tokenizer_decode");
   });
 }
 
@@ -184,13 +168,13 @@ kiln_status_t kiln_detokenizer_push(kiln_detokenizer_t *det, int32_t id,
     det->tok->checkId(id, "id", SIZE_MAX);
     std::string text;
     if (det->skipSpecial && det->tok->isSpecial(id))
-      return deliver(text, out, capacity, n_bytes, "kiln_detokenizer_push");
+      return deliverText(text, out, capacity, n_bytes, "kiln_detokenizer_push");
     // The decoder runs on a copy of the state, kept only once the text is
     // delivered, so a too-small buffer changes nothing.
     tok::DecodeState next = det->state;
     det->tok->decodePush(next, id, text);
     kiln_status_t s =
-        deliver(text, out, capacity, n_bytes, "kiln_detokenizer_push");
+        deliverText(text, out, capacity, n_bytes, "kiln_detokenizer_push");
     if (s == KILN_OK)
       det->state = std::move(next);
     return s;
@@ -212,7 +196,7 @@ kiln_status_t kiln_detokenizer_finish(kiln_detokenizer_t *det, char *out,
     tok::DecodeState next = det->state;
     det->tok->decodeFinish(next, text);
     kiln_status_t s =
-        deliver(text, out, capacity, n_bytes, "kiln_detokenizer_finish");
+        deliverText(text, out, capacity, n_bytes, "kiln_detokenizer_finish");
     if (s == KILN_OK)
       det->state = std::move(next);
     return s;
