@@ -64,6 +64,8 @@ typedef struct request {
 
 /* Appends `n` bytes to the request's text, keeping room for a NUL. */
 static int append(request *r, const char *bytes, size_t n) {
+  if (n == 0) /* an event without text; `bytes` may be NULL */
+    return 1;
   if (r->length + n + 1 > r->capacity) {
     size_t capacity = 2 * r->capacity > r->length + n + 1
                           ? 2 * r->capacity
