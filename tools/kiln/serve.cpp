@@ -48,6 +48,8 @@ using OJson = nlohmann::ordered_json;
 using Clock = std::chrono::steady_clock;
 
 constexpr auto kPollInterval = std::chrono::milliseconds(50);
+/// Request bodies may nest JSON arrays and objects this deep.
+constexpr int kMaxJsonDepth = 64;
 
 /// An error answered in OpenAI's shape:
 /// {"error": {"message", "type", "param", "code"}}.
@@ -94,7 +96,11 @@ void sendError(httplib::Response &res, const ApiError &e) {
   res.status = e.status;
   if (e.status == 429 || e.status == 503)
     res.set_header("Retry-After", "1");
-  res.set_content(errorBody(e).dump(), "application/json");
+  // Messages can quote the request (a JSON parse error quotes the bytes it
+  // stopped at), which may not be UTF-8: replace those rather than throw.
+  res.set_content(
+      errorBody(e).dump(-1, ' ', false, OJson::error_handler_t::replace),
+      "application/json");
 }
 
 std::string randomId(const char *prefix) {
@@ -966,7 +972,15 @@ void Server::handleGeneration(const httplib::Request &req,
       throw ApiError{503, "the server is shutting down", "", ""};
     Json body;
     try {
-      body = Json::parse(req.body);
+      // Refuse deep nesting while parsing: dump() (error messages quote
+      // values) recurses, and 200000 nested brackets, a 400 KB body,
+      // overflowed the HTTP thread's stack.
+      body = Json::parse(req.body, [](int depth, Json::parse_event_t, Json &) {
+        if (depth > kMaxJsonDepth)
+          badRequest("", "the body nests deeper than " +
+                             std::to_string(kMaxJsonDepth) + " levels");
+        return true;
+      });
     } catch (const Json::parse_error &e) {
       badRequest("", std::string("the body is not valid JSON: ") + e.what());
     }
