@@ -1025,6 +1025,10 @@ void Server::routes() {
                             "a valid API key is required: send "
                             "'Authorization: Bearer KEY'",
                             "", "invalid_api_key"});
+    // cpp-httplib answers a pre-routing response without reading the
+    // request body: were the connection kept alive, the body would be read
+    // as the next request (which then got 400). Have the client close it.
+    res.set_header("Connection", "close");
     return httplib::Server::HandlerResponse::Handled;
   });
   // Errors cpp-httplib answers itself (unknown path, oversized body, ...)
