@@ -522,7 +522,7 @@ LogicalResult InsertKVCachePass::run(func::FuncOp func) {
         {y[0], DimExpr::symbol(kLogitRows), y[2]},
         cast<RankedTensorType>(logits.getType()).getElementType());
     auto newHead = MatMulOp::create(b, lmHead.getLoc(), newType, gathered,
-                                    lmHead.getRhs());
+                                    lmHead.getRhs(), lmHead.getAccuracyLevel());
     results[0] = newHead.getResult();
   }
   b.setInsertionPoint(ret);

@@ -18,6 +18,12 @@
 
 namespace mlir::kiln {
 
+/// How a matmul with a quantized (4/8-bit) weight multiplies: `Auto` as its
+/// `accuracy_level` says (4: activations rounded to int8 per group, as
+/// onnxruntime computes; anything else fp32), or always `F32`, or `Int8`
+/// wherever the int8 kernel applies (groups of 16 to 256).
+enum class QuantCompute { Auto, F32, Int8 };
+
 #define GEN_PASS_DECL
 #include "codegen/cpu/CpuPasses.h.inc"
 
@@ -34,9 +40,11 @@ bool isKernelMatMul(MatMulOp op);
 int64_t assignWeightOffsets(ModuleOp module);
 
 /// --convert-kiln-to-loops and then the standard conversions down to the
-/// LLVM dialect (`--kiln-cpu-pipeline`); `graphMode` as the pass's `graph`.
+/// LLVM dialect (`--kiln-cpu-pipeline`); `graphMode` and `quantCompute` as
+/// the pass's `graph` and `quant-compute`.
 void buildCpuPipeline(OpPassManager &pm, int64_t maxBatchTokens,
-                      bool graphMode = false);
+                      bool graphMode = false,
+                      QuantCompute quantCompute = QuantCompute::Auto);
 
 /// Registers the CPU passes and `--kiln-cpu-pipeline` for kiln-opt.
 void registerCpuCodegen();

@@ -25,6 +25,13 @@ def ConvertKilnToLoopsPass
       transpose) and `kiln.paged_attention` call the runtime's kernels
       through the kernel table; other ops become `linalg.generic` and `scf`
       loops.
+    * `matmul(x, transpose(dequantize(w)))` with `w` a 4- or 8-bit weight
+      calls `matmul_quant_f32` (fp32 math on the packed weight) or, where
+      `quant-compute` asks for int8 and the group is 16, 32, 64, 128 or
+      256, `matmul_quant_a8_f32` (activations rounded to int8 per group,
+      as onnxruntime computes MatMulNBits at accuracy_level 4). With
+      `auto`, the default, a matmul gets int8 when its `accuracy_level` is
+      4.
 
     ```mlir
     func.func @kiln_model_step(%step: !llvm.ptr, %kernels: !llvm.ptr) -> i32
@@ -53,6 +60,17 @@ def ConvertKilnToLoopsPass
     Option<"graphMode", "graph", "bool", "false",
            "Lower a whole static-shape graph to kiln_graph_run instead of a "
            "step function">,
+    Option<"quantCompute", "quant-compute", "::mlir::kiln::QuantCompute",
+           "::mlir::kiln::QuantCompute::Auto",
+           "How matmuls with 4/8-bit weights treat their activations",
+           [{::llvm::cl::values(
+             clEnumValN(::mlir::kiln::QuantCompute::Auto, "auto",
+                        "int8 where the matmul's accuracy_level is 4 "
+                        "(onnxruntime's choice), else fp32"),
+             clEnumValN(::mlir::kiln::QuantCompute::F32, "f32",
+                        "always fp32"),
+             clEnumValN(::mlir::kiln::QuantCompute::Int8, "int8",
+                        "int8 wherever the int8 kernel applies"))}]>,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::func::FuncDialect",

@@ -21,10 +21,11 @@
 using namespace mlir;
 
 void mlir::kiln::buildCpuPipeline(OpPassManager &pm, int64_t maxBatchTokens,
-                                  bool graphMode) {
+                                  bool graphMode, QuantCompute quantCompute) {
   ConvertKilnToLoopsPassOptions options;
   options.maxBatchTokens = maxBatchTokens;
   options.graphMode = graphMode;
+  options.quantCompute = quantCompute;
   if (!graphMode)
     pm.addPass(createPackWeightsPass());
   pm.addPass(createConvertKilnToLoopsPass(options));

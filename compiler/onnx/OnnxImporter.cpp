@@ -1933,6 +1933,15 @@ LogicalResult Importer::importMatMulNBits() {
     error() << "g_idx (act-order) is not supported";
     return failure();
   }
+  // How precisely onnxruntime multiplies (4: activations rounded to int8),
+  // kept on the matmul so that the backend can compute the same.
+  int64_t accuracy = attrInt("accuracy_level", 0);
+  if (accuracy < 0 || accuracy > 4) {
+    error() << "accuracy_level=" << accuracy
+            << " is not one of 0 (unset), 1 (fp32), 2 (fp16), 3 (bf16), "
+               "4 (int8)";
+    return failure();
+  }
   if (K % block != 0) {
     error() << "K=" << K << " is not a multiple of block_size=" << block
             << "; padded blocks are not supported";
@@ -2005,7 +2014,7 @@ LogicalResult Importer::importMatMulNBits() {
   Value wt = transpose(deq, {1, 0});
   Dims out = da;
   out.back() = DimExpr::constant(N);
-  Value y = MatMulOp::create(builder, loc(), ty(out, e), *a, wt);
+  Value y = MatMulOp::create(builder, loc(), ty(out, e), *a, wt, accuracy);
   if (hasInput(5)) {
     FailureOr<Value> bias = input(5);
     if (failed(bias))

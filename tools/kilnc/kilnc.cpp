@@ -1,7 +1,8 @@
 //===- kilnc.cpp - the kiln compiler driver -------------------------------===//
 //
 // kilnc MODEL.onnx -o NAME.kiln [--max-batch-tokens N] [--block-size N]
-//       [--cpu=NAME] [--cpu-features=+f,-g] [--force] [--mlir-timing]
+//       [--quant-compute=auto|f32|int8] [--cpu=NAME] [--cpu-features=+f,-g]
+//       [--force] [--mlir-timing]
 // kilnc MODEL.onnx --emit=canonical|mlir|llvm|asm [-o FILE]
 // kilnc MODEL.onnx --emit=graph -o FILE.so
 //
@@ -80,6 +81,18 @@ static cl::opt<std::string>
 static cl::opt<std::string> cpuFeatures(
     "cpu-features",
     cl::desc("target features, e.g. +avx2,+fma (default: the CPU's)"));
+static cl::opt<mlir::kiln::QuantCompute> quantCompute(
+    "quant-compute",
+    cl::desc("how matmuls with 4/8-bit weights treat their activations"),
+    cl::values(
+        clEnumValN(mlir::kiln::QuantCompute::Auto, "auto",
+                   "as the model's accuracy_level says (default): int8 at "
+                   "level 4, as onnxruntime computes; else fp32"),
+        clEnumValN(mlir::kiln::QuantCompute::F32, "f32", "always fp32"),
+        clEnumValN(mlir::kiln::QuantCompute::Int8, "int8",
+                   "rounded to int8 per group wherever the int8 kernel "
+                   "applies (groups of 16 to 256)")),
+    cl::init(mlir::kiln::QuantCompute::Auto));
 static cl::opt<bool> quiet("quiet", cl::desc("no progress lines"));
 
 namespace {
@@ -150,6 +163,19 @@ json::Array eosTokens(ArrayRef<const std::optional<json::Value> *> sources) {
       break;
   }
   return ids;
+}
+
+/// --quant-compute as spelled on the command line.
+const char *quantComputeName(mlir::kiln::QuantCompute mode) {
+  switch (mode) {
+  case mlir::kiln::QuantCompute::Auto:
+    return "auto";
+  case mlir::kiln::QuantCompute::F32:
+    return "f32";
+  case mlir::kiln::QuantCompute::Int8:
+    return "int8";
+  }
+  return "auto";
 }
 
 /// The weight quantization schemes in the model (before lowering): each
@@ -268,7 +294,7 @@ int main(int argc, char **argv) {
   if (emit == "graph") {
     progress.begin("lowering the graph to LLVM");
     if (!runPasses([](mlir::PassManager &pm) {
-          mlir::kiln::buildCpuPipeline(pm, 1, /*graphMode=*/true);
+          mlir::kiln::buildCpuPipeline(pm, 1, /*graphMode=*/true, quantCompute);
         }))
       return 1;
     progress.end();
@@ -329,7 +355,8 @@ int main(int argc, char **argv) {
 
   progress.begin("lowering to LLVM");
   if (!runPasses([](mlir::PassManager &pm) {
-        mlir::kiln::buildCpuPipeline(pm, maxBatchTokens);
+        mlir::kiln::buildCpuPipeline(pm, maxBatchTokens, /*graphMode=*/false,
+                                     quantCompute);
       })) {
     if (artifact)
       artifact->discard();
@@ -417,6 +444,7 @@ int main(int argc, char **argv) {
       {"arena_bytes", arenaBytes},
       {"weights_bytes", weightBytes},
       {"model_abi_version", KILN_MODEL_ABI_VERSION},
+      {"quant_compute", quantComputeName(quantCompute)},
   };
   m["target"] = json::Object{{"triple", target.triple},
                              {"cpu", target.cpu},

@@ -282,13 +282,28 @@ def Kiln_MatMulOp : Kiln_Op<"matmul", [Pure]> {
     `numpy.matmul(lhs, rhs)`: 1-D operands are promoted and the promoted
     dimension dropped, batch dimensions broadcast.
 
+    `accuracy_level` is ONNX `MatMulNBits`' attribute of that name, kept
+    so that kiln computes what onnxruntime computes: the lowest precision
+    the product may be computed in, 0 (unset, the default), 1 (fp32),
+    2 (fp16), 3 (bf16) or 4 (int8: every row of `lhs` rounded to int8 per
+    block of the weight's quantization group, symmetric with scale
+    max |x| / 127, and the block products summed in integers, as
+    onnxruntime's MLAS "CompInt8" does). It is a permission, not an order:
+    a backend may compute more precisely. The CPU backend honours level 4
+    when `rhs` is `transpose(dequantize(w))` of a 4- or 8-bit weight grouped
+    along K by 16, 32, 64, 128 or 256 (what onnxruntime computes in int8)
+    and computes everything else in fp32.
+
     Example:
 
     ```mlir
     %y = kiln.matmul %x, %w : (tensor<?x?x576xf32>, tensor<576x1536xf32>) -> tensor<?x?x1536xf32>
+    %z = kiln.matmul %x, %wt {accuracy_level = 4 : i64} : (tensor<?x?x576xf32>, tensor<576x1536xf32>) -> tensor<?x?x1536xf32>
     ```
   }];
-  let arguments = (ins Kiln_Tensor:$lhs, Kiln_Tensor:$rhs);
+  let arguments = (ins Kiln_Tensor:$lhs, Kiln_Tensor:$rhs,
+                       DefaultValuedAttr<ConfinedAttr<I64Attr,
+                           [IntMinValue<0>, IntMaxValue<4>]>, "0">:$accuracy_level);
   let results = (outs Kiln_Tensor:$result);
   let assemblyFormat = "$lhs `,` $rhs attr-dict `:` functional-type(operands, results)";
   let hasVerifier = 1;

@@ -36,7 +36,7 @@ extern "C" {
 #endif
 
 /** Bumped whenever kiln_step_args or kiln_kernels change layout. */
-#define KILN_MODEL_ABI_VERSION 3
+#define KILN_MODEL_ABI_VERSION 4
 
 /** Everything one step reads and writes. All pointers are owned by the
  *  runtime and valid for the duration of the call. */
@@ -98,6 +98,21 @@ typedef void kiln_matmul_quant_fn(void *pool, const float *a, int64_t lda,
                                   int64_t ldc, int64_t m, int64_t n, int64_t k,
                                   int64_t group, int64_t bits);
 
+/** matmul_quant_a8_f32 is a kiln_matmul_quant_fn computing the product as
+ *  onnxruntime's MatMulNBits does at accuracy_level 4 (MLAS CompInt8):
+ *  every row of A is first rounded to int8 per block of `group` k,
+ *
+ *    sa = max_k |A[m][k]| / 127,  qa[m][k] = round_half_even(A[m][k] * (127 /
+ * max))
+ *
+ *  (both in fp32; qa = 0 for an all-zero block), and then
+ *
+ *    C[m][n] = sum_blocks (sa * scale) * sum_{k in block} qa[m][k] * (q[n][k] -
+ * zp)
+ *
+ *  with the inner sum exact in integers and the outer in fp32. Each row of
+ *  C is computed the same way whatever M is (batch invariance). */
+
 /** Attention of layer `layer` over the paged cache. First the keys and
  *  values of the step's T tokens are written into the cache at their
  *  positions. Then, for every token t and query head h, with
@@ -131,6 +146,7 @@ typedef struct kiln_kernels {
   kiln_matmul_fn *matmul_bt_f32;          /**< B stored [N][K] */
   kiln_matmul_quant_fn *matmul_quant_f32; /**< 4/8-bit weights, fp32 math */
   kiln_matmul_fn *matmul_packed_f32;      /**< B in KILN_PANEL_COLUMNS panels */
+  kiln_matmul_quant_fn *matmul_quant_a8_f32; /**< A rounded to int8 blocks */
 } kiln_kernels;
 
 /** The entry point model.so exports. Returns 0 on success. */

@@ -66,9 +66,9 @@ using namespace kiln::kernels;
 
 extern "C" const kiln_kernels *kiln_cpu_kernels(void) {
   static const kiln_kernels table = {
-      KILN_MODEL_ABI_VERSION,   sizeof(kiln_kernels), kiln_matmul_f32,
-      kiln_attention_paged_f32, kiln_matmul_bt_f32,   kiln_matmul_quant_f32,
-      kiln_matmul_packed_f32,
+      KILN_MODEL_ABI_VERSION,   sizeof(kiln_kernels),     kiln_matmul_f32,
+      kiln_attention_paged_f32, kiln_matmul_bt_f32,       kiln_matmul_quant_f32,
+      kiln_matmul_packed_f32,   kiln_matmul_quant_a8_f32,
   };
   return &table;
 }

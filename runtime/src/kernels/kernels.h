@@ -51,10 +51,11 @@ kiln_matmul_fn kiln_matmul_packed_f32;
 /// with per-group scales and zero points). `pool` as above.
 kiln_matmul_quant_fn kiln_matmul_quant_f32;
 
-/// The same product computed as onnxruntime's MatMulNBits computes it at
-/// accuracy_level 4 (MLAS SQNBIT_CompInt8): each row of A quantized to int8
-/// per block of `group` k, integer dot products, fp32 block sums (see
-/// matmul_quant_a8.cpp for the formulas). `pool` as above.
+/// kiln_kernels::matmul_quant_a8_f32: the same product computed as
+/// onnxruntime's MatMulNBits computes it at accuracy_level 4 (MLAS
+/// SQNBIT_CompInt8): each row of A quantized to int8 per block of `group` k,
+/// integer dot products, fp32 block sums (see matmul_quant_a8.cpp for the
+/// formulas). `pool` as above.
 kiln_matmul_quant_fn kiln_matmul_quant_a8_f32;
 
 /// kiln_kernels::attention_paged_f32. step->pool is a kiln::ThreadPool * or

@@ -19,7 +19,7 @@
 // CHECK: llvm.call %{{.+}} : !llvm.ptr, (!llvm.ptr, !llvm.ptr, i64, !llvm.ptr, !llvm.ptr, i64, i64, i64, i64) -> ()
 // CHECK: func.func private @[[GATHER]](%{{.+}}: memref<16x8xf32>, %{{.+}}: memref<1x?xi64>, %{{.+}}: memref<1x?x8xf32>) attributes {no_inline}
 // CHECK: linalg.generic
-// CHECK: llvm.mlir.global external constant @kiln_model_abi_version(3 : i64)
+// CHECK: llvm.mlir.global external constant @kiln_model_abi_version(4 : i64)
 // Two [256 tokens x 8] f32 buffers live at once: 2 x 8 KiB.
 // CHECK: llvm.mlir.global external constant @kiln_model_arena_bytes(16384 : i64)
 // CHECK: llvm.mlir.global external constant @kiln_model_max_tokens(256 : i64)

@@ -187,6 +187,7 @@ TEST(KernelsTable, DescribesItself) {
   EXPECT_EQ(table->matmul_bt_f32, &kiln_matmul_bt_f32);
   EXPECT_EQ(table->matmul_quant_f32, &kiln_matmul_quant_f32);
   EXPECT_EQ(table->matmul_packed_f32, &kiln_matmul_packed_f32);
+  EXPECT_EQ(table->matmul_quant_a8_f32, &kiln_matmul_quant_a8_f32);
   EXPECT_STREQ(kiln_cpu_kernels_isa(),
                kiln::kernels::isaName(kiln::kernels::activeIsa()));
   // ctest also runs these tests with KILN_KERNELS=portable.
