@@ -36,6 +36,32 @@ module {
 
 // -----
 
+// The rebuilt logits matmul keeps its accuracy_level (MatMulNBits': how
+// precisely onnxruntime multiplies, which the backend follows).
+// CHECK-LABEL: func.func @main
+// CHECK: %[[SEL:.+]] = kiln.gather %{{.+}}, %{{.+}} {axis = 1 : i64}
+// CHECK: kiln.matmul %[[SEL]], %{{.+}} {accuracy_level = 4 : i64} : (tensor<1x?x8xf32, #kiln.dims<[logit_rows]>>
+module {
+  kiln.global @emb : tensor<16x8xf32> [#kiln.blob<"w.bin", offset = 0, size = 512>]
+  kiln.global @head : tensor<8x16xf32> [#kiln.blob<"w.bin", offset = 512, size = 512>]
+  func.func @main(%ids: tensor<?x?xi64, #kiln.dims<[b, s]>> {kiln.name = "input_ids"}, %pk: tensor<?x2x?x4xf32, #kiln.dims<[b, p]>> {kiln.name = "past.key"}, %pv: tensor<?x2x?x4xf32, #kiln.dims<[b, p]>> {kiln.name = "past.value"}) -> (tensor<?x?x16xf32, #kiln.dims<[b, s]>>, tensor<?x2x?x4xf32, #kiln.dims<[b, p + s]>>, tensor<?x2x?x4xf32, #kiln.dims<[b, p + s]>>) {
+    %e = kiln.weight @emb : tensor<16x8xf32>
+    %x = kiln.gather %e, %ids {axis = 0 : i64} : (tensor<16x8xf32>, tensor<?x?xi64, #kiln.dims<[b, s]>>) -> tensor<?x?x8xf32, #kiln.dims<[b, s]>>
+    %r = kiln.reshape %x : tensor<?x?x8xf32, #kiln.dims<[b, s]>> -> tensor<?x?x2x4xf32, #kiln.dims<[b, s]>>
+    %q = kiln.transpose %r {perm = array<i64: 0, 2, 1, 3>} : tensor<?x?x2x4xf32, #kiln.dims<[b, s]>> -> tensor<?x2x?x4xf32, #kiln.dims<[b, s]>>
+    %k = kiln.concat %pk, %q {axis = 2 : i64} : (tensor<?x2x?x4xf32, #kiln.dims<[b, p]>>, tensor<?x2x?x4xf32, #kiln.dims<[b, s]>>) -> tensor<?x2x?x4xf32, #kiln.dims<[b, p + s]>>
+    %v = kiln.concat %pv, %q {axis = 2 : i64} : (tensor<?x2x?x4xf32, #kiln.dims<[b, p]>>, tensor<?x2x?x4xf32, #kiln.dims<[b, s]>>) -> tensor<?x2x?x4xf32, #kiln.dims<[b, p + s]>>
+    %a = kiln.attention %q, %k, %v {causal, scale = 5.000000e-01 : f32} : (tensor<?x2x?x4xf32, #kiln.dims<[b, s]>>, tensor<?x2x?x4xf32, #kiln.dims<[b, p + s]>>, tensor<?x2x?x4xf32, #kiln.dims<[b, p + s]>>) -> tensor<?x2x?x4xf32, #kiln.dims<[b, s]>>
+    %t = kiln.transpose %a {perm = array<i64: 0, 2, 1, 3>} : tensor<?x2x?x4xf32, #kiln.dims<[b, s]>> -> tensor<?x?x2x4xf32, #kiln.dims<[b, s]>>
+    %f = kiln.reshape %t : tensor<?x?x2x4xf32, #kiln.dims<[b, s]>> -> tensor<?x?x8xf32, #kiln.dims<[b, s]>>
+    %h = kiln.weight @head : tensor<8x16xf32>
+    %l = kiln.matmul %f, %h {accuracy_level = 4 : i64} : (tensor<?x?x8xf32, #kiln.dims<[b, s]>>, tensor<8x16xf32>) -> tensor<?x?x16xf32, #kiln.dims<[b, s]>>
+    return %l, %k, %v : tensor<?x?x16xf32, #kiln.dims<[b, s]>>, tensor<?x2x?x4xf32, #kiln.dims<[b, p + s]>>, tensor<?x2x?x4xf32, #kiln.dims<[b, p + s]>>
+  }
+}
+
+// -----
+
 // A sliding window is not mapped yet: an error, not a silently wider window.
 module {
   kiln.global @emb : tensor<16x8xf32> [#kiln.blob<"w.bin", offset = 0, size = 512>]

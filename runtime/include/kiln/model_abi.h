@@ -99,19 +99,20 @@ typedef void kiln_matmul_quant_fn(void *pool, const float *a, int64_t lda,
                                   int64_t group, int64_t bits);
 
 /** matmul_quant_a8_f32 is a kiln_matmul_quant_fn computing the product as
- *  onnxruntime's MatMulNBits does at accuracy_level 4 (MLAS CompInt8):
- *  every row of A is first rounded to int8 per block of `group` k,
+ *  onnxruntime's MatMulNBits does at accuracy_level 4 (MLAS CompInt8).
+ *  Every row of A is first rounded to int8 per block of `group` k, with
+ *  amax the block's max |A[m][k]| and all of it in fp32:
  *
- *    sa = max_k |A[m][k]| / 127,  qa[m][k] = round_half_even(A[m][k] * (127 /
- * max))
+ *    sa[m][b] = amax / 127
+ *    qa[m][k] = round_half_even(A[m][k] * (127 / amax))   (0 if amax is 0)
  *
- *  (both in fp32; qa = 0 for an all-zero block), and then
+ *  and then, with the inner sum exact in integers and the outer in fp32,
  *
- *    C[m][n] = sum_blocks (sa * scale) * sum_{k in block} qa[m][k] * (q[n][k] -
- * zp)
+ *    C[m][n] = sum_b (sa[m][b] * scales[n][b]) *
+ *              sum_{k in block b} qa[m][k] * (q[n][k] - zp[n][b])
  *
- *  with the inner sum exact in integers and the outer in fp32. Each row of
- *  C is computed the same way whatever M is (batch invariance). */
+ *  Each row of C is computed the same way whatever M is (batch
+ *  invariance). */
 
 /** Attention of layer `layer` over the paged cache. First the keys and
  *  values of the step's T tokens are written into the cache at their

@@ -607,6 +607,14 @@ func.func @matmul_batch(%a: tensor<2x3x4xf32>, %b: tensor<5x4x6xf32>) {
 
 // -----
 
+func.func @matmul_accuracy_level(%a: tensor<3x4xf32>, %b: tensor<4x6xf32>) {
+  // expected-error @+1 {{attribute 'accuracy_level' failed to satisfy constraint: 64-bit signless integer attribute whose minimum value is 0 whose maximum value is 4}}
+  %0 = kiln.matmul %a, %b {accuracy_level = 5 : i64} : (tensor<3x4xf32>, tensor<4x6xf32>) -> tensor<3x6xf32>
+  return
+}
+
+// -----
+
 func.func @matmul_element(%a: tensor<3x4xf32>, %b: tensor<4x6xf16>) {
   // expected-error @+1 {{element types differ: 'f32' vs 'f16'}}
   %0 = kiln.matmul %a, %b : (tensor<3x4xf32>, tensor<4x6xf16>) -> tensor<3x6xf32>

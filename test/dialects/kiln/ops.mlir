@@ -124,6 +124,11 @@ func.func @blocks(%a: tensor<?x?x64xf32, #kiln.dims<[b, s]>>,
   %dqt = kiln.transpose %dq {perm = array<i64: 1, 0>} : tensor<8x64xf32> -> tensor<64x8xf32>
   // CHECK: kiln.matmul {{.*}} -> tensor<?x?x8xf32, #kiln.dims<[b, s]>>
   %mm = kiln.matmul %a, %dqt : (tensor<?x?x64xf32, #kiln.dims<[b, s]>>, tensor<64x8xf32>) -> tensor<?x?x8xf32, #kiln.dims<[b, s]>>
+  // The default accuracy_level (0) is not printed; others are.
+  // CHECK: kiln.matmul %{{.*}}, %{{.*}} : (tensor<?x?x64xf32
+  %mm0 = kiln.matmul %a, %dqt {accuracy_level = 0 : i64} : (tensor<?x?x64xf32, #kiln.dims<[b, s]>>, tensor<64x8xf32>) -> tensor<?x?x8xf32, #kiln.dims<[b, s]>>
+  // CHECK: kiln.matmul %{{.*}}, %{{.*}} {accuracy_level = 4 : i64} : (tensor<?x?x64xf32
+  %mm4 = kiln.matmul %a, %dqt {accuracy_level = 4 : i64} : (tensor<?x?x64xf32, #kiln.dims<[b, s]>>, tensor<64x8xf32>) -> tensor<?x?x8xf32, #kiln.dims<[b, s]>>
   %sc = kiln.constant dense<5.000000e-01> : tensor<f32>
   %qi = kiln.quantize_linear %mm, %sc {axis = 0 : i64, block_size = 0 : i64} : (tensor<?x?x8xf32, #kiln.dims<[b, s]>>, tensor<f32>) -> tensor<?x?x8xi8, #kiln.dims<[b, s]>>
   %dl = kiln.dequantize_linear %qi, %sc {axis = 0 : i64, block_size = 0 : i64} : (tensor<?x?x8xi8, #kiln.dims<[b, s]>>, tensor<f32>) -> tensor<?x?x8xf32, #kiln.dims<[b, s]>>
