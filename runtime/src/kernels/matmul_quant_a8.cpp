@@ -34,22 +34,35 @@
 // The calling thread quantizes a chunk of A (rows x k, whole blocks where
 // the group allows) into a thread-local buffer, then every thread runs one
 // of three paths over its rows of W and adds into C (passes after the
-// first K chunk accumulate):
+// first K chunk accumulate).
 //
-// GEMV (M <= 4, the group a divisor or multiple of the vector's k). Rows of
-// W are read in place and unpacked in registers, a vector of 64 (AVX-512)
-// or 32 (AVX2) k per step. Each 32-bit lane of the dot product holds 4 k,
-// so the scale, zero point and the correction -zp * sum qa are applied per
-// lane (the lane's own 4 qa), and lanes are summed once per output. Tiles
-// prefetch the rows of a tile 8 KB ahead (decode reads W from DRAM).
+// Batch invariance: a row of C is the same bits whatever M is (the engine
+// batches decode tokens with prompt chunks, and greedy output must not
+// depend on the company). Every path sums in one order: K is cut into
+// slices of a fixed depth from k = 0 (panelDepth, or genericDepth for the
+// generic path; chunks of A start on slice boundaries, however many rows
+// they hold), each slice sums its block parts in k order in an fp32 chain
+// from 0, acc = fma(float(d), sw * sa, acc) with d exact in int32 (the
+// generic path: acc += d * (sw * sa), d exact in fp32), and C is the first
+// slice's sum, then C + the next. Which path a call takes depends on M
+// only between GEMV and panel, and those two agree bit for bit.
+//
+// GEMV (M <= 4, groups of 16 or more that divide or are multiples of the
+// vector's k). Rows of W are read in place and unpacked in registers, a
+// vector of 64 (AVX-512) or 32 (AVX2) k per step. Each 32-bit lane of the
+// dot product holds 4 k of one row of W; a transpose-and-add sums them per
+// 16 k for 4 rows of W at once, block sums gather in int32, and the fp32
+// chains run on those 4 rows side by side. Tiles prefetch the rows of a
+// tile 8 KB ahead (decode reads W from DRAM).
 //
 // Panel (larger M). 32 (AVX-512) or 16 (AVX2) rows of W are unpacked once
 // per call into a thread-local [k / 4][rows][4] byte panel (a 16 x 16 or
 // 8 x 8 dword transpose), which tiles of MR rows of A run over: per 4 k
 // one dword of each row of A is broadcast against two panel vectors.
-// Integer accumulators hold a block (or the part of it in the panel) and
-// are then scaled into fp32 ones. Each tile prefetches its share of the
-// next panel's rows: C and W together outgrow L2 at prefill sizes.
+// Integer accumulators hold a block (or the part of it in the panel: a
+// slice is a panel's depth) and are then scaled into fp32 ones. Each tile
+// prefetches its share of the next panel's rows: C and W together outgrow L2 at
+// prefill sizes.
 //
 // Generic (portable, groups that are no multiple of 4, and AVX2 with 8-bit
 // weights but no VNNI, where vpmaddubsw would saturate). The same
@@ -100,7 +113,7 @@ namespace {
 /// saves.
 constexpr int64_t kMinFlopsPerThread = 1 << 16;
 /// Bytes of the calling thread's quantized A: int8 rows, block scales and
-/// sums, and for the GEMV path per-lane scales and sums.
+/// sums.
 constexpr int64_t kQuantABytes = 256 << 10;
 /// At most this many rows of A per chunk: more rows per pass over W mean
 /// fewer passes, but a shorter K chunk.
@@ -152,11 +165,6 @@ struct QuantA {
   const float *scale;
   const int32_t *negSum;
   int64_t ldb;
-  /// GEMV only, [row][(k - k0) / 4]: the scale of the lane's block and
-  /// -sum qa over the lane's 4 k (0 past k1).
-  const float *laneScale;
-  const int32_t *laneNegSum;
-  int64_t ldl;
 };
 
 //===----------------------------------------------------------------------===//
@@ -204,32 +212,17 @@ void quantizeScalar(const A8Problem &p, const QuantA &qa, int8_t *q,
   }
 }
 
-/// Fills the GEMV lane vectors from q and the block scales. Without
-/// stored zero points the lane sums are multiplied by the implied one, so
-/// they are the whole correction.
-void fillLanes(const A8Problem &p, const QuantA &qa, float *laneScale,
-               int32_t *laneNegSum) {
-  const int32_t zp = p.zp ? 1 : (p.bits == 4 ? 8 : 128);
-  const int64_t lanes = (qa.k1 - qa.k0) / 4, perBlock = p.group / 4;
-  for (int64_t i = 0; i < qa.mc; ++i) {
-    const int8_t *qi = qa.q + i * qa.ldq;
-    float *ls = laneScale + i * qa.ldl;
-    int32_t *ln = laneNegSum + i * qa.ldl;
-    // Chunks start at a multiple of 64 k: a block boundary, or inside a
-    // block longer than the chunk.
-    int64_t left = perBlock - (qa.k0 - qa.bFirst * p.group) / 4;
-    const float *s = qa.scale + i * qa.ldb;
-    for (int64_t l = 0; l < lanes; ++l) {
-      ls[l] = *s;
-      ln[l] = -zp * (qi[4 * l] + qi[4 * l + 1] + qi[4 * l + 2] + qi[4 * l + 3]);
-      if (--left == 0) {
-        left = perBlock;
-        ++s;
-      }
-    }
-    std::fill(ls + lanes, ls + qa.ldl, 0.0f);
-    std::fill(ln + lanes, ln + qa.ldl, 0);
-  }
+/// The slices K is summed in (see the file comment) for the GEMV and panel
+/// paths: a panel's k depth, at most kPanelMaxK, a multiple of 64, and
+/// meeting at most kPanelMaxBlocks blocks.
+int64_t panelDepth(int64_t group) {
+  return std::min(kPanelMaxK, std::max<int64_t>(64, (32 * group) / 64 * 64));
+}
+
+/// The same for the generic path: its panel's k depth, meeting at most
+/// kGenericBlocks - 2 whole blocks.
+int64_t genericDepth(int64_t group) {
+  return std::min(kGenericK, (kGenericBlocks - 2) * group);
 }
 
 using QuantizeFn = void (*)(const A8Problem &, const QuantA &, int8_t *,
@@ -315,8 +308,7 @@ KILN_INLINE void genericRange(const A8Problem &p, const QuantA &qa, int64_t n0,
   float *sw = panel + kGenericK * NR;
   float *af = sw + kGenericBlocks * NR;
   const int64_t g = p.group;
-  // At most kGenericBlocks - 2 whole blocks per panel.
-  const int64_t depth = std::min(kGenericK, (kGenericBlocks - 2) * g);
+  const int64_t depth = genericDepth(g);
   for (int64_t nb = n0; nb < n1; nb += NR) {
     const int64_t nValid = std::min<int64_t>(NR, n1 - nb);
     for (int64_t k0 = qa.k0; k0 < qa.k1; k0 += depth) {
@@ -394,6 +386,207 @@ const A8Kernels kPortableKernels = {
 
 #ifdef KILN_KERNELS_X86
 //===----------------------------------------------------------------------===//
+// What both GEMV paths share
+//===----------------------------------------------------------------------===//
+
+// A GEMV tile is NJ rows of W (row0 .. row0 + NJ - 1, nValid of them real;
+// NJ = 8 for AVX-512, 4 for AVX2) and the M <= 4 rows of A of the chunk.
+// Its vector steps leave, per row i of A, the step's integer sums per 16 k
+// as NJ-lane vectors (one lane per row of W); GemvChains turns them into
+// the panel paths' fp32 chains (see the file comment), NJ rows of W per
+// vector. AVX2 at most, so that both the AVX-512 and the AVX2 tiles inline
+// it.
+
+/// NJ-lane vectors of fp32 (F) and int32 (I) and what GemvChains does with
+/// them.
+template <int NJ> struct GemvLanes;
+
+template <> struct GemvLanes<4> {
+  using F = __m128;
+  using I = __m128i;
+  KILN_TARGET_AVX2 static KILN_INLINE F zeroF() { return _mm_setzero_ps(); }
+  KILN_TARGET_AVX2 static KILN_INLINE I zeroI() { return _mm_setzero_si128(); }
+  KILN_TARGET_AVX2 static KILN_INLINE I add(I a, I b) {
+    return _mm_add_epi32(a, b);
+  }
+  KILN_TARGET_AVX2 static KILN_INLINE I mullo(I a, I b) {
+    return _mm_mullo_epi32(a, b);
+  }
+  KILN_TARGET_AVX2 static KILN_INLINE I set1(int32_t x) {
+    return _mm_set1_epi32(x);
+  }
+  KILN_TARGET_AVX2 static KILN_INLINE I loadI(const int32_t *x) {
+    return _mm_load_si128(reinterpret_cast<const __m128i *>(x));
+  }
+  /// acc + float(d) * (sw * sa), fused.
+  KILN_TARGET_AVX2 static KILN_INLINE F chain(F acc, I d, F sw, float sa) {
+    return _mm_fmadd_ps(_mm_cvtepi32_ps(d), _mm_mul_ps(sw, _mm_set1_ps(sa)),
+                        acc);
+  }
+  KILN_TARGET_AVX2 static KILN_INLINE void store(float *out, F v) {
+    _mm_storeu_ps(out, v);
+  }
+  /// Rows j < nValid of scales + j * stride (0 beyond).
+  KILN_TARGET_AVX2 static KILN_INLINE F load(const float *x) {
+    return _mm_load_ps(x);
+  }
+};
+
+template <> struct GemvLanes<8> {
+  using F = __m256;
+  using I = __m256i;
+  KILN_TARGET_AVX2 static KILN_INLINE F zeroF() { return _mm256_setzero_ps(); }
+  KILN_TARGET_AVX2 static KILN_INLINE I zeroI() {
+    return _mm256_setzero_si256();
+  }
+  KILN_TARGET_AVX2 static KILN_INLINE I add(I a, I b) {
+    return _mm256_add_epi32(a, b);
+  }
+  KILN_TARGET_AVX2 static KILN_INLINE I mullo(I a, I b) {
+    return _mm256_mullo_epi32(a, b);
+  }
+  KILN_TARGET_AVX2 static KILN_INLINE I set1(int32_t x) {
+    return _mm256_set1_epi32(x);
+  }
+  KILN_TARGET_AVX2 static KILN_INLINE I loadI(const int32_t *x) {
+    return _mm256_load_si256(reinterpret_cast<const __m256i *>(x));
+  }
+  KILN_TARGET_AVX2 static KILN_INLINE F chain(F acc, I d, F sw, float sa) {
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(d),
+                           _mm256_mul_ps(sw, _mm256_set1_ps(sa)), acc);
+  }
+  KILN_TARGET_AVX2 static KILN_INLINE void store(float *out, F v) {
+    _mm256_storeu_ps(out, v);
+  }
+  KILN_TARGET_AVX2 static KILN_INLINE F load(const float *x) {
+    return _mm256_load_ps(x);
+  }
+};
+
+/// Blocks a GEMV slice [k0, k1) meets at most, and room for the transposed
+/// scales of as many, rounded up to whole transposes.
+constexpr int64_t kGemvMaxBlocks = kPanelMaxK / 16 + 1;
+constexpr int64_t kGemvScaleBlocks = (kGemvMaxBlocks + 15) / 16 * 16;
+
+/// The scales of rows row0 .. row0 + 3 of W (0 past nValid) for the blocks
+/// of [k0, k1), transposed to out[(b - k0 / group) * 4 + j].
+KILN_TARGET_AVX2 KILN_INLINE void gemvScales4(const A8Problem &p, int64_t row0,
+                                              int64_t nValid, int64_t k0,
+                                              int64_t k1, float *out) {
+  const int64_t b0 = k0 / p.group, nb = (k1 - 1) / p.group - b0 + 1;
+  for (int64_t t0 = 0; t0 < nb; t0 += 4) {
+    const __m128i m = _mm_cmpgt_epi32(
+        _mm_set1_epi32(static_cast<int>(std::min<int64_t>(4, nb - t0))),
+        _mm_setr_epi32(0, 1, 2, 3));
+    __m128 r[4];
+    for (int64_t j = 0; j < 4; ++j)
+      r[j] = j < nValid
+                 ? _mm_maskload_ps(
+                       p.scales + (row0 + j) * p.groupsPerRow + b0 + t0, m)
+                 : _mm_setzero_ps();
+    _MM_TRANSPOSE4_PS(r[0], r[1], r[2], r[3]);
+    for (int64_t t = 0; t < 4; ++t)
+      _mm_store_ps(out + (t0 + t) * 4, r[t]);
+  }
+}
+
+template <int M, int NJ, bool HasZp> struct GemvChains {
+  using L = GemvLanes<NJ>;
+  using F = typename L::F;
+  using I = typename L::I;
+  const A8Problem &p;
+  const QuantA &qa;
+  int64_t row0, nValid;
+  int64_t sliceStart, sliceEnd;
+  /// The tile's scales, [block - swB0][NJ]: NJ rows per block.
+  const float *swT;
+  int64_t swB0;
+  int64_t partStart; ///< where the integer sums in `part` begin
+  F acc[M];          ///< the fp32 chain of row i of A, rows of W in lanes
+  I part[M];         ///< a block's integer sums (groups longer than a step)
+
+  KILN_TARGET_AVX2 KILN_INLINE GemvChains(const A8Problem &p, const QuantA &qa,
+                                          int64_t row0, int64_t nValid,
+                                          int64_t k0, int64_t k1,
+                                          const float *swT)
+      : p(p), qa(qa), row0(row0), nValid(nValid), sliceStart(k0), sliceEnd(k1),
+        swT(swT), swB0(k0 / p.group), partStart(k0) {
+    for (int i = 0; i < M; ++i) {
+      acc[i] = L::zeroF();
+      part[i] = L::zeroI();
+    }
+  }
+
+  /// Adds block b's integer sums d[i] (the correction -zp * sum qa added
+  /// when `whole`, i.e. the part starts the block, as the panels do) to the
+  /// chains: acc = fma(float(d), sw * sa, acc).
+  KILN_TARGET_AVX2 KILN_INLINE void chain(int64_t b, const I *d, bool whole) {
+    const F sw = L::load(swT + (b - swB0) * NJ);
+    I zp = L::zeroI();
+    if constexpr (HasZp)
+      if (whole) {
+        alignas(32) int32_t z[NJ] = {};
+        for (int64_t j = 0; j < nValid; ++j)
+          z[j] = zeroPoint(p, row0 + j, b);
+        zp = L::loadI(z);
+      }
+    for (int i = 0; i < M; ++i) {
+      I di = d[i];
+      if (whole) {
+        const I s = L::set1(qa.negSum[i * qa.ldb + b - qa.bFirst]);
+        // Without stored zero points the sums are premultiplied.
+        di = L::add(di, HasZp ? L::mullo(zp, s) : s);
+      }
+      acc[i] = L::chain(acc[i], di, sw, qa.scale[i * qa.ldb + b - qa.bFirst]);
+    }
+  }
+
+  /// One vector step over [k, k + valid): sums[i][t] holds row i's sums over
+  /// k + 16 t .. k + 16 t + 15. A step holds whole blocks of Per * 16 k
+  /// (Per > 0: the group) or lies inside one block (Per = 0: groups that
+  /// are multiples of the step).
+  template <int Per>
+  KILN_TARGET_AVX2 KILN_INLINE void step(int64_t k, int64_t valid,
+                                         const I (*sums)[4]) {
+    const int64_t g = p.group, groups = valid / 16;
+    if constexpr (Per > 0) {
+      const int64_t nb = groups / Per, b0 = k / g;
+      for (int64_t t = 0; t < nb; ++t) {
+        I d[M];
+        for (int i = 0; i < M; ++i) {
+          d[i] = sums[i][t * Per];
+          for (int u = 1; u < Per; ++u)
+            d[i] = L::add(d[i], sums[i][t * Per + u]);
+        }
+        chain(b0 + t, d, true);
+      }
+      return;
+    }
+    for (int i = 0; i < M; ++i)
+      for (int64_t t = 0; t < groups; ++t)
+        part[i] = L::add(part[i], sums[i][t]);
+    const int64_t end = k + valid;
+    if (end % g != 0 && end != sliceEnd)
+      return;
+    chain(k / g, part, partStart % g == 0);
+    for (int i = 0; i < M; ++i)
+      part[i] = L::zeroI();
+    partStart = end;
+  }
+
+  /// C = the slice's sums, or C + them after the first slice.
+  KILN_TARGET_AVX2 KILN_INLINE void store() const {
+    for (int i = 0; i < M; ++i) {
+      float out[NJ];
+      L::store(out, acc[i]);
+      float *ci = p.c + (qa.m0 + i) * p.ldc + row0;
+      for (int64_t j = 0; j < nValid; ++j)
+        ci[j] = sliceStart > 0 ? ci[j] + out[j] : out[j];
+    }
+  }
+};
+
+//===----------------------------------------------------------------------===//
 // AVX-512 VNNI
 //===----------------------------------------------------------------------===//
 
@@ -459,49 +652,6 @@ KILN_TARGET_VNNI512 KILN_INLINE __m512i loadWeightsZmm(const A8Problem &p,
   }
 }
 
-/// Lane l of a 64-k step -> the step's block (4 l) / group (0 for groups of
-/// 64 and more).
-KILN_TARGET_VNNI512 KILN_INLINE __m512i laneBlocksZmm(int64_t group) {
-  const __m512i l =
-      _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-  switch (group) {
-  case 4:
-    return l;
-  case 8:
-    return _mm512_srli_epi32(l, 1);
-  case 16:
-    return _mm512_srli_epi32(l, 2);
-  case 32:
-    return _mm512_srli_epi32(l, 3);
-  default:
-    return _mm512_setzero_si512();
-  }
-}
-
-/// Walks the blocks of a chunk of GEMV steps (64 or 32 k, each a whole
-/// number of blocks or a part of one) without dividing.
-struct StepBlocks {
-  int64_t b;       ///< the block of the step's first k
-  int64_t perStep; ///< blocks per step (0 if a block spans several steps)
-  int64_t steps;   ///< steps per block when perStep is 0
-  int64_t sub;     ///< steps of the current block done
-  StepBlocks(int64_t k0, int64_t group, int64_t step)
-      : b(k0 / group), perStep(group <= step ? step / group : 0),
-        steps(group / step), sub((k0 % group) / step) {}
-  /// Blocks in a step of `valid` k.
-  int64_t count(int64_t valid, int64_t group) const {
-    return perStep ? (valid == perStep * group ? perStep : valid / group) : 1;
-  }
-  void next() {
-    if (perStep) {
-      b += perStep;
-    } else if (++sub == steps) {
-      sub = 0;
-      ++b;
-    }
-  }
-};
-
 /// How far ahead the GEMV path prefetches W, as matmul_quant.cpp's fused
 /// path does (the hardware prefetchers alone keep too few of NJ
 /// side-by-side streams in flight from DRAM): the same k of the rows of a
@@ -534,73 +684,131 @@ KILN_INLINE void prefetchRows(const uint8_t *w0, int64_t rowBytes,
   }
 }
 
-/// C[m0 : m0 + M][row0 : row0 + NJ] over the chunk, rows of W read in place.
-template <int M, int NJ, int Bits, bool HasZp>
-KILN_TARGET_VNNI512 void gemvTileZmm(const A8Problem &p, const QuantA &qa,
-                                     int64_t row0) {
-  const int64_t g = p.group, gpr = p.groupsPerRow;
-  const __m512i blocks = laneBlocksZmm(g);
-  const float *s0 = p.scales + row0 * gpr;
-  __m512 acc[M][NJ];
-  for (int i = 0; i < M; ++i)
-    for (int j = 0; j < NJ; ++j)
-      acc[i][j] = _mm512_setzero_ps();
-  StepBlocks sb(qa.k0, g, 64);
-  for (int64_t k = qa.k0; k < qa.k1; k += 64, sb.next()) {
-    const int64_t valid = std::min<int64_t>(64, qa.k1 - k), b = sb.b;
-    const int64_t nb = sb.count(valid, g);
-    const __mmask16 bm = mask16(nb);
-    prefetchRows<NJ>(p.w + row0 * p.rowBytes, p.rowBytes, k * Bits / 8, s0, gpr,
-                     b);
-    __m512i w[NJ], zp[NJ];
-    __m512 sw[NJ];
-    for (int j = 0; j < NJ; ++j) {
-      const int64_t row = row0 + j;
-      w[j] = loadWeightsZmm<Bits>(p, row, k, valid);
-      sw[j] = nb == 1
-                  ? _mm512_set1_ps(s0[j * gpr + b])
-                  : _mm512_permutexvar_ps(
-                        blocks, _mm512_maskz_loadu_ps(bm, s0 + j * gpr + b));
-      if constexpr (HasZp) {
-        alignas(64) int32_t z[16] = {};
-        for (int64_t l = 0; l < nb; ++l)
-          z[l] = zeroPoint(p, row, b + l);
-        zp[j] = _mm512_permutexvar_epi32(blocks, _mm512_load_si512(z));
-      }
+/// Per 128-bit lane L, the sums of d[0] .. d[3] over their dwords
+/// 4 L .. 4 L + 3 (16 k of 4 rows of W): [d0, d1, d2, d3].
+KILN_TARGET_VNNI512 KILN_INLINE __m512i sum16Zmm(const __m512i *d) {
+  const __m512i x01 = _mm512_add_epi32(_mm512_unpacklo_epi32(d[0], d[1]),
+                                       _mm512_unpackhi_epi32(d[0], d[1]));
+  const __m512i x23 = _mm512_add_epi32(_mm512_unpacklo_epi32(d[2], d[3]),
+                                       _mm512_unpackhi_epi32(d[2], d[3]));
+  return _mm512_add_epi32(_mm512_unpacklo_epi64(x01, x23),
+                          _mm512_unpackhi_epi64(x01, x23));
+}
+
+/// gemvScales4 for 8 rows: out[(b - k0 / group) * 8 + j], an 8 x 16
+/// transpose per 16 blocks.
+KILN_TARGET_VNNI512 KILN_INLINE void gemvScales8(const A8Problem &p,
+                                                 int64_t row0, int64_t nValid,
+                                                 int64_t k0, int64_t k1,
+                                                 float *out) {
+  const int64_t b0 = k0 / p.group, nb = (k1 - 1) / p.group - b0 + 1;
+  for (int64_t t0 = 0; t0 < nb; t0 += 16) {
+    const __mmask16 m = mask16(nb - t0);
+    __m512 r[8];
+    for (int64_t j = 0; j < 8; ++j)
+      r[j] = j < nValid
+                 ? _mm512_maskz_loadu_ps(
+                       m, p.scales + (row0 + j) * p.groupsPerRow + b0 + t0)
+                 : _mm512_setzero_ps();
+    // Per 128-bit lane L, a[2h] = [r(2h)[4L], r(2h+1)[4L], r(2h)[4L+1],
+    // r(2h+1)[4L+1]] and a[2h+1] the same for 4L+2 and 4L+3.
+    __m512 a[8];
+    for (int h = 0; h < 4; ++h) {
+      a[2 * h] = _mm512_unpacklo_ps(r[2 * h], r[2 * h + 1]);
+      a[2 * h + 1] = _mm512_unpackhi_ps(r[2 * h], r[2 * h + 1]);
     }
-    const int64_t lane = (k - qa.k0) / 4;
-    for (int i = 0; i < M; ++i) {
-      const __m512i a = _mm512_loadu_si512(qa.q + i * qa.ldq + (k - qa.k0));
-      const __m512 sa = _mm512_loadu_ps(qa.laneScale + i * qa.ldl + lane);
-      const __m512i ns = _mm512_loadu_si512(qa.laneNegSum + i * qa.ldl + lane);
-      for (int j = 0; j < NJ; ++j) {
-        // Lane sums are at most 4 * 127: the 16-bit multiply is exact.
-        // Without stored zero points ns is already -zp * sum.
-        __m512i d = HasZp ? _mm512_madd_epi16(zp[j], ns) : ns;
-        d = _mm512_dpbusd_epi32(d, w[j], a);
-        acc[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d),
-                                    _mm512_mul_ps(sa, sw[j]), acc[i][j]);
-      }
+    // b[4q + c], lane L: rows 4q .. 4q + 3 of column 4L + c.
+    __m512 b[8];
+    for (int q = 0; q < 2; ++q) {
+      b[4 * q] = _mm512_shuffle_ps(a[4 * q], a[4 * q + 2], 0x44);
+      b[4 * q + 1] = _mm512_shuffle_ps(a[4 * q], a[4 * q + 2], 0xEE);
+      b[4 * q + 2] = _mm512_shuffle_ps(a[4 * q + 1], a[4 * q + 3], 0x44);
+      b[4 * q + 3] = _mm512_shuffle_ps(a[4 * q + 1], a[4 * q + 3], 0xEE);
+    }
+    // Column 4L + c: lane L of b[c] then of b[4 + c].
+    const __m512i lo = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7,
+                                         20, 21, 22, 23);
+    const __m512i hi = _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13,
+                                         14, 15, 28, 29, 30, 31);
+    for (int c = 0; c < 4; ++c) {
+      const __m512 x = _mm512_permutex2var_ps(b[c], lo, b[4 + c]);
+      const __m512 y = _mm512_permutex2var_ps(b[c], hi, b[4 + c]);
+      float *o = out + (t0 + c) * 8;
+      _mm256_store_ps(o, _mm512_castps512_ps256(x));
+      _mm256_store_ps(o + 32, _mm512_extractf32x8_ps(x, 1));
+      _mm256_store_ps(o + 64, _mm512_castps512_ps256(y));
+      _mm256_store_ps(o + 96, _mm512_extractf32x8_ps(y, 1));
     }
   }
-  for (int i = 0; i < M; ++i) {
-    float *ci = p.c + (qa.m0 + i) * p.ldc + row0;
-    for (int j = 0; j < NJ; ++j) {
-      const float s = _mm512_reduce_add_ps(acc[i][j]);
-      ci[j] = qa.k0 > 0 ? ci[j] + s : s;
+}
+
+/// C[m0 : m0 + M][row0 : row0 + nValid] over the chunk (nValid <= 8), rows
+/// of W read in place, summed as the panel path sums.
+template <int M, int Bits, bool HasZp, int Per>
+KILN_TARGET_VNNI512 void gemvTileZmm(const A8Problem &p, const QuantA &qa,
+                                     int64_t row0, int64_t nValid) {
+  const int64_t gpr = p.groupsPerRow, depth = panelDepth(p.group);
+  const float *s0 = p.scales + row0 * gpr;
+  for (int64_t k0 = qa.k0; k0 < qa.k1; k0 += depth) {
+    const int64_t k1 = std::min(qa.k1, k0 + depth);
+    alignas(64) float swT[kGemvScaleBlocks * 8];
+    gemvScales8(p, row0, nValid, k0, k1, swT);
+    GemvChains<M, 8, HasZp> chains(p, qa, row0, nValid, k0, k1, swT);
+    for (int64_t k = k0; k < k1; k += 64) {
+      const int64_t valid = std::min<int64_t>(64, k1 - k);
+      prefetchRows<8>(p.w + row0 * p.rowBytes, p.rowBytes, k * Bits / 8, s0,
+                      gpr, k / p.group);
+      __m512i w[8];
+      for (int64_t j = 0; j < 8; ++j)
+        w[j] = j < nValid ? loadWeightsZmm<Bits>(p, row0 + j, k, valid)
+                          : _mm512_setzero_si512();
+      __m256i sums[M][4];
+      for (int i = 0; i < M; ++i) {
+        const __m512i a = _mm512_loadu_si512(qa.q + i * qa.ldq + (k - qa.k0));
+        __m512i d[8];
+        for (int j = 0; j < 8; ++j)
+          d[j] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w[j], a);
+        // Lane L of lo / hi: rows 0-3 / 4-7 over k + 16 L .. + 15.
+        const __m512i lo = sum16Zmm(d), hi = sum16Zmm(d + 4);
+        // [lo.0, hi.0 | lo.1, hi.1]: 16 k groups 0 and 1, 8 rows each; the
+        // same for groups 2 and 3.
+        const __m512i g01 = _mm512_permutex2var_epi64(
+            lo, _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11), hi);
+        const __m512i g23 = _mm512_permutex2var_epi64(
+            lo, _mm512_setr_epi64(4, 5, 12, 13, 6, 7, 14, 15), hi);
+        sums[i][0] = _mm512_castsi512_si256(g01);
+        sums[i][1] = _mm512_extracti64x4_epi64(g01, 1);
+        sums[i][2] = _mm512_castsi512_si256(g23);
+        sums[i][3] = _mm512_extracti64x4_epi64(g23, 1);
+      }
+      chains.template step<Per>(k, valid, sums);
     }
+    chains.store();
   }
 }
 
 template <int M, int Bits, bool HasZp>
 KILN_TARGET_VNNI512 void gemvTilesZmm(const A8Problem &p, const QuantA &qa,
                                       int64_t n0, int64_t n1) {
-  constexpr int NJ = M <= 2 ? 4 : 2;
-  int64_t n = n0;
-  for (; n + NJ <= n1; n += NJ)
-    gemvTileZmm<M, NJ, Bits, HasZp>(p, qa, n);
-  for (; n < n1; ++n)
-    gemvTileZmm<M, 1, Bits, HasZp>(p, qa, n);
+  // Groups of 16, 32 and 64 are 1, 2 and 4 sums per block; longer ones
+  // gather over steps.
+  for (int64_t n = n0; n < n1; n += 8) {
+    const int64_t nValid = std::min<int64_t>(8, n1 - n);
+    switch (p.group) {
+    case 16:
+      gemvTileZmm<M, Bits, HasZp, 1>(p, qa, n, nValid);
+      break;
+    case 32:
+      gemvTileZmm<M, Bits, HasZp, 2>(p, qa, n, nValid);
+      break;
+    case 64:
+      gemvTileZmm<M, Bits, HasZp, 4>(p, qa, n, nValid);
+      break;
+    default:
+      gemvTileZmm<M, Bits, HasZp, 0>(p, qa, n, nValid);
+      break;
+    }
+  }
 }
 
 template <int Bits, bool HasZp>
@@ -670,12 +878,6 @@ Panel panelBuffers(int64_t rows) {
   pc.sw = reinterpret_cast<float *>(tlsPanel + rows * kPanelMaxK);
   pc.zp = reinterpret_cast<int32_t *>(pc.sw + kPanelMaxBlocks * rows);
   return pc;
-}
-
-/// The panel's k depth for a group: at most kPanelMaxK, a multiple of 64,
-/// and meeting at most kPanelMaxBlocks blocks.
-int64_t panelDepth(int64_t group) {
-  return std::min(kPanelMaxK, std::max<int64_t>(64, (32 * group) / 64 * 64));
 }
 
 /// Prefetches part `part` of `parts` of the cache lines that the next
@@ -959,100 +1161,72 @@ KILN_TARGET_AVX2 KILN_INLINE __m256i loadWeightsYmm(const A8Problem &p,
   }
 }
 
-/// Lane l of a 32-k step -> the step's block (4 l) / group.
-KILN_TARGET_AVX2 KILN_INLINE __m256i laneBlocksYmm(int64_t group) {
-  const __m256i l = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  switch (group) {
-  case 4:
-    return l;
-  case 8:
-    return _mm256_srli_epi32(l, 1);
-  case 16:
-    return _mm256_srli_epi32(l, 2);
-  default:
-    return _mm256_setzero_si256();
-  }
-}
-
-KILN_TARGET_AVX2 KILN_INLINE float sumLanesYmm(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
+/// sum16Zmm for 8 dwords: per 128-bit lane L, [d0, d1, d2, d3] summed
+/// over dwords 4 L .. 4 L + 3.
+KILN_TARGET_AVX2 KILN_INLINE __m256i sum16Ymm(const __m256i *d) {
+  const __m256i x01 = _mm256_add_epi32(_mm256_unpacklo_epi32(d[0], d[1]),
+                                       _mm256_unpackhi_epi32(d[0], d[1]));
+  const __m256i x23 = _mm256_add_epi32(_mm256_unpacklo_epi32(d[2], d[3]),
+                                       _mm256_unpackhi_epi32(d[2], d[3]));
+  return _mm256_add_epi32(_mm256_unpacklo_epi64(x01, x23),
+                          _mm256_unpackhi_epi64(x01, x23));
 }
 
 /// gemvTileZmm with 32 k per step.
-template <bool Vnni, int M, int NJ, int Bits, bool HasZp>
+template <bool Vnni, int M, int Bits, bool HasZp, int Per>
 KILN_TARGET_AVX2 void gemvTileYmm(const A8Problem &p, const QuantA &qa,
-                                  int64_t row0) {
-  const int64_t g = p.group, gpr = p.groupsPerRow;
-  const __m256i blocks = laneBlocksYmm(g);
-  const __m256i laneIds = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+                                  int64_t row0, int64_t nValid) {
+  const int64_t gpr = p.groupsPerRow, depth = panelDepth(p.group);
   const float *s0 = p.scales + row0 * gpr;
-  __m256 acc[M][NJ];
-  for (int i = 0; i < M; ++i)
-    for (int j = 0; j < NJ; ++j)
-      acc[i][j] = _mm256_setzero_ps();
-  StepBlocks sb(qa.k0, g, 32);
-  for (int64_t k = qa.k0; k < qa.k1; k += 32, sb.next()) {
-    const int64_t valid = std::min<int64_t>(32, qa.k1 - k), b = sb.b;
-    const int64_t nb = sb.count(valid, g);
-    prefetchRows<NJ>(p.w + row0 * p.rowBytes, p.rowBytes, k * Bits / 8, s0, gpr,
-                     b);
-    __m256i w[NJ], zp[NJ];
-    __m256 sw[NJ];
-    for (int j = 0; j < NJ; ++j) {
-      const int64_t row = row0 + j;
-      w[j] = loadWeightsYmm<Bits>(p, row, k, valid);
-      if (nb == 1) {
-        sw[j] = _mm256_set1_ps(s0[j * gpr + b]);
-      } else {
-        const __m256i bm = _mm256_cmpgt_epi32(
-            _mm256_set1_epi32(static_cast<int>(nb)), laneIds);
-        sw[j] = _mm256_permutevar8x32_ps(
-            _mm256_maskload_ps(s0 + j * gpr + b, bm), blocks);
+  for (int64_t k0 = qa.k0; k0 < qa.k1; k0 += depth) {
+    const int64_t k1 = std::min(qa.k1, k0 + depth);
+    alignas(64) float swT[kGemvScaleBlocks * 4];
+    gemvScales4(p, row0, nValid, k0, k1, swT);
+    GemvChains<M, 4, HasZp> chains(p, qa, row0, nValid, k0, k1, swT);
+    for (int64_t k = k0; k < k1; k += 32) {
+      const int64_t valid = std::min<int64_t>(32, k1 - k);
+      prefetchRows<4>(p.w + row0 * p.rowBytes, p.rowBytes, k * Bits / 8, s0,
+                      gpr, k / p.group);
+      __m256i w[4];
+      for (int64_t j = 0; j < 4; ++j)
+        w[j] = j < nValid ? loadWeightsYmm<Bits>(p, row0 + j, k, valid)
+                          : _mm256_setzero_si256();
+      __m128i sums[M][4];
+      for (int i = 0; i < M; ++i) {
+        const __m256i a = _mm256_loadu_si256(
+            reinterpret_cast<const __m256i *>(qa.q + i * qa.ldq + (k - qa.k0)));
+        __m256i d[4];
+        for (int j = 0; j < 4; ++j) {
+          d[j] = _mm256_setzero_si256();
+          dpbusdAvx2<Vnni>(d[j], w[j], a);
+        }
+        const __m256i y = sum16Ymm(d);
+        sums[i][0] = _mm256_castsi256_si128(y);
+        sums[i][1] = _mm256_extracti128_si256(y, 1);
       }
-      if constexpr (HasZp) {
-        alignas(32) int32_t z[8] = {};
-        for (int64_t l = 0; l < nb; ++l)
-          z[l] = zeroPoint(p, row, b + l);
-        zp[j] = _mm256_permutevar8x32_epi32(
-            _mm256_load_si256(reinterpret_cast<const __m256i *>(z)), blocks);
-      }
+      chains.template step<Per>(k, valid, sums);
     }
-    const int64_t lane = (k - qa.k0) / 4;
-    for (int i = 0; i < M; ++i) {
-      const __m256i a = _mm256_loadu_si256(
-          reinterpret_cast<const __m256i *>(qa.q + i * qa.ldq + (k - qa.k0)));
-      const __m256 sa = _mm256_loadu_ps(qa.laneScale + i * qa.ldl + lane);
-      const __m256i ns = _mm256_loadu_si256(
-          reinterpret_cast<const __m256i *>(qa.laneNegSum + i * qa.ldl + lane));
-      for (int j = 0; j < NJ; ++j) {
-        __m256i d = HasZp ? _mm256_madd_epi16(zp[j], ns) : ns;
-        dpbusdAvx2<Vnni>(d, w[j], a);
-        acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d),
-                                    _mm256_mul_ps(sa, sw[j]), acc[i][j]);
-      }
-    }
-  }
-  for (int i = 0; i < M; ++i) {
-    float *ci = p.c + (qa.m0 + i) * p.ldc + row0;
-    for (int j = 0; j < NJ; ++j) {
-      const float s = sumLanesYmm(acc[i][j]);
-      ci[j] = qa.k0 > 0 ? ci[j] + s : s;
-    }
+    chains.store();
   }
 }
 
 template <bool Vnni, int M, int Bits, bool HasZp>
 KILN_TARGET_AVX2 void gemvTilesYmm(const A8Problem &p, const QuantA &qa,
                                    int64_t n0, int64_t n1) {
-  constexpr int NJ = M <= 2 ? 2 : 1;
-  int64_t n = n0;
-  for (; n + NJ <= n1; n += NJ)
-    gemvTileYmm<Vnni, M, NJ, Bits, HasZp>(p, qa, n);
-  for (; n < n1; ++n)
-    gemvTileYmm<Vnni, M, 1, Bits, HasZp>(p, qa, n);
+  for (int64_t n = n0; n < n1; n += 4) {
+    const int64_t nValid = std::min<int64_t>(4, n1 - n);
+    switch (p.group) {
+    case 16:
+      gemvTileYmm<Vnni, M, Bits, HasZp, 1>(p, qa, n, nValid);
+      break;
+    case 32:
+      gemvTileYmm<Vnni, M, Bits, HasZp, 2>(p, qa, n, nValid);
+      break;
+    default:
+      gemvTileYmm<Vnni, M, Bits, HasZp, 0>(p, qa, n, nValid);
+      break;
+    }
+  }
 }
 
 template <bool Vnni, int Bits, bool HasZp>
@@ -1328,23 +1502,27 @@ int64_t gcd(int64_t a, int64_t b) {
 }
 
 /// Where a chunk of `rows` x `kc` lives in tlsQuantA: q, then block
-/// scales and sums, then lane scales and sums (when `lanes`).
+/// scales and sums.
 struct QuantALayout {
-  int64_t ldq, ldb, ldl, scaleAt, negSumAt, laneScaleAt, laneNegSumAt, bytes;
+  int64_t ldq, ldb, scaleAt, negSumAt, bytes;
 };
 
-QuantALayout layoutFor(int64_t rows, int64_t kc, int64_t group, bool lanes) {
+QuantALayout layoutFor(int64_t rows, int64_t kc, int64_t group) {
   QuantALayout l{};
   l.ldq = roundUp(kc, 64);
   // A chunk starting mid-block meets at most two more blocks than kc / g.
   l.ldb = roundUp(kc / group + 2, 16);
-  l.ldl = lanes ? l.ldq / 4 : 0;
   l.scaleAt = rows * l.ldq;
   l.negSumAt = l.scaleAt + rows * l.ldb * 4;
-  l.laneScaleAt = l.negSumAt + rows * l.ldb * 4;
-  l.laneNegSumAt = l.laneScaleAt + rows * l.ldl * 4;
-  l.bytes = l.laneNegSumAt + rows * l.ldl * 4;
+  l.bytes = l.negSumAt + rows * l.ldb * 4;
   return l;
+}
+
+/// Whether a GEMV path with `stepK` k per vector step takes a group: whole
+/// blocks per step or whole steps per block, and 16 k per block at least
+/// (GemvChains sums per 16 k).
+bool gemvTakes(int64_t group, int64_t stepK) {
+  return group % 16 == 0 && (stepK % group == 0 || group % stepK == 0);
 }
 
 void matmulQuantA8(const A8Kernels &f, ThreadPool *pool, const A8Problem &p) {
@@ -1357,33 +1535,35 @@ void matmulQuantA8(const A8Kernels &f, ThreadPool *pool, const A8Problem &p) {
   }
   const int64_t g = p.group;
   RangeFn kernel = f.generic;
-  int64_t rowUnit = kGenericRows;
-  bool lanes = false;
+  int64_t rowUnit = kGenericRows, depth = genericDepth(g);
   const RangeFn gemv = p.bits == 4 ? f.gemv4 : f.gemv8;
   const RangeFn panel = p.bits == 4 ? f.panel4 : f.panel8;
-  if (g % 4 == 0 && p.m <= kMaxGemvM && gemv &&
-      (f.gemvStep % g == 0 || g % f.gemvStep == 0)) {
+  // GEMV and panel sum alike (the file comment), so M may choose.
+  if (g % 4 == 0 && p.m <= kMaxGemvM && gemv && gemvTakes(g, f.gemvStep)) {
     kernel = gemv;
     rowUnit = kGemvRowUnit;
-    lanes = true;
+    depth = panelDepth(g);
   } else if (g % 4 == 0 && panel) {
     kernel = panel;
     rowUnit = f.panelRows;
+    depth = panelDepth(g);
   }
 
-  // Chunks of A: rows, and k in units that are whole blocks and whole
-  // 64-k steps where one row of such a unit fits.
-  int64_t unit = g / gcd(g, 64) * 64;
+  // Chunks of A: rows, and k in units that are whole blocks, whole 64-k
+  // steps and whole slices (so that a row sums in the same slices at any
+  // M) where one row of such a unit fits.
+  auto lcm = [](int64_t a, int64_t b) { return a / gcd(a, b) * b; };
+  int64_t unit = lcm(lcm(g, 64), depth);
   int64_t rows = std::min(p.m, kMaxChunkRows);
   auto fits = [&](int64_t r, int64_t kc) {
-    return layoutFor(r, kc, g, lanes).bytes <= kQuantABytes;
+    return layoutFor(r, kc, g).bytes <= kQuantABytes;
   };
   while (rows > 1 && !fits(rows, unit))
     rows = (rows + 1) / 2;
   if (!fits(rows, unit)) {
     // One row of a block is more than the buffer: chunks split blocks (at
-    // multiples of 64) and the scalar quantizer sees whole ones.
-    unit = 64;
+    // slice boundaries) and the scalar quantizer sees whole ones.
+    unit = lcm(64, depth);
   }
   int64_t kc = unit;
   while (kc < p.k && fits(rows, kc + unit))
@@ -1403,7 +1583,7 @@ void matmulQuantA8(const A8Kernels &f, ThreadPool *pool, const A8Problem &p) {
     const int64_t mc = std::min(rows, p.m - m0);
     for (int64_t k0 = 0; k0 < p.k; k0 += kc) {
       const int64_t k1 = std::min(p.k, k0 + kc);
-      const QuantALayout l = layoutFor(mc, k1 - k0, g, lanes);
+      const QuantALayout l = layoutFor(mc, k1 - k0, g);
       int8_t *buf = tlsQuantA;
       QuantA qa{};
       qa.m0 = m0;
@@ -1414,7 +1594,6 @@ void matmulQuantA8(const A8Kernels &f, ThreadPool *pool, const A8Problem &p) {
       qa.q = buf;
       qa.ldq = l.ldq;
       qa.ldb = l.ldb;
-      qa.ldl = l.ldl;
       float *scale = reinterpret_cast<float *>(buf + l.scaleAt);
       int32_t *negSum = reinterpret_cast<int32_t *>(buf + l.negSumAt);
       qa.scale = scale;
@@ -1426,13 +1605,6 @@ void matmulQuantA8(const A8Kernels &f, ThreadPool *pool, const A8Problem &p) {
         for (int64_t i = 0; i < mc * l.ldb; ++i)
           negSum[i] = static_cast<int32_t>(static_cast<uint32_t>(negSum[i]) *
                                            (p.bits == 4 ? 8u : 128u));
-      if (lanes) {
-        float *laneScale = reinterpret_cast<float *>(buf + l.laneScaleAt);
-        int32_t *laneNegSum = reinterpret_cast<int32_t *>(buf + l.laneNegSumAt);
-        qa.laneScale = laneScale;
-        qa.laneNegSum = laneNegSum;
-        fillLanes(p, qa, laneScale, laneNegSum);
-      }
       auto range = [&](int64_t u0, int64_t u1) {
         kernel(p, qa, u0 * rowUnit, std::min(p.n, u1 * rowUnit));
       };
