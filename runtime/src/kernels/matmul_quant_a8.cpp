@@ -51,8 +51,9 @@
 // vector's k). Rows of W are read in place and unpacked in registers, a
 // vector of 64 (AVX-512) or 32 (AVX2) k per step. Each 32-bit lane of the
 // dot product holds 4 k of one row of W; a transpose-and-add sums them per
-// 16 k for 4 rows of W at once, block sums gather in int32, and the fp32
-// chains run on those 4 rows side by side. Tiles prefetch the rows of a
+// 16 k for 8 (AVX-512) or 4 (AVX2) rows of W at once, block sums gather in
+// int32, and the fp32 chains run on those rows side by side, with the
+// tile's scales transposed once per slice. Tiles prefetch the rows of a
 // tile 8 KB ahead (decode reads W from DRAM).
 //
 // Panel (larger M). 32 (AVX-512) or 16 (AVX2) rows of W are unpacked once
