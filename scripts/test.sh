@@ -80,24 +80,34 @@ tally "default-model" $rc $([ $rc -eq 0 ] && echo 1 || echo 0) $([ $rc -eq 0 ] &
 
 # Compiled models against onnxruntime on the same ONNX: prefill (a mixed
 # batch), 32 decode steps, 64 greedy tokens, batched = alone. The fixtures
-# from each exporter kiln maps to its paged cache, and SmolLM2-135M.
+# from each exporter kiln maps to its paged cache, SmolLM2-135M, and the
+# ORT-GenAI int4 SmolLM2 when it has been built (scripts/models/
+# build_smollm2_int4.sh; int8 activations against onnxruntime as shipped).
 FIXTURES="$ROOT/test/fixtures/models"
+SMOLLM2_INT4="$CACHE/models/smollm2-135m-instruct-int4"
+int4=(); int4_skipped=0
+if [ -f "$SMOLLM2_INT4/model.onnx" ]; then
+  int4=("$SMOLLM2_INT4")
+else
+  echo "int4 SmolLM2 logits skipped: $SMOLLM2_INT4 is absent (scripts/models/build_smollm2_int4.sh makes it)"
+  int4_skipped=1
+fi
 out=$("$PY" "$ROOT/test/runtime/check_model_logits.py" --kilnc "$BUILD/bin/kilnc" \
         --libkiln "$BUILD/lib/libkiln.so" --work "$BUILD/test-artifacts" \
         "$FIXTURES/gpt2" "$FIXTURES/llama-gqa" "$FIXTURES/qwen2" "$FIXTURES/llama-dynamo" \
         "$FIXTURES/llama-nocache" "$FIXTURES/opset23-attention" "$FIXTURES/llama-genai-int4" \
-        "$CACHE/models/smollm2-135m-instruct" 2>&1); rc=$?
+        "$CACHE/models/smollm2-135m-instruct" "${int4[@]}" 2>&1); rc=$?
 echo "$out" | grep -v '^ok' | tail -n 20
 last=$(echo "$out" | tail -n 1)
 p=$(echo "$last" | sed -n 's/^\([0-9]*\) passed.*/\1/p'); f=$(echo "$last" | sed -n 's/.*, \([0-9]*\) failed.*/\1/p')
-tally "model logits vs onnxruntime" $rc ${p:-0} ${f:-0} 0
+tally "model logits vs onnxruntime" $rc ${p:-0} ${f:-0} $int4_skipped
 
 # The scheduler (continuous batching, chunked prefill, prefix cache,
-# preemption, cancellation, events) on the fixtures just compiled: greedy
-# output must be the same whatever else is in the batch. Text and stop
-# strings on SmolLM2.
+# preemption, cancellation, events) on the fixtures just compiled (the int4
+# one with int8 activations): greedy output must be the same whatever else
+# is in the batch. Text and stop strings on SmolLM2.
 sched_passed=0; sched_failed=0; sched_rc=0
-for art in llama-gqa qwen2; do
+for art in llama-gqa qwen2 llama-genai-int4; do
   out=$(KILN_TEST_ARTIFACT="$BUILD/test-artifacts/$art.kiln" \
         KILN_TEST_TEXT_ARTIFACT="$BUILD/test-artifacts/smollm2-135m-instruct.kiln" \
         "$BUILD/bin/kiln-scheduler-tests" $([ "$art" = llama-gqa ] || echo --gtest_filter=-*Text*) 2>&1) || sched_rc=1

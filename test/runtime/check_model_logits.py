@@ -15,14 +15,23 @@ handling:
      chunk of another gives each the logits it gets alone.
 
 Quantized models (the artifact's manifest lists a quantization scheme):
-kiln computes with the dequantized weights in fp32. onnxruntime's
-MatMulNBits does the same at accuracy_level 0, but the GenAI builder writes
-accuracy_level 4 (activations rounded to int8 per block). So all of the
-checks above run against a copy of the model with accuracy_level 0 (same
-weights, same int4 semantics; fp32 tolerance), and the model as shipped is
-measured, not checked: top-1 agreement and mean KL(ort || kiln) over every
-compared row (prefill and the decode steps, teacher-forced), printed as
-`note` lines.
+onnxruntime's MatMulNBits computes in fp32 at accuracy_level 0 and rounds
+the activations to int8 per block at accuracy_level 4 (what the GenAI
+builder writes); kilnc follows the attribute (--quant-compute=auto). So:
+
+  - the checks above run on an artifact compiled with --quant-compute=f32
+    against a copy of the model with accuracy_level 0 (same weights, same
+    int4 semantics; fp32 tolerance);
+  - where the model has accuracy_level 4, the default artifact (int8
+    activations) runs against the model as shipped: prefill and 64 decode
+    steps teacher-forced with onnxruntime's greedy tokens. Int8 rounding
+    turns tiny fp32 differences into whole quantization steps, so the
+    yardstick is onnxruntime against itself: the same rows recomputed by
+    one prefill of the whole history. Mean KL(ort || kiln) must be within
+    QUANT_KL_SELF times onnxruntime's own (or QUANT_KL_FLOOR); top-1
+    agreement and the issue's goal are printed as `note` lines. A decode
+    token must come out bit for bit the same alone and batched with a
+    prompt chunk (the int8 kernel is batch-invariant).
 
 Usage: check_model_logits.py --kilnc BIN --libkiln SO --work DIR FIXTURE_DIR...
 Prints one line per check and `N passed, M failed`; exits 1 on any failure.
@@ -47,6 +56,12 @@ DECODE_STEPS = 32
 GREEDY_TOKENS = 64
 QUANT_TOP1 = 0.99  # issue 3: int4 top-1 agreement with onnxruntime
 QUANT_KL = 1e-3  # issue 3: int4 KL(onnxruntime || kiln), mean over rows
+# Int8 activations: kiln's mean KL to onnxruntime as shipped may be this
+# many times onnxruntime's KL to itself (decode vs one prefill)...
+QUANT_KL_SELF = 2.0
+# ... or this much where onnxruntime agrees with itself to within it (the
+# fixture: kiln 6e-14, onnxruntime 1e-8, fp32 activations 5e-4).
+QUANT_KL_FLOOR = 1e-6
 
 
 def log_softmax(x: np.ndarray) -> np.ndarray:
@@ -254,24 +269,46 @@ def exact_reference(fixture: str, work: str) -> str:
     return out
 
 
-def check_fixture(fixture: str, args, kiln: Kiln, c: Checker):
+def compile_model(fixture: str, args, c: Checker, suffix: str = "",
+                  extra: list[str] = ()) -> str | None:
     name = os.path.basename(os.path.normpath(fixture))
-    artifact = os.path.join(args.work, name + ".kiln")
+    artifact = os.path.join(args.work, name + suffix + ".kiln")
     cmd = [args.kilnc, os.path.join(fixture, "model.onnx"), "-o", artifact,
-           "--force", "--quiet", "--max-batch-tokens", "64"]
+           "--force", "--quiet", "--max-batch-tokens", "64", *extra]
     result = subprocess.run(cmd, capture_output=True, text=True)
     c.expect(result.returncode == 0,
-             f"{name}: kilnc compiles ({result.stderr.strip()[:300]})")
-    if result.returncode != 0:
+             f"{name}: kilnc {' '.join([*extra, 'compiles'])} "
+             f"({result.stderr.strip()[:300]})")
+    return artifact if result.returncode == 0 else None
+
+
+def int8_levels(fixture: str) -> bool:
+    """Whether some MatMulNBits of the model has accuracy_level 4."""
+    model = onnx.load(os.path.join(fixture, "model.onnx"),
+                      load_external_data=False)
+    return any(a.name == "accuracy_level" and a.i == 4
+               for node in model.graph.node if node.op_type == "MatMulNBits"
+               for a in node.attribute)
+
+
+def check_fixture(fixture: str, args, kiln: Kiln, c: Checker):
+    name = os.path.basename(os.path.normpath(fixture))
+    artifact = compile_model(fixture, args, c)
+    if not artifact:
         return
-    engine = Engine(kiln, artifact)
     with open(os.path.join(artifact, "manifest.json")) as f:
         quantized = json.load(f)["quantization"] != "none"
-    shipped = OrtModel(fixture, engine.info.head_dim) if quantized else None
+    if quantized and int8_levels(fixture):
+        check_int8_activations(fixture, artifact, kiln, c)
+    if quantized:
+        # fp32 activations, against onnxruntime at accuracy_level 0.
+        artifact = compile_model(fixture, args, c, "-f32",
+                                 ["--quant-compute=f32"])
+        if not artifact:
+            return
+    engine = Engine(kiln, artifact)
     ref = OrtModel(exact_reference(fixture, args.work) if quantized
                    else fixture, engine.info.head_dim)
-    rows = []  # (kiln, shipped onnxruntime) logits of every compared row
-    shipped_pasts = []
     rng = np.random.default_rng(7)
     vocab = engine.vocab
 
@@ -285,10 +322,6 @@ def check_fixture(fixture: str, args, kiln: Kiln, c: Checker):
         c.close_logits(got[i], want[-1],
                        f"{name}: prefill logits, sequence {i} "
                        f"({len(prompt)} tokens, mixed batch)")
-        if shipped:
-            w, p = shipped.run(prompt, len(prompt), shipped.empty_past())
-            rows.append((got[i], w[-1]))
-            shipped_pasts.append(p)
         pasts.append(past)
         histories.append(list(prompt))
         ref_next.append(int(np.argmax(want[-1])))
@@ -305,10 +338,6 @@ def check_fixture(fixture: str, args, kiln: Kiln, c: Checker):
         got = engine.step([(seqs[i], [ref_next[i]]) for i in range(2)])
         for i in range(2):
             want, pasts[i] = ref.run(histories[i], 1, pasts[i])
-            if shipped:
-                w, shipped_pasts[i] = shipped.run(histories[i], 1,
-                                                  shipped_pasts[i])
-                rows.append((got[i], w[-1]))
             if step < DECODE_STEPS:
                 scale = float(np.max(np.abs(want[-1])))
                 worst[i] = max(worst[i], float(
@@ -321,14 +350,6 @@ def check_fixture(fixture: str, args, kiln: Kiln, c: Checker):
                  f"max|diff|/max|logit| {worst[i]:.2e} (limit {TOL:.0e})")
         c.expect(agree[i], f"{name}: {GREEDY_TOKENS} greedy tokens identical "
                            f"to onnxruntime, sequence {i}")
-    if shipped:
-        top1 = np.mean([np.argmax(g) == np.argmax(w) for g, w in rows])
-        kls = [kl_divergence(w, g) for g, w in rows]
-        print(f"note {name}: against onnxruntime as shipped (int8 "
-              f"activations): top-1 agreement {top1:.1%}, mean KL "
-              f"{np.mean(kls):.2e} (max {np.max(kls):.2e}) over {len(rows)} "
-              f"rows (issue goal: >= {QUANT_TOP1:.0%}, <= {QUANT_KL:.0e})",
-              flush=True)
 
     # 3. A decode token and a prompt chunk in one step equal each alone.
     alone = engine.new_seq()
@@ -345,6 +366,75 @@ def check_fixture(fixture: str, args, kiln: Kiln, c: Checker):
     c.close_logits(both[0], want[-1],
                    f"{name}: the decode token batched with a prompt chunk")
     check_step_errors(engine, mixed, c, name)
+    engine.close()
+
+
+def check_int8_activations(fixture: str, artifact: str, kiln: Kiln,
+                           c: Checker):
+    """The default artifact of a model with accuracy_level 4 against
+    onnxruntime running it as shipped (see the module comment)."""
+    name = os.path.basename(os.path.normpath(fixture))
+    engine = Engine(kiln, artifact)
+    ort_model = OrtModel(fixture, engine.info.head_dim)
+    rng = np.random.default_rng(7)
+    vocab = engine.vocab
+    prompts = [list(rng.integers(3, vocab, 9)), list(rng.integers(3, vocab, 5))]
+    seqs = [engine.new_seq(), engine.new_seq()]
+    got = engine.step(list(zip(seqs, prompts)))
+    rows = []  # (kiln, onnxruntime decoding, onnxruntime in one prefill)
+    pasts, histories, next_tokens = [], [], []
+    for i, prompt in enumerate(prompts):
+        want, past = ort_model.run(prompt, len(prompt),
+                                   ort_model.empty_past())
+        rows.append((got[i], want[-1], want[-1]))
+        pasts.append(past)
+        histories.append(list(prompt))
+        next_tokens.append(int(np.argmax(want[-1])))
+    for _ in range(GREEDY_TOKENS):
+        for i in range(2):
+            histories[i].append(next_tokens[i])
+        got = engine.step([(seqs[i], [next_tokens[i]]) for i in range(2)])
+        for i in range(2):
+            want, pasts[i] = ort_model.run(histories[i], 1, pasts[i])
+            whole, _ = ort_model.run(histories[i], len(histories[i]),
+                                     ort_model.empty_past())
+            rows.append((got[i], want[-1], whole[-1]))
+            next_tokens[i] = int(np.argmax(want[-1]))
+
+    def agreement(pairs):
+        kls = [kl_divergence(w, g) for g, w in pairs]
+        top1 = np.mean([np.argmax(g) == np.argmax(w) for g, w in pairs])
+        return float(np.mean(kls)), float(np.max(kls)), float(top1)
+
+    kl, kl_max, top1 = agreement([(g, w) for g, w, _ in rows])
+    self_kl, self_max, self_top1 = agreement([(x, w) for _, w, x in rows])
+    limit = max(QUANT_KL_FLOOR, QUANT_KL_SELF * self_kl)
+    c.expect(kl <= limit,
+             f"{name}: int8 activations against onnxruntime as shipped: mean "
+             f"KL {kl:.2e} over {len(rows)} rows (limit {limit:.2e}: "
+             f"{QUANT_KL_SELF:g} x onnxruntime's own {self_kl:.2e}, at "
+             f"least {QUANT_KL_FLOOR:.0e})")
+    print(f"note {name}: int8 activations against onnxruntime as shipped: "
+          f"top-1 agreement {top1:.1%}, mean KL {kl:.2e} (max {kl_max:.2e}); "
+          f"onnxruntime decoding against itself in one prefill: top-1 "
+          f"{self_top1:.1%}, mean KL {self_kl:.2e} (max {self_max:.2e}); "
+          f"issue goal: >= {QUANT_TOP1:.0%}, <= {QUANT_KL:.0e}", flush=True)
+
+    # Batch invariance: the same decode token on the same history, alone
+    # and batched with a prompt chunk, gives the same bits.
+    history = list(rng.integers(3, vocab, 6))
+    twins = [engine.new_seq(), engine.new_seq()]
+    for s in twins:
+        engine.step([(s, history)])
+    token = int(rng.integers(3, vocab))
+    alone = engine.step([(twins[0], [token])])[0]
+    chunk_seq = engine.new_seq()
+    both = engine.step([(twins[1], [token]),
+                        (chunk_seq, list(rng.integers(3, vocab, 7)))])
+    c.expect(np.array_equal(alone, both[0]),
+             f"{name}: int8 activations: a decode token batched with a "
+             f"prompt chunk gives the bits it gives alone (max|diff| "
+             f"{float(np.max(np.abs(alone - both[0]))):.2e})")
     engine.close()
 
 
