@@ -43,6 +43,13 @@ warm from the previous level would make later levels look faster. Against
 The client runs on the same machine as the server and takes CPU from it;
 its CPU seconds per level are printed (column "client cpu").
 
+A level's duration ends with its slowest request. With ShareGPT's long
+replies (up to ~1000 tokens) and a --num-prompts close to the concurrency,
+that is one request's latency, not the server's throughput: give several
+times more prompts than the highest concurrency (docs/benchmarks.md used 128
+for concurrency 16), or fixed lengths (--dataset random,
+--sharegpt-output-len).
+
 Usage:
   bench/serve_bench.py --artifact /work/art/smollm2.kiln --threads 2
   bench/serve_bench.py --artifact A.kiln --dataset random --input-len 128 \\
