@@ -122,7 +122,8 @@ bool detokenize(kiln_detokenizer_t *det, int32_t id, std::string &out) {
 
 struct kiln_scheduler_t {
   kiln_model_t *model = nullptr;
-  kiln_model_info info{};
+  kiln_model_info info{};   ///< context_length: the served one (see create)
+  int64_t modelContext = 0; ///< the model's own context length
   kiln_engine_t *engine = nullptr;
   kiln_tokenizer_t *tokenizer = nullptr;
   std::vector<int32_t> eosIds;
@@ -498,6 +499,13 @@ kiln_scheduler_create(kiln_model_t *model,
     eo.prefix_cache = o.prefix_cache;
     if (kiln_status_t rc = kiln_engine_create(model, &eo, &s->engine))
       return rc;
+    // A request can never hold more tokens than the whole cache: serve
+    // that much context (a request reaching it ends with LENGTH) rather
+    // than fail it half-way.
+    s->modelContext = s->info.context_length;
+    s->info.context_length =
+        std::min(s->info.context_length,
+                 kiln_engine_total_blocks(s->engine) * s->info.block_size);
     if (s->info.tokenizer_path && *s->info.tokenizer_path)
       if (kiln_status_t rc =
               kiln_tokenizer_load(s->info.tokenizer_path, &s->tokenizer))
@@ -560,11 +568,16 @@ kiln_scheduler_submit(kiln_scheduler_t *scheduler, const int32_t *prompt,
   return guard("kiln_scheduler_submit", [&] {
     const kiln_model_info &info = scheduler->info;
     if (prompt_length < 1 || prompt_length >= info.context_length)
-      throw kiln::Error(KILN_ERROR_INVALID_ARGUMENT,
-                        "the prompt has " + std::to_string(prompt_length) +
-                            " tokens; it must have at least 1 and fewer "
-                            "than the context length " +
-                            std::to_string(info.context_length));
+      throw kiln::Error(
+          KILN_ERROR_INVALID_ARGUMENT,
+          "the prompt has " + std::to_string(prompt_length) +
+              " tokens; it must have at least 1 and fewer than the context "
+              "length " +
+              std::to_string(info.context_length) +
+              (info.context_length < scheduler->modelContext
+                   ? " (the KV cache's capacity; the model's is " +
+                         std::to_string(scheduler->modelContext) + ")"
+                   : ""));
     kiln_sampling_params p;
     kiln_sampling_params_init(&p);
     if (params)
@@ -730,5 +743,6 @@ extern "C" kiln_status_t kiln_scheduler_get_stats(kiln_scheduler_t *scheduler,
   stats->kv_blocks_total = scheduler->blocksTotal;
   stats->kv_blocks_used = scheduler->blocksTotal - scheduler->blocksFree;
   stats->kv_blocks_cached = scheduler->blocksCached;
+  stats->context_length = scheduler->info.context_length;
   return KILN_OK;
 }

@@ -384,7 +384,9 @@ def main():
         srv.stop()
 
     # A one-request queue: the third concurrent request is refused with 429.
-    srv = Server(kiln, art, "--max-running", "1", "--max-waiting", "1")
+    # A KV cache of 512 tokens: the served context.
+    srv = Server(kiln, art, "--max-running", "1", "--max-waiting", "1",
+                 "--kv-cache-tokens", "512")
     try:
         def busy():
             body = {"prompt": PROMPTS[5], "max_tokens": 200, "ignore_eos": True}
@@ -395,6 +397,18 @@ def main():
             r = next(g[1] for g in got if g[0] == 429)
             assert r.headers.get("retry-after") and r.json()["error"]["type"] == "rate_limit_error"
         check("429 when the queue is full", busy)
+
+        def context_is_the_cache():
+            c = srv.client()
+            assert c.models.list().data[0].model_extra["max_model_len"] == 512
+            e = expect_error(lambda: c.completions.create(model=srv.model, prompt=list(range(1, 520))),
+                             413)
+            assert e.get("code") == "context_length_exceeded" and "512" in e["message"], e
+            r = c.completions.create(model=srv.model, prompt=list(range(1, 500)), max_tokens=100,
+                                     temperature=0, extra_body={"ignore_eos": True})
+            assert r.choices[0].finish_reason == "length", r.choices[0]
+            assert r.usage.total_tokens == 512, r.usage
+        check("context capped at the KV cache: 413 up front, length at the end", context_is_the_cache)
     finally:
         srv.stop()
 

@@ -451,6 +451,7 @@ private:
   OJson logprobsJson(const Generation &g, const Item &item,
                      size_t textOffset) const;
   void cancel(Job &job);
+  bool authorized(const httplib::Request &req, httplib::Response &res);
   void shutdown(bool immediate);
   const kiln_model_info &info() const { return model_.info(); }
 
@@ -464,6 +465,9 @@ private:
   Metrics metrics_; ///< before the scheduler: its callbacks use it
   api::Scheduler scheduler_;
   httplib::Server http_;
+  /// Most tokens a request may hold (the model's context, or the KV
+  /// cache's capacity when smaller).
+  int64_t context_ = 0;
   std::atomic<bool> draining_{false};
   std::atomic<int64_t> active_{0};
 };
@@ -495,6 +499,7 @@ Server::Server(const ServeOptions &options)
       name_(options.modelName.empty() ? defaultName(options.artifact)
                                       : options.modelName),
       scheduler_(model_, schedulerOptions(options)) {
+  context_ = scheduler_.stats().context_length;
   if (*info().tokenizer_path)
     tokenizer_.emplace(info().tokenizer_path);
   // The chat template: --chat-template, else the artifact's own. Without
@@ -513,6 +518,20 @@ std::string Server::tokenText(int32_t token) const {
   if (!tokenizer_)
     return std::to_string(token);
   return tokenizer_->decode({token}, false);
+}
+
+/// The API key check of every /v1/ route. It runs in the handlers, after
+/// cpp-httplib has read the body: answered before (pre-routing), the unread
+/// body would be parsed as the connection's next request.
+bool Server::authorized(const httplib::Request &req, httplib::Response &res) {
+  if (options_.apiKey.empty() ||
+      req.get_header_value("Authorization") == "Bearer " + options_.apiKey)
+    return true;
+  sendError(res, ApiError{401,
+                          "a valid API key is required: send "
+                          "'Authorization: Bearer KEY'",
+                          "", "invalid_api_key"});
+  return false;
 }
 
 void Server::cancel(Job &job) {
@@ -633,7 +652,7 @@ Generation Server::parseChat(const Json &body) {
 }
 
 std::shared_ptr<Job> Server::submit(Generation &g) {
-  int64_t context = info().context_length;
+  int64_t context = context_;
   for (size_t i = 0; i < g.prompts.size(); ++i) {
     const Prompt &p = g.prompts[i];
     if (p.tokens.empty())
@@ -1015,22 +1034,6 @@ void Server::handleGeneration(const httplib::Request &req,
 }
 
 void Server::routes() {
-  http_.set_pre_routing_handler([this](const httplib::Request &req,
-                                       httplib::Response &res) {
-    if (options_.apiKey.empty() || req.path.rfind("/v1/", 0) != 0)
-      return httplib::Server::HandlerResponse::Unhandled;
-    if (req.get_header_value("Authorization") == "Bearer " + options_.apiKey)
-      return httplib::Server::HandlerResponse::Unhandled;
-    sendError(res, ApiError{401,
-                            "a valid API key is required: send "
-                            "'Authorization: Bearer KEY'",
-                            "", "invalid_api_key"});
-    // cpp-httplib answers a pre-routing response without reading the
-    // request body: were the connection kept alive, the body would be read
-    // as the next request (which then got 400). Have the client close it.
-    res.set_header("Connection", "close");
-    return httplib::Server::HandlerResponse::Handled;
-  });
   // Errors cpp-httplib answers itself (unknown path, oversized body, ...)
   // get an OpenAI-style body too.
   http_.set_error_handler(httplib::Server::HandlerWithResponse(
@@ -1080,15 +1083,19 @@ void Server::routes() {
                  {"object", "model"},
                  {"created", created_},
                  {"owned_by", "kiln"},
-                 {"max_model_len", info().context_length}};
+                 {"max_model_len", context_}};
   };
-  http_.Get("/v1/models", [modelJson](const httplib::Request &,
-                                      httplib::Response &res) {
+  http_.Get("/v1/models", [this, modelJson](const httplib::Request &req,
+                                            httplib::Response &res) {
+    if (!authorized(req, res))
+      return;
     OJson out{{"object", "list"}, {"data", OJson::array({modelJson()})}};
     res.set_content(out.dump(), "application/json");
   });
   http_.Get(R"(/v1/models/(.+))", [this, modelJson](const httplib::Request &req,
                                                     httplib::Response &res) {
+    if (!authorized(req, res))
+      return;
     if (req.matches[1] != name_)
       return sendError(res, ApiError{404,
                                      "The model `" + req.matches[1].str() +
@@ -1103,11 +1110,13 @@ void Server::routes() {
       });
   http_.Post("/v1/completions",
              [this](const httplib::Request &req, httplib::Response &res) {
-               handleGeneration(req, res, false);
+               if (authorized(req, res))
+                 handleGeneration(req, res, false);
              });
   http_.Post("/v1/chat/completions",
              [this](const httplib::Request &req, httplib::Response &res) {
-               handleGeneration(req, res, true);
+               if (authorized(req, res))
+                 handleGeneration(req, res, true);
              });
 }
 
@@ -1171,7 +1180,7 @@ int Server::run() {
   std::printf("kiln serve: listening on http://%s:%d (model %s, context %lld "
               "tokens)\n",
               options_.host.c_str(), port, name_.c_str(),
-              static_cast<long long>(info().context_length));
+              static_cast<long long>(context_));
   if (!chatTemplate_)
     std::printf("kiln serve: no chat template (%s): /v1/chat/completions "
                 "will answer 400\n",

@@ -600,7 +600,8 @@ typedef struct kiln_event {
 typedef void (*kiln_event_callback)(const kiln_event *event, void *user_data);
 
 /** Queues a request for `prompt` (`prompt_length` >= 1 tokens, fewer than
- *  the context length). With a `callback`, events go to it and the request
+ *  the context length, capped at the KV cache's capacity: see
+ *  kiln_scheduler_stats::context_length). With a `callback`, events go to it and the request
  *  is forgotten after its final event; without one (NULL), they wait for
  *  kiln_scheduler_poll(), and the request is kept until
  *  kiln_scheduler_release(). Stores the request's id (never 0, never
@@ -644,6 +645,11 @@ typedef struct kiln_scheduler_stats {
   int64_t steps;
   int64_t prompt_tokens, cached_prompt_tokens, generated_tokens;
   int64_t requests_finished, preemptions;
+  /** Most tokens (prompt and output) a request may hold: the model's
+   *  context length, or the KV cache's capacity when that is smaller.
+   *  Submit refuses longer prompts; a request reaching it ends with
+   *  KILN_FINISH_LENGTH. */
+  int64_t context_length;
 } kiln_scheduler_stats;
 
 kiln_status_t kiln_scheduler_get_stats(kiln_scheduler_t *scheduler,
