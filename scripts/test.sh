@@ -26,6 +26,13 @@ tally() { # name status p f s
   passed=$((passed + $3)); failed=$((failed + $4)); skipped=$((skipped + $5))
   [ "$2" -eq 0 ] || [ "$4" -gt 0 ] || failed=$((failed + 1))
 }
+tally_summary() { # name status output [skipped]: output ends "N passed, M failed"
+  local last p f
+  last=$(echo "$3" | tail -n 1)
+  p=$(echo "$last" | sed -n 's/^\([0-9]*\) passed.*/\1/p')
+  f=$(echo "$last" | sed -n 's/.*, \([0-9]*\) failed.*/\1/p')
+  tally "$1" "$2" "${p:-0}" "${f:-1}" "${4:-0}"
+}
 
 # Unit tests.
 out=$(cd "$BUILD" && ctest --output-on-failure 2>&1); rc=$?
@@ -126,9 +133,17 @@ tally "scheduler" $sched_rc $sched_passed $sched_failed 0
 out=$("$PY" "$ROOT/test/serve/check_serve.py" --kiln "$BUILD/bin/kiln" \
         --artifact "$BUILD/test-artifacts/smollm2-135m-instruct.kiln" 2>&1); rc=$?
 echo "$out" | grep -v '^ok ' | tail -n 20
-last=$(echo "$out" | tail -n 1)
-p=$(echo "$last" | sed -n 's/^\([0-9]*\) passed.*/\1/p'); f=$(echo "$last" | sed -n 's/.*, \([0-9]*\) failed.*/\1/p')
-tally "kiln serve" $rc ${p:-0} ${f:-1} 0
+tally_summary "kiln serve" $rc "$out"
+
+# A bounded soak of kiln serve (--quick: 300 requests at concurrency 48 in
+# under a minute): replayed greedy/seeded requests must equal their output
+# alone under preemptions and 429s, with client cancellations and 20 kinds
+# of malformed request mixed in; then the server must be up and idle, its
+# RSS, descriptors and threads back at their post-warm-up baseline.
+out=$("$PY" "$ROOT/test/serve/soak.py" --quick --kiln "$BUILD/bin/kiln" \
+        --artifact "$BUILD/test-artifacts/smollm2-135m-instruct.kiln" 2>&1); rc=$?
+echo "$out" | grep -v '^ok ' | tail -n 20
+tally_summary "kiln serve soak" $rc "$out"
 
 # Linking kiln into a service: the runtime-only build `cmake --install`ed
 # into a temporary prefix, examples/c-service built against that prefix with
