@@ -47,6 +47,13 @@ echo "smollm2-135m: kiln run: 'The capital of France is' ->$text"
 cat "$out/run.txt"
 echo "$text" | grep -q "Paris" || { echo "FAIL: expected 'Paris' in the greedy continuation"; exit 1; }
 
+# The same through the model's chat template (kiln run --chat), ending at
+# the template's end-of-turn token.
+chat=$("$BUILD/bin/kiln" run "$out/smollm2.kiln" --chat --prompt "What is the capital of France?" --max-tokens 32 2>"$out/chat.txt")
+echo "smollm2-135m: kiln run --chat: 'What is the capital of France?' -> $chat"
+echo "$chat" | grep -q "Paris" || { echo "FAIL: expected 'Paris' in the chat answer"; exit 1; }
+grep -q "stopped: end of sequence" "$out/chat.txt" || { cat "$out/chat.txt"; echo "FAIL: the chat answer did not end at end of turn"; exit 1; }
+
 # Opening the artifact and being ready to run: under 200 ms.
 "$BUILD/bin/kiln" bench "$out/smollm2.kiln" --prompt-len 16 --gen-len 4 --repeats 1 >"$out/bench.txt"
 open_ms=$(sed -n 's/^open *\([0-9.]*\) ms.*/\1/p' "$out/bench.txt")

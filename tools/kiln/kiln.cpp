@@ -1,6 +1,6 @@
 //===- kiln.cpp - run and measure compiled models -------------------------===//
 //
-//   kiln run NAME.kiln --prompt "..." [--max-tokens N] [--threads N]
+//   kiln run NAME.kiln --prompt "..." [--chat] [--max-tokens N] [--threads N]
 //   kiln bench NAME.kiln [--prompt-len 128] [--gen-len 128] [--threads N]
 //   kiln serve NAME.kiln [--host H] [--port P] [--api-key KEY] ...
 //
@@ -17,8 +17,11 @@
 
 #include <CLI/CLI.hpp>
 
+#include <nlohmann/json.hpp>
+
 #include <chrono>
 #include <cstdio>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -78,13 +81,29 @@ double peakRssMb() {
   return usage.ru_maxrss / 1024.0;
 }
 
+/// The prompt as the model's chat template renders one user message (after
+/// a system message when `system` is set): the text an instruct model was
+/// trained to answer.
+std::string chatPrompt(const std::string &path, const std::string &prompt,
+                       const std::optional<std::string> &system) {
+  nlohmann::json messages = nlohmann::json::array();
+  if (system)
+    messages.push_back({{"role", "system"}, {"content", *system}});
+  messages.push_back({{"role", "user"}, {"content", prompt}});
+  return kiln::api::ChatTemplate(path).render(messages.dump(), true);
+}
+
 int runCommand(const std::string &path, const std::string &prompt,
-               int64_t maxTokens, int threads, int64_t cacheTokens) {
+               int64_t maxTokens, int threads, int64_t cacheTokens, bool chat,
+               const std::optional<std::string> &system) {
   Session s(path, threads, cacheTokens);
   if (!*s.info().tokenizer_path)
     throw UsageError(path + " has no tokenizer.json");
   kiln::api::Tokenizer tokenizer(s.info().tokenizer_path);
-  std::vector<int32_t> ids = tokenizer.encode(prompt);
+  // A rendered chat prompt carries its special tokens already.
+  std::vector<int32_t> ids =
+      chat ? tokenizer.encode(chatPrompt(path, prompt, system), false)
+           : tokenizer.encode(prompt);
   if (ids.empty())
     throw UsageError("the prompt is empty");
   if (static_cast<int64_t>(ids.size()) >= s.info().context_length)
@@ -206,6 +225,16 @@ int main(int argc, char **argv) {
   CLI::App *run = app.add_subcommand("run", "generate text greedily");
   run->add_option("artifact", path, "NAME.kiln directory")->required();
   run->add_option("--prompt,-p", prompt, "the prompt")->required();
+  bool chat = false;
+  std::optional<std::string> system;
+  CLI::Option *chatFlag =
+      run->add_flag("--chat", chat,
+                    "wrap the prompt in the model's chat template as a user "
+                    "message");
+  run->add_option("--system", system,
+                  "with --chat: a system message before the prompt (default: "
+                  "the template's own, if any)")
+      ->needs(chatFlag);
   run->add_option("--max-tokens,-n", maxTokens, "most tokens to generate")
       ->check(CLI::PositiveNumber);
   run->add_option("--threads,-t", threads, "threads (0: one per core)")
@@ -285,7 +314,8 @@ int main(int argc, char **argv) {
   serve.prefixCache = !noPrefixCache;
   try {
     if (run->parsed())
-      return runCommand(path, prompt, maxTokens, threads, cacheTokens);
+      return runCommand(path, prompt, maxTokens, threads, cacheTokens, chat,
+                        system);
     if (srv->parsed())
       return kiln::serve::serveCommand(serve);
     return benchCommand(path, promptLen, genLen, threads, repeats);
