@@ -175,21 +175,6 @@ static void print_json_string(const char *s, size_t n) {
   putchar('"');
 }
 
-static const char *finish_name(kiln_finish_reason finish) {
-  switch (finish) {
-  case KILN_FINISH_STOP:
-    return "stop";
-  case KILN_FINISH_LENGTH:
-    return "length";
-  case KILN_FINISH_CANCELLED:
-    return "cancelled";
-  case KILN_FINISH_ERROR:
-    return "error";
-  default:
-    return "none";
-  }
-}
-
 static int usage_error(const char *message, const char *what) {
   fprintf(stderr,
           "%s: %s%s\nusage: %s ARTIFACT.kiln [--threads N] [--max-tokens N] "
@@ -288,7 +273,8 @@ static int serve(const service *svc, char **prompts, size_t count) {
 
   for (size_t i = 0; i < started; ++i) {
     request *r = &requests[i];
-    printf("{\"index\": %zu, \"finish\": \"%s\"", i, finish_name(r->finish));
+    printf("{\"index\": %zu, \"finish\": \"%s\"", i,
+           kiln_finish_reason_string(r->finish));
     if (r->finish == KILN_FINISH_ERROR) {
       fprintf(stderr, "%s: prompt %zu: %s\n", program, i + 1, r->error);
       fputs(", \"error\": ", stdout);

@@ -35,3 +35,19 @@ const char *kiln_status_string(kiln_status_t status) {
   }
   return "unknown status";
 }
+
+const char *kiln_finish_reason_string(kiln_finish_reason reason) {
+  switch (reason) {
+  case KILN_FINISH_NONE:
+    return "none";
+  case KILN_FINISH_STOP:
+    return "stop";
+  case KILN_FINISH_LENGTH:
+    return "length";
+  case KILN_FINISH_CANCELLED:
+    return "cancelled";
+  case KILN_FINISH_ERROR:
+    return "error";
+  }
+  return "unknown";
+}

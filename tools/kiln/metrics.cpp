@@ -28,21 +28,6 @@ void sample(std::string &out, const std::string &name, const char *type,
   out += name + " " + number(value) + "\n";
 }
 
-const char *reasonName(kiln_finish_reason reason) {
-  switch (reason) {
-  case KILN_FINISH_STOP:
-    return "stop";
-  case KILN_FINISH_LENGTH:
-    return "length";
-  case KILN_FINISH_CANCELLED:
-    return "cancelled";
-  case KILN_FINISH_ERROR:
-    return "error";
-  default:
-    return "none";
-  }
-}
-
 } // namespace
 
 Histogram::Histogram(std::vector<double> bounds)
@@ -100,7 +85,7 @@ void Metrics::onToken(double sinceLast) {
 
 void Metrics::onFinished(const kiln_usage &usage, kiln_finish_reason reason) {
   std::lock_guard<std::mutex> lock(mutex_);
-  ++finished_[reasonName(reason)];
+  ++finished_[kiln_finish_reason_string(reason)];
   promptTokens_ += usage.prompt_tokens;
   cachedTokens_ += usage.cached_prompt_tokens;
   if (usage.completion_tokens > 0)

@@ -766,17 +766,11 @@ OJson Server::logprobsJson(const Generation &g, const Item &item,
   return top;
 }
 
+/// OpenAI's finish_reason: kiln's, with a cancelled request "abort" (as
+/// vLLM says).
 const char *finishName(kiln_finish_reason reason) {
-  switch (reason) {
-  case KILN_FINISH_STOP:
-    return "stop";
-  case KILN_FINISH_LENGTH:
-    return "length";
-  case KILN_FINISH_CANCELLED:
-    return "abort";
-  default:
-    return "error";
-  }
+  return reason == KILN_FINISH_CANCELLED ? "abort"
+                                         : kiln_finish_reason_string(reason);
 }
 
 /// Per choice: its text, logprobs and end, accumulated from events.

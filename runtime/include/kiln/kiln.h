@@ -558,6 +558,10 @@ typedef enum kiln_finish_reason {
   KILN_FINISH_ERROR = 4      /**< see kiln_event::error */
 } kiln_finish_reason;
 
+/** "none", "stop", "length", "cancelled" or "error"; "unknown" for other
+ *  values. Never NULL. */
+const char *kiln_finish_reason_string(kiln_finish_reason reason);
+
 typedef struct kiln_token_logprob {
   int32_t token;
   float logprob;

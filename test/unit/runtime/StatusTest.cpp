@@ -32,3 +32,13 @@ TEST(Status, VersionMatchesMacros) {
                          std::to_string(KILN_VERSION_PATCH);
   EXPECT_EQ(expected, kiln_version_string());
 }
+
+TEST(Status, FinishReasonsHaveTheirNames) {
+  EXPECT_STREQ(kiln_finish_reason_string(KILN_FINISH_NONE), "none");
+  EXPECT_STREQ(kiln_finish_reason_string(KILN_FINISH_STOP), "stop");
+  EXPECT_STREQ(kiln_finish_reason_string(KILN_FINISH_LENGTH), "length");
+  EXPECT_STREQ(kiln_finish_reason_string(KILN_FINISH_CANCELLED), "cancelled");
+  EXPECT_STREQ(kiln_finish_reason_string(KILN_FINISH_ERROR), "error");
+  EXPECT_STREQ(kiln_finish_reason_string(static_cast<kiln_finish_reason>(99)),
+               "unknown");
+}
