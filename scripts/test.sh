@@ -111,10 +111,12 @@ tally "model logits vs onnxruntime" $rc ${p:-0} ${f:-0} $int4_skipped
 
 # The scheduler (continuous batching, chunked prefill, prefix cache,
 # preemption, cancellation, events) on the fixtures just compiled (the int4
-# one with int8 activations): greedy output must be the same whatever else
-# is in the batch. Text and stop strings on SmolLM2.
+# one with int8 activations, and with fp32 activations, which the
+# scheduler's batch-invariant engine runs on the panel path at every M):
+# greedy output must be the same whatever else is in the batch. Text and
+# stop strings on SmolLM2.
 sched_passed=0; sched_failed=0; sched_rc=0
-for art in llama-gqa qwen2 llama-genai-int4; do
+for art in llama-gqa qwen2 llama-genai-int4 llama-genai-int4-f32; do
   out=$(KILN_TEST_ARTIFACT="$BUILD/test-artifacts/$art.kiln" \
         KILN_TEST_TEXT_ARTIFACT="$BUILD/test-artifacts/smollm2-135m-instruct.kiln" \
         "$BUILD/bin/kiln-scheduler-tests" $([ "$art" = llama-gqa ] || echo --gtest_filter=-*Text*) 2>&1) || sched_rc=1

@@ -508,7 +508,7 @@ struct kiln_engine_t {
 
 extern "C" void kiln_engine_options_init(kiln_engine_options *options) {
   if (options)
-    *options = kiln_engine_options{0, 0, 1};
+    *options = kiln_engine_options{0, 0, 1, 0};
 }
 
 extern "C" kiln_status_t kiln_engine_create(kiln_model_t *model,
@@ -532,6 +532,7 @@ extern "C" kiln_status_t kiln_engine_create(kiln_model_t *model,
     auto e = std::make_unique<kiln_engine_t>();
     e->model = model;
     e->pool = std::make_unique<kiln::ThreadPool>(o.num_threads);
+    e->pool->setBatchInvariant(o.batch_invariant != 0);
     int64_t tokens =
         o.kv_cache_tokens ? o.kv_cache_tokens : 4 * info.context_length;
     int64_t numBlocks = (tokens + info.block_size - 1) / info.block_size;

@@ -445,7 +445,7 @@ using kiln::guard;
 
 extern "C" void kiln_scheduler_options_init(kiln_scheduler_options *options) {
   if (options)
-    *options = kiln_scheduler_options{0, 0, 1, 0, 0, 0};
+    *options = kiln_scheduler_options{0, 0, 1, 0, 0, 0, 1};
 }
 
 extern "C" void kiln_sampling_params_init(kiln_sampling_params *params) {
@@ -497,6 +497,7 @@ kiln_scheduler_create(kiln_model_t *model,
     eo.num_threads = o.num_threads;
     eo.kv_cache_tokens = o.kv_cache_tokens;
     eo.prefix_cache = o.prefix_cache;
+    eo.batch_invariant = o.batch_invariant;
     if (kiln_status_t rc = kiln_engine_create(model, &eo, &s->engine))
       return rc;
     // A request can never hold more tokens than the whole cache: serve

@@ -50,6 +50,12 @@ public:
   /// The number of threads that run a job, the caller included.
   int numThreads() const { return numThreads_; }
 
+  /// Whether kernels run on this pool must compute each row of their
+  /// output the same way whatever the number of rows (see
+  /// kiln_engine_options::batch_invariant). Set before the first job.
+  bool batchInvariant() const { return batchInvariant_; }
+  void setBatchInvariant(bool on) { batchInvariant_ = on; }
+
   /// Calls `fn(begin, end)` on disjoint ranges that together cover [0, n)
   /// and returns when all have run. Ranges hold `chunk` items (the last one
   /// fewer); `chunk <= 0` cuts n into numThreads() near-equal ranges.
@@ -75,6 +81,7 @@ private:
   void runChunks(uint32_t generation) noexcept;
 
   int numThreads_;
+  bool batchInvariant_ = false;
   int spinMicros_;
   std::vector<std::thread> workers_;
 

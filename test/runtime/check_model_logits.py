@@ -84,7 +84,8 @@ class SeqTokens(ctypes.Structure):
 class EngineOptions(ctypes.Structure):
     _fields_ = [("num_threads", ctypes.c_int32),
                 ("kv_cache_tokens", ctypes.c_int64),
-                ("prefix_cache", ctypes.c_int32)]
+                ("prefix_cache", ctypes.c_int32),
+                ("batch_invariant", ctypes.c_int32)]
 
 
 class ModelInfo(ctypes.Structure):

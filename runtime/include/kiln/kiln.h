@@ -386,10 +386,19 @@ typedef struct kiln_engine_options {
    *  kiln_engine_seq_create_cached() starts a sequence on them. 0: blocks
    *  are reused as soon as they are released. */
   int32_t prefix_cache;
+  /** 1: a row's logits never depend on the other rows of the step (the
+   *  batch, the chunking), as serving needs for reproducible greedy output.
+   *  fp32 matmuls, attention and int8-activation quantized matmuls are so
+   *  anyway; quantized matmuls with fp32 activations (MatMulNBits below
+   *  accuracy_level 4, or kilnc --quant-compute=f32) then skip their
+   *  decode-only path, which sums in another order, at a cost in decode
+   *  speed. 0 (default): the fastest kernel for each step. The scheduler
+   *  sets it (kiln_scheduler_options). */
+  int32_t batch_invariant;
 } kiln_engine_options;
 
-/** Sets the defaults (0 threads, 0 cache tokens, prefix cache on: see
- *  above). */
+/** Sets the defaults (0 threads, 0 cache tokens, prefix cache on, not batch
+ *  invariant: see above). */
 void kiln_engine_options_init(kiln_engine_options *options);
 
 /** Creates an engine for `model` in `*out` (NULL on failure). `options` may
@@ -494,6 +503,11 @@ typedef struct kiln_scheduler_options {
   /** Most requests waiting to be admitted; submit answers KILN_ERROR_BUSY
    *  beyond it. 0 = 256. */
   int32_t max_waiting;
+  /** 1 (default): the engine's batch_invariant, so a request's greedy
+   *  output is the same whatever else is in the batch; 0: faster decoding
+   *  of quantized models with fp32 activations, outputs may then vary
+   *  with the batch by rounding. */
+  int32_t batch_invariant;
 } kiln_scheduler_options;
 
 /** Sets the defaults above. */

@@ -262,9 +262,10 @@ struct SeqTokens {
 
 /// kiln_engine_options (0 = the runtime's default for each).
 struct EngineOptions {
-  int32_t numThreads = 0;    ///< kernel threads, the caller's included
-  int64_t kvCacheTokens = 0; ///< KV-cache capacity over all sequences
-  bool prefixCache = true;   ///< keep released full blocks for reuse
+  int32_t numThreads = 0;      ///< kernel threads, the caller's included
+  int64_t kvCacheTokens = 0;   ///< KV-cache capacity over all sequences
+  bool prefixCache = true;     ///< keep released full blocks for reuse
+  bool batchInvariant = false; ///< rows independent of the batch (kiln.h)
 };
 
 /// kiln_engine_t: the KV cache, scratch memory and threads that run steps.
@@ -278,6 +279,7 @@ public:
     o.num_threads = options.numThreads;
     o.kv_cache_tokens = options.kvCacheTokens;
     o.prefix_cache = options.prefixCache ? 1 : 0;
+    o.batch_invariant = options.batchInvariant ? 1 : 0;
     kiln_engine_t *engine = nullptr;
     detail::check(kiln_engine_create(model.get(), &o, &engine),
                   "kiln_engine_create");
@@ -341,6 +343,7 @@ struct SchedulerOptions {
   int64_t maxStepTokens = 0;
   int32_t maxRunning = 0;
   int32_t maxWaiting = 0;
+  bool batchInvariant = true;
 };
 
 /// kiln_sampling_params with owned arrays; the defaults are
@@ -388,6 +391,7 @@ public:
     o.max_step_tokens = options.maxStepTokens;
     o.max_running = options.maxRunning;
     o.max_waiting = options.maxWaiting;
+    o.batch_invariant = options.batchInvariant ? 1 : 0;
     kiln_scheduler_t *s = nullptr;
     detail::check(kiln_scheduler_create(model.get(), &o, &s),
                   "kiln_scheduler_create");

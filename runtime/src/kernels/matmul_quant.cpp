@@ -969,8 +969,11 @@ void matmulQuant(const QuantKernels &q, ThreadPool *pool,
   // weights, at least one group of the even/odd copy of A per pass.
   const int64_t fusedK =
       p.bits == 4 ? kScratchFloats / p.m / p.group * p.group : p.k;
-  if (q.fusedStep > 0 && p.m <= kMaxFusedM && p.group % q.fusedStep == 0 &&
-      fusedK > 0) {
+  // The fused path's sums depend on M (its K chunks and scaling), so a
+  // batch-invariant caller gets the panel path at every M.
+  const bool invariant = pool && pool->batchInvariant();
+  if (!invariant && q.fusedStep > 0 && p.m <= kMaxFusedM &&
+      p.group % q.fusedStep == 0 && fusedK > 0) {
     if (p.bits == 8) {
       forRows(kRowUnit, [&](int64_t n0, int64_t n1) {
         q.fused8(p, p.a, p.lda, 0, p.k, n0, n1);

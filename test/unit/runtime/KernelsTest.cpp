@@ -463,6 +463,40 @@ void checkQuantMatmul(const QuantWeight &w, int64_t m, int64_t pad,
   }
 }
 
+TEST(KernelsQuantMatmul, BatchInvariantPoolMakesRowsIndependentOfTheBatch) {
+  // On a batch-invariant pool (what the scheduler's engine runs on), a row
+  // of A gives the same bits alone (decode) as inside any batch; groups of
+  // 16 (AVX2 steps) and 32 (AVX-512 steps), both bit widths, K in several
+  // 128-k panel chunks.
+  std::mt19937 rng(11);
+  ThreadPool pool2(2);
+  pool2.setBatchInvariant(true);
+  for (Isa isa : supportedIsas())
+    for (int64_t bits : {4, 8})
+      for (int64_t group : {16, 32}) {
+        const int64_t n = 72, k = group * 18, m = 37;
+        QuantWeight w =
+            makeQuantWeight(n, k, group, bits, true, QuantFill::Random, rng);
+        std::vector<float> a = randomFloats(m * k, rng);
+        std::vector<float> batched(m * n);
+        kiln::kernels::matmulQuantF32(isa, &pool2, a.data(), k, w.q.data(),
+                                      w.scales.data(), w.zeroPointData(),
+                                      batched.data(), n, m, n, k, group, bits);
+        for (int64_t rows : {int64_t(1), int64_t(3), int64_t(8), int64_t(9)})
+          for (int64_t row : {int64_t(0), m - rows}) {
+            std::vector<float> c(rows * n);
+            kiln::kernels::matmulQuantF32(
+                isa, &pool2, a.data() + row * k, k, w.q.data(), w.scales.data(),
+                w.zeroPointData(), c.data(), n, rows, n, k, group, bits);
+            EXPECT_EQ(0, std::memcmp(c.data(), batched.data() + row * n,
+                                     rows * n * sizeof(float)))
+                << kiln::kernels::isaName(isa) << " bits=" << bits
+                << " group=" << group << " rows " << row << ".."
+                << row + rows - 1;
+          }
+      }
+}
+
 TEST(KernelsQuantMatmul, MatchesReferenceAcrossShapesAndGroups) {
   // Every M the fused (decode) path specializes, 1..8, and the panel path
   // beyond; N around the 2-, 4- and 8-row tiles and the 8-row thread units;
