@@ -131,4 +131,56 @@ def InsertKVCachePass : Pass<"kiln-insert-kv-cache", "::mlir::ModuleOp"> {
   let dependentDialects = ["::mlir::kiln::KilnDialect"];
 }
 
+def FuseMatMulsPass : Pass<"kiln-fuse-matmuls", "::mlir::ModuleOp"> {
+  let summary = "Join matmuls of one activation by constant weights into one";
+  let description = [{
+    Finds `kiln.matmul`s in one block that read the same activation and
+    whose right-hand sides are weights (the Q, K and V projections of an
+    attention block; the gate and up projections of a gated MLP) and
+    replaces them by one matmul on the weights joined along N, followed by
+    a `kiln.split` of its result. A decode step then reads the activation
+    once and makes one kernel call instead of two or three.
+
+    ```mlir
+    %q = kiln.matmul %x, %wq : (tensor<1x?x576xf32, #kiln.dims<[tokens]>>, tensor<576x576xf32>) -> tensor<1x?x576xf32, #kiln.dims<[tokens]>>
+    %k = kiln.matmul %x, %wk : (tensor<1x?x576xf32, #kiln.dims<[tokens]>>, tensor<576x192xf32>) -> tensor<1x?x192xf32, #kiln.dims<[tokens]>>
+    ```
+
+    becomes
+
+    ```mlir
+    kiln.global @"q+k" : tensor<576x768xf32> [#kiln.blob<...q...>, #kiln.blob<...k...>]
+        {kiln.parts = array<i64: 576, 192>}
+    %w = kiln.weight @"q+k" : tensor<576x768xf32>
+    %qk = kiln.matmul %x, %w : (...) -> tensor<1x?x768xf32, #kiln.dims<[tokens]>>
+    %q, %k = kiln.split %qk {axis = 2 : i64} : tensor<1x?x768xf32, #kiln.dims<[tokens]>> -> (...)
+    ```
+
+    The joined global lists the pieces' blobs (no data is copied); the
+    weights writer lays them out as one weight, in panels if
+    `--kiln-cpu-pack-weights` asks for them (compiler/weights/
+    WeightLayout.h). The pieces' globals are erased. A column of the result
+    is computed as before, so results do not change.
+
+    Right-hand sides that fuse: a 2-D static `kiln.weight` of a plain
+    tensor ([K][N], same element type and K), or `transpose(dequantize(w))`
+    of a [N][K] `!kiln.qtensor` grouped along K (MatMulNBits), all with the
+    same `#kiln.quant` (bits, signedness, group size, scale type, zero
+    points) and dequantized type, each piece's data and zero points filling
+    whole bytes. The matmuls must have the same attributes
+    (`accuracy_level`). The fused matmul takes the place of the first one;
+    since the activation is defined before it and the others' users come
+    after their own matmuls, no op moves.
+
+    It does nothing to a matmul whose right-hand side is not a weight (a
+    computed value, a transposed plain weight such as a tied output
+    projection), whose weight is read anywhere else, is already placed in
+    the weights file or laid out (`kiln.offset`, `kiln.layout`: kilnc runs
+    this pass before `--kiln-cpu-pack-weights` and offsets), or has a
+    dynamic N; to matmuls of different activations, element types, K,
+    quantization schemes or attributes; and to a lone matmul.
+  }];
+  let dependentDialects = ["::mlir::kiln::KilnDialect"];
+}
+
 #endif // KILN_PASSES_TD

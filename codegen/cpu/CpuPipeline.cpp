@@ -1,6 +1,7 @@
 //===- CpuPipeline.cpp - kiln IR to the LLVM dialect ----------------------===//
 
 #include "codegen/cpu/CpuPasses.h"
+#include "passes/Passes.h"
 
 #include "mlir/Conversion/AffineToStandard/AffineToStandard.h"
 #include "mlir/Conversion/ArithToLLVM/ArithToLLVM.h"
@@ -26,8 +27,11 @@ void mlir::kiln::buildCpuPipeline(OpPassManager &pm, int64_t maxBatchTokens,
   options.maxBatchTokens = maxBatchTokens;
   options.graphMode = graphMode;
   options.quantCompute = quantCompute;
-  if (!graphMode)
+  if (!graphMode) {
+    // Both do nothing where kilnc ran them before placing the weights.
+    pm.addPass(createFuseMatMulsPass());
     pm.addPass(createPackWeightsPass());
+  }
   pm.addPass(createConvertKilnToLoopsPass(options));
   pm.addPass(createApproximateMathPass());
   pm.addPass(createConvertLinalgToLoopsPass());

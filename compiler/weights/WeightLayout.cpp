@@ -4,6 +4,7 @@
 
 #include "runtime/include/kiln/model_abi.h"
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -41,11 +42,21 @@ bool kiln::canUsePanelLayout(GlobalOp global, std::string *why) {
   if (!type || type.getRank() != 2 || !type.hasStaticShape() ||
       !type.getElementType().isF32())
     return fail("not a static 2-D f32 tensor");
-  if (global.getBlobs().size() != 1 ||
-      llvm::cast<BlobAttr>(global.getBlobs()[0]).getSize() !=
-          static_cast<uint64_t>(type.getNumElements()) * sizeof(float))
-    return fail("not one blob of the tensor's size");
+  uint64_t bytes = 0;
+  for (mlir::Attribute blob : global.getBlobs())
+    bytes += llvm::cast<BlobAttr>(blob).getSize();
+  size_t pieces = global->hasAttr(kPartsAttr) ? partColumns(global).size() : 1;
+  if (global.getBlobs().size() != pieces ||
+      bytes != static_cast<uint64_t>(type.getNumElements()) * sizeof(float))
+    return fail("not one blob per piece, of the tensor's size in all");
   return true;
+}
+
+llvm::SmallVector<int64_t> kiln::partColumns(GlobalOp global) {
+  if (auto parts = global->getAttrOfType<mlir::DenseI64ArrayAttr>(kPartsAttr))
+    return llvm::SmallVector<int64_t>(parts.asArrayRef());
+  auto type = llvm::cast<mlir::RankedTensorType>(global.getType());
+  return {type.getShape().back()};
 }
 
 uint64_t kiln::storedBytes(GlobalOp global) {
@@ -60,7 +71,10 @@ uint64_t kiln::storedBytes(GlobalOp global) {
 llvm::Error
 kiln::writeStored(GlobalOp global, WeightStore &store,
                   llvm::function_ref<void(llvm::ArrayRef<uint8_t>)> sink) {
-  if (!isPanelLayout(global)) {
+  auto tensor = llvm::dyn_cast<mlir::RankedTensorType>(global.getType());
+  bool pieces = tensor && global->hasAttr(kPartsAttr);
+  if (!isPanelLayout(global) && !pieces) {
+    // One blob, or a qtensor's pieces, whose bytes concatenate.
     for (mlir::Attribute a : global.getBlobs()) {
       auto bytes = store.getBytes(llvm::cast<BlobAttr>(a));
       if (!bytes)
@@ -70,12 +84,46 @@ kiln::writeStored(GlobalOp global, WeightStore &store,
     return llvm::Error::success();
   }
   std::string why;
-  if (!canUsePanelLayout(global, &why))
+  if (isPanelLayout(global) && !canUsePanelLayout(global, &why))
     return llvm::createStringError("weight @" + global.getSymName().str() +
                                    " cannot be stored in panels: " + why);
-  auto bytes = store.getBytes(llvm::cast<BlobAttr>(global.getBlobs()[0]));
-  if (!bytes)
-    return bytes.takeError();
+  // The pieces along the last axis, each row-major [rows][columns].
+  struct Piece {
+    llvm::ArrayRef<uint8_t> bytes;
+    int64_t columns;
+  };
+  llvm::SmallVector<Piece> parts;
+  for (auto [blob, columns] :
+       llvm::zip(global.getBlobs(), partColumns(global))) {
+    auto bytes = store.getBytes(llvm::cast<BlobAttr>(blob));
+    if (!bytes)
+      return bytes.takeError();
+    parts.push_back({*bytes, columns});
+  }
+  int64_t elementBytes = (tensor.getElementTypeBitWidth() + 7) / 8;
+  if (!isPanelLayout(global)) {
+    // Row-major: row r of the whole is row r of each piece in turn.
+    int64_t rows = tensor.getNumElements() / tensor.getShape().back();
+    for (int64_t row = 0; row < rows; ++row)
+      for (const Piece &p : parts)
+        sink(p.bytes.slice(row * p.columns * elementBytes,
+                           p.columns * elementBytes));
+    return llvm::Error::success();
+  }
+  // Columns [j0, j0 + cols) of `row`, wherever they lie among the pieces.
+  auto copyRow = [&](int64_t row, int64_t j0, int64_t cols, float *dst) {
+    int64_t start = 0;
+    for (const Piece &p : parts) {
+      int64_t lo = std::max(j0, start),
+              hi = std::min(j0 + cols, start + p.columns);
+      if (lo < hi)
+        std::memcpy(dst + (lo - j0),
+                    p.bytes.data() +
+                        (row * p.columns + lo - start) * sizeof(float),
+                    (hi - lo) * sizeof(float));
+      start += p.columns;
+    }
+  };
   PanelShape s = panelShape(global);
   // One panel at a time: K x 32 floats, columns past N zero.
   std::vector<float> panel(s.k * kPanel);
@@ -83,9 +131,7 @@ kiln::writeStored(GlobalOp global, WeightStore &store,
     int64_t j0 = p * kPanel, cols = std::min(kPanel, s.n - j0);
     std::fill(panel.begin(), panel.end(), 0.0f);
     for (int64_t row = 0; row < s.k; ++row)
-      std::memcpy(&panel[row * kPanel],
-                  bytes->data() + (row * s.n + j0) * sizeof(float),
-                  cols * sizeof(float));
+      copyRow(row, j0, cols, &panel[row * kPanel]);
     sink(
         llvm::ArrayRef<uint8_t>(reinterpret_cast<const uint8_t *>(panel.data()),
                                 panel.size() * sizeof(float)));

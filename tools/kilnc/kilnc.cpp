@@ -313,7 +313,9 @@ int main(int argc, char **argv) {
         pm.addPass(mlir::kiln::createInsertKVCachePass(options));
         pm.addPass(mlir::createCanonicalizerPass());
         pm.addPass(mlir::createCSEPass());
-        // Layouts before offsets: a packed weight's size is its panels'.
+        // Joined weights before layouts, layouts before offsets: a packed
+        // weight's size is its panels'.
+        pm.addPass(mlir::kiln::createFuseMatMulsPass());
         pm.addPass(mlir::kiln::createPackWeightsPass());
       }))
     return 1;

@@ -144,31 +144,96 @@ static std::optional<uint64_t> byteSize(ArrayRef<int64_t> shape, Type element,
   return (n * bits + 7) / 8;
 }
 
+/// Bits and byte size of each part (data, scales, zero points) of a weight
+/// of `type`, in blob order. Fails for a type no global may have.
+static FailureOr<SmallVector<std::pair<uint64_t, uint64_t>>>
+componentSizes(Type type) {
+  SmallVector<std::pair<uint64_t, uint64_t>> sizes;
+  auto add = [&](ArrayRef<int64_t> shape, Type element, unsigned bits = 0) {
+    uint64_t n = 1;
+    for (int64_t d : shape)
+      n *= d;
+    unsigned b = bits ? bits : element.getIntOrFloatBitWidth();
+    sizes.push_back({n * (b == 1 ? 8 : b), *byteSize(shape, element, bits)});
+  };
+  if (auto tensor = dyn_cast<RankedTensorType>(type)) {
+    if (!tensor.hasStaticShape() || !tensor.getElementType().isIntOrFloat())
+      return failure();
+    add(tensor.getShape(), tensor.getElementType());
+  } else if (auto q = dyn_cast<QTensorType>(type)) {
+    QuantAttr quant = q.getQuant();
+    add(q.getShape(), quant.getStorageType(), quant.getBits());
+    SmallVector<int64_t> scaleShape = q.getScaleShape();
+    add(scaleShape, quant.getScaleType());
+    if (quant.getZeroPoint() == ZeroPointKind::Int)
+      add(scaleShape, quant.getStorageType(), quant.getBits());
+    else if (quant.getZeroPoint() == ZeroPointKind::Float)
+      add(scaleShape, quant.getScaleType());
+  } else {
+    return failure();
+  }
+  return sizes;
+}
+
 LogicalResult GlobalOp::verify() {
   Type type = getType();
-  SmallVector<uint64_t> expected;
   if (auto tensor = dyn_cast<RankedTensorType>(type)) {
     if (!tensor.hasStaticShape())
       return emitOpError("weight type must have a static shape");
     if (!tensor.getElementType().isIntOrFloat())
       return emitOpError("weight element type must be an integer or float");
-    expected.push_back(*byteSize(tensor.getShape(), tensor.getElementType()));
-  } else if (auto q = dyn_cast<QTensorType>(type)) {
-    QuantAttr quant = q.getQuant();
-    expected.push_back(
-        *byteSize(q.getShape(), quant.getStorageType(), quant.getBits()));
-    SmallVector<int64_t> scaleShape = q.getScaleShape();
-    expected.push_back(*byteSize(scaleShape, quant.getScaleType()));
-    if (quant.getZeroPoint() == ZeroPointKind::Int)
-      expected.push_back(
-          *byteSize(scaleShape, quant.getStorageType(), quant.getBits()));
-    else if (quant.getZeroPoint() == ZeroPointKind::Float)
-      expected.push_back(*byteSize(scaleShape, quant.getScaleType()));
-  } else {
+  } else if (!isa<QTensorType>(type)) {
     return emitOpError(
                "weight type must be a ranked tensor or !kiln.qtensor, got ")
            << type;
   }
+  SmallVector<uint64_t> expected;
+  for (auto [bits, bytes] : *componentSizes(type))
+    expected.push_back(bytes);
+
+  // A weight joined from pieces along N (--kiln-fuse-matmuls): the last
+  // axis of a tensor, the first (rows of W) of a qtensor. Each component
+  // has one blob per piece, pieces in order; a qtensor's pieces must fill
+  // whole bytes so that their bytes concatenate.
+  if (auto parts = (*this)->getAttrOfType<DenseI64ArrayAttr>("kiln.parts")) {
+    SmallVector<int64_t> shape;
+    if (auto tensor = dyn_cast<RankedTensorType>(type))
+      shape.assign(tensor.getShape().begin(), tensor.getShape().end());
+    else
+      shape.assign(cast<QTensorType>(type).getShape().begin(),
+                   cast<QTensorType>(type).getShape().end());
+    auto q = dyn_cast<QTensorType>(type);
+    if (shape.empty() || (q && q.getQuant().getAxis() == 0))
+      return emitOpError("kiln.parts needs a tensor of rank >= 1 or a "
+                         "qtensor not quantized along its first axis");
+    size_t axis = q ? 0 : shape.size() - 1;
+    int64_t total = 0;
+    for (int64_t p : parts.asArrayRef()) {
+      if (p <= 0)
+        return emitOpError("kiln.parts sizes must be positive");
+      total += p;
+    }
+    if (total != shape[axis])
+      return emitOpError() << "kiln.parts sizes add up to " << total
+                           << ", expected " << shape[axis];
+    size_t components = expected.size();
+    expected.assign(components * parts.size(), 0);
+    for (auto [i, p] : llvm::enumerate(parts.asArrayRef())) {
+      SmallVector<int64_t> pieceShape = shape;
+      pieceShape[axis] = p;
+      Type piece =
+          q ? Type(QTensorType::get(getContext(), pieceShape, q.getQuant()))
+            : Type(RankedTensorType::get(
+                  pieceShape, cast<RankedTensorType>(type).getElementType()));
+      for (auto [c, size] : llvm::enumerate(*componentSizes(piece))) {
+        if (q && size.first % 8)
+          return emitOpError() << "piece " << i << " of '" << getSymName()
+                               << "' does not fill whole bytes";
+        expected[c * parts.size() + i] = size.second;
+      }
+    }
+  }
+
   if (getBlobs().size() != expected.size())
     return emitOpError() << "needs " << expected.size() << " blob(s) for "
                          << type << ", got " << getBlobs().size();

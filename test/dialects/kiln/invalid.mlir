@@ -1599,3 +1599,25 @@ func.func @per_axis_scale(%q: tensor<4x8xi8>, %s: tensor<5xf32>) {
   %0 = kiln.dequantize_linear %q, %s {axis = 1 : i64, block_size = 0 : i64} : (tensor<4x8xi8>, tensor<5xf32>) -> tensor<4x8xf32>
   return
 }
+
+// -----
+
+// A weight joined from pieces (kiln.parts, --kiln-fuse-matmuls): the
+// sizes must add up to N, and each piece needs its blob of its size.
+// expected-error @+1 {{kiln.parts sizes add up to 6, expected 8}}
+kiln.global @parts_sum : tensor<4x8xf32> [#kiln.blob<"w.bin", offset = 0, size = 64>, #kiln.blob<"w.bin", offset = 64, size = 32>] {kiln.parts = array<i64: 4, 2>}
+
+// -----
+
+// expected-error @+1 {{blob 1 of 'parts_size' holds 32 bytes, expected 64}}
+kiln.global @parts_size : tensor<4x8xf32> [#kiln.blob<"w.bin", offset = 0, size = 64>, #kiln.blob<"w.bin", offset = 64, size = 32>] {kiln.parts = array<i64: 4, 4>}
+
+// -----
+
+// expected-error @+1 {{needs 6 blob(s)}}
+kiln.global @parts_count : !kiln.qtensor<64x64, #kiln.quant<u4, group = 32, axis = 1, scale = f32, zero_point = int>> [#kiln.blob<"w.bin", offset = 0, size = 2048>, #kiln.blob<"w.bin", offset = 0, size = 512>, #kiln.blob<"w.bin", offset = 0, size = 64>] {kiln.parts = array<i64: 32, 32>}
+
+// -----
+
+// expected-error @+1 {{piece 0 of 'parts_bytes' does not fill whole bytes}}
+kiln.global @parts_bytes : !kiln.qtensor<2x1, #kiln.quant<u4, group = 1, axis = 1, scale = f32, zero_point = none>> [#kiln.blob<"w.bin", offset = 0, size = 1>, #kiln.blob<"w.bin", offset = 1, size = 1>, #kiln.blob<"w.bin", offset = 2, size = 4>, #kiln.blob<"w.bin", offset = 6, size = 4>] {kiln.parts = array<i64: 1, 1>}
