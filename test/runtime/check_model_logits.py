@@ -299,6 +299,7 @@ def check_fixture(fixture: str, args, kiln: Kiln, c: Checker):
         return
     with open(os.path.join(artifact, "manifest.json")) as f:
         quantized = json.load(f)["quantization"] != "none"
+    check_fusion(fixture, artifact, args, kiln, c)
     if quantized and int8_levels(fixture):
         check_int8_activations(fixture, artifact, kiln, c)
     if quantized:
@@ -368,6 +369,41 @@ def check_fixture(fixture: str, args, kiln: Kiln, c: Checker):
                    f"{name}: the decode token batched with a prompt chunk")
     check_step_errors(engine, mixed, c, name)
     engine.close()
+
+
+def check_fusion(fixture: str, artifact: str, args, kiln: Kiln, c: Checker):
+    """--kiln-fuse-matmuls (on by default) must not change a bit of the
+    logits, and must not leave the joined weights' pieces in weights.bin:
+    the default artifact against one compiled with --fuse-matmuls=false,
+    two prompts prefilled in one step and then decoded together."""
+    name = os.path.basename(os.path.normpath(fixture))
+    unfused = compile_model(fixture, args, c, "-unfused",
+                            ["--fuse-matmuls=false"])
+    if not unfused:
+        return
+    sizes = []
+    for a in (artifact, unfused):
+        with open(os.path.join(a, "manifest.json")) as f:
+            sizes.append(json.load(f)["compile"]["weights_bytes"])
+    c.expect(sizes[0] <= sizes[1],
+             f"{name}: weights.bin fused {sizes[0]} bytes, unfused "
+             f"{sizes[1]} (each weight once)")
+    engines = [Engine(kiln, artifact), Engine(kiln, unfused)]
+    rng = np.random.default_rng(11)
+    vocab = engines[0].vocab
+    prompts = [list(rng.integers(3, vocab, 9)), list(rng.integers(3, vocab, 5))]
+    seqs = [[e.new_seq(), e.new_seq()] for e in engines]
+    logits = [e.step(list(zip(s, prompts))) for e, s in zip(engines, seqs)]
+    same = np.array_equal(logits[0], logits[1])
+    for _ in range(8):
+        tokens = [int(np.argmax(logits[1][i])) for i in range(2)]
+        logits = [e.step([(s[i], [tokens[i]]) for i in range(2)])
+                  for e, s in zip(engines, seqs)]
+        same &= np.array_equal(logits[0], logits[1])
+    c.expect(same, f"{name}: fused matmuls give the unfused logits bit for "
+                   f"bit (prefill and 8 decode steps)")
+    for e in engines:
+        e.close()
 
 
 def check_int8_activations(fixture: str, artifact: str, kiln: Kiln,

@@ -93,6 +93,11 @@ static cl::opt<mlir::kiln::QuantCompute> quantCompute(
                    "rounded to int8 per group wherever the int8 kernel "
                    "applies (groups of 16 to 256)")),
     cl::init(mlir::kiln::QuantCompute::Auto));
+static cl::opt<bool> fuseMatMuls(
+    "fuse-matmuls",
+    cl::desc("join matmuls of one activation by weights (Q/K/V, gate/up) "
+             "into one, --kiln-fuse-matmuls (default on; =false to compare)"),
+    cl::init(true));
 static cl::opt<bool> quiet("quiet", cl::desc("no progress lines"));
 
 namespace {
@@ -315,7 +320,8 @@ int main(int argc, char **argv) {
         pm.addPass(mlir::createCSEPass());
         // Joined weights before layouts, layouts before offsets: a packed
         // weight's size is its panels'.
-        pm.addPass(mlir::kiln::createFuseMatMulsPass());
+        if (fuseMatMuls)
+          pm.addPass(mlir::kiln::createFuseMatMulsPass());
         pm.addPass(mlir::kiln::createPackWeightsPass());
       }))
     return 1;
@@ -447,6 +453,7 @@ int main(int argc, char **argv) {
       {"weights_bytes", weightBytes},
       {"model_abi_version", KILN_MODEL_ABI_VERSION},
       {"quant_compute", quantComputeName(quantCompute)},
+      {"fuse_matmuls", static_cast<bool>(fuseMatMuls)},
   };
   m["target"] = json::Object{{"triple", target.triple},
                              {"cpu", target.cpu},
