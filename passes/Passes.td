@@ -166,8 +166,10 @@ def FuseMatMulsPass : Pass<"kiln-fuse-matmuls", "::mlir::ModuleOp"> {
     tensor ([K][N], same element type and K), or `transpose(dequantize(w))`
     of a [N][K] `!kiln.qtensor` grouped along K (MatMulNBits), all with the
     same `#kiln.quant` (bits, signedness, group size, scale type, zero
-    points) and dequantized type, each piece's data and zero points filling
-    whole bytes. The matmuls must have the same attributes
+    points) and dequantized type, each piece a multiple of 32 rows of W
+    (the quantized CPU kernels cut N into tiles and thread ranges of 8 or
+    32 rows and reduce a tile's rows together; at a multiple of 32 every
+    row is computed as it was alone). The matmuls must have the same attributes
     (`accuracy_level`). The fused matmul takes the place of the first one;
     since the activation is defined before it and the others' users come
     after their own matmuls, no op moves.

@@ -35,6 +35,14 @@ def Kiln_GlobalOp : Kiln_Op<"global", [Symbol]> {
     the packed data, the scales and, when its scheme has them, the zero
     points, in that order. The data never enters the IR.
 
+    A weight joined from pieces along N (`--kiln-fuse-matmuls`) carries
+    `kiln.parts = array<i64: ...>`, each piece's size along the last axis
+    of a tensor or the first of a qtensor, and lists one blob per piece
+    for each of the parts above (a qtensor: every piece's data, then
+    every piece's scales, then zero points; each piece filling whole
+    bytes). The verifier checks the sizes; compiler/weights/WeightLayout.h
+    writes such a weight as one.
+
     Example:
 
     ```mlir
