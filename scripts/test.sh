@@ -137,12 +137,13 @@ out=$("$PY" "$ROOT/test/serve/check_serve.py" --kiln "$BUILD/bin/kiln" \
 echo "$out" | grep -v '^ok ' | tail -n 20
 tally_summary "kiln serve" $rc "$out"
 
-# A bounded soak of kiln serve (--quick: 300 requests at concurrency 48 in
-# under a minute): replayed greedy/seeded requests must equal their output
+# A bounded soak of kiln serve (1200 requests at concurrency 64 after a
+# warm-up round, about two minutes): replayed greedy/seeded requests must
+# equal their output
 # alone under preemptions and 429s, with client cancellations and 20 kinds
 # of malformed request mixed in; then the server must be up and idle, its
 # RSS, descriptors and threads back at their post-warm-up baseline.
-out=$("$PY" "$ROOT/test/serve/soak.py" --quick --kiln "$BUILD/bin/kiln" \
+out=$("$PY" "$ROOT/test/serve/soak.py" --requests 1200 --time-limit 400 --kiln "$BUILD/bin/kiln" \
         --artifact "$BUILD/test-artifacts/smollm2-135m-instruct.kiln" 2>&1); rc=$?
 echo "$out" | grep -v '^ok ' | tail -n 20
 tally_summary "kiln serve soak" $rc "$out"

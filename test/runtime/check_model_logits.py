@@ -372,15 +372,16 @@ def check_fixture(fixture: str, args, kiln: Kiln, c: Checker):
 
 
 def check_fusion(fixture: str, artifact: str, args, kiln: Kiln, c: Checker):
-    """--kiln-fuse-matmuls (on by default) must not change a bit of the
+    """kilnc --fuse-matmuls (off by default) must not change a bit of the
     logits, and must not leave the joined weights' pieces in weights.bin:
-    the default artifact against one compiled with --fuse-matmuls=false,
-    two prompts prefilled in one step and then decoded together."""
+    an artifact compiled with it against the default one, two prompts
+    prefilled in one step and then decoded together."""
     name = os.path.basename(os.path.normpath(fixture))
-    unfused = compile_model(fixture, args, c, "-unfused",
-                            ["--fuse-matmuls=false"])
-    if not unfused:
+    fused = compile_model(fixture, args, c, "-fused", ["--fuse-matmuls"])
+    if not fused:
         return
+    unfused = artifact
+    artifact = fused
     sizes = []
     for a in (artifact, unfused):
         with open(os.path.join(a, "manifest.json")) as f:
