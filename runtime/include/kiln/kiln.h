@@ -619,9 +619,9 @@ typedef void (*kiln_event_callback)(const kiln_event *event, void *user_data);
 
 /** Queues a request for `prompt` (`prompt_length` >= 1 tokens, fewer than
  *  the context length, capped at the KV cache's capacity: see
- *  kiln_scheduler_stats::context_length). With a `callback`, events go to it and the request
- *  is forgotten after its final event; without one (NULL), they wait for
- *  kiln_scheduler_poll(), and the request is kept until
+ *  kiln_scheduler_stats::context_length). With a `callback`, events go to it
+ * and the request is forgotten after its final event; without one (NULL), they
+ * wait for kiln_scheduler_poll(), and the request is kept until
  *  kiln_scheduler_release(). Stores the request's id (never 0, never
  *  reused) in `*request`. Returns KILN_OK, KILN_ERROR_INVALID_ARGUMENT (a
  *  bad prompt or parameter; the message names it and the allowed range),
