@@ -94,18 +94,6 @@ constexpr int64_t kMinFlopsPerThread = 1 << 16;
 
 alignas(64) thread_local float tlsScratch[kScratchFloats];
 
-struct QuantProblem {
-  const float *a;
-  int64_t lda;
-  const uint8_t *w;
-  const float *scales;
-  const uint8_t *zp;
-  float *c;
-  int64_t ldc, m, n, k, group, bits;
-  int64_t groupsPerRow; ///< k / group
-  int64_t rowBytes;     ///< bytes of one row of W
-};
-
 /// out[0:k1-k0] = W[row][k0:k1] in fp32, one element at a time.
 KILN_INLINE void dequantRowScalar(const QuantProblem &p, int64_t row,
                                   int64_t k0, int64_t k1, float *out) {
@@ -1013,12 +1001,7 @@ void matmulQuantF32(Isa isa, ThreadPool *pool, const float *a, int64_t lda,
 #else
   (void)isa;
 #endif
-  QuantProblem p{a, lda, b, scales, zeroPoints, c, ldc,
-                 m, n,   k, group,  bits,       0, 0};
-  if (k > 0) {
-    p.groupsPerRow = k / group;
-    p.rowBytes = bits == 4 ? k / 2 : k;
-  }
+  QuantProblem p(a, lda, b, scales, zeroPoints, c, ldc, m, n, k, group, bits);
   matmulQuant(*q, pool, p);
 }
 

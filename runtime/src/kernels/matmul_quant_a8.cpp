@@ -142,18 +142,6 @@ static_assert(kPanelBytes >=
 alignas(64) thread_local int8_t tlsQuantA[kQuantABytes];
 alignas(64) thread_local uint8_t tlsPanel[kPanelBytes];
 
-struct A8Problem {
-  const float *a;
-  int64_t lda;
-  const uint8_t *w;
-  const float *scales;
-  const uint8_t *zp;
-  float *c;
-  int64_t ldc, m, n, k, group, bits;
-  int64_t groupsPerRow; ///< k / group
-  int64_t rowBytes;     ///< bytes of one row of W
-};
-
 /// Rows [m0, m0 + mc) of A quantized over k in [k0, k1) (k0 a multiple of
 /// 64), in tlsQuantA of the calling thread.
 struct QuantA {
@@ -186,7 +174,7 @@ KILN_INLINE int quantizeOne(float x, float inv) {
 /// Writes q[i][k - k0] for k in [k0, k1) and the scale and -sum of every
 /// block meeting [k0, k1), quantizing whole blocks even where they reach
 /// past the chunk. Any group.
-void quantizeScalar(const A8Problem &p, const QuantA &qa, int8_t *q,
+void quantizeScalar(const QuantProblem &p, const QuantA &qa, int8_t *q,
                     float *scale, int32_t *negSum) {
   const int64_t g = p.group;
   const int64_t bLast = (qa.k1 - 1) / g;
@@ -226,7 +214,7 @@ int64_t genericDepth(int64_t group) {
   return std::min(kGenericK, (kGenericBlocks - 2) * group);
 }
 
-using QuantizeFn = void (*)(const A8Problem &, const QuantA &, int8_t *,
+using QuantizeFn = void (*)(const QuantProblem &, const QuantA &, int8_t *,
                             float *, int32_t *);
 
 //===----------------------------------------------------------------------===//
@@ -253,8 +241,8 @@ template <> struct VecOf<8> {
 /// ([k][2 W]), a block at a time: one vector pair of sums per row of A,
 /// scaled by sa * sw into the outputs at the end of each block.
 template <int W, int MR>
-KILN_INLINE void genericTile(const A8Problem &p, const QuantA &qa, int64_t i0,
-                             const float *af, const float *panel,
+KILN_INLINE void genericTile(const QuantProblem &p, const QuantA &qa,
+                             int64_t i0, const float *af, const float *panel,
                              const float *sw, int64_t k0, int64_t k1,
                              int64_t nb, int64_t nValid) {
   typedef typename VecOf<W>::type V;
@@ -302,8 +290,8 @@ KILN_INLINE void genericTile(const A8Problem &p, const QuantA &qa, int64_t i0,
 /// unpacked to an fp32 [k][2 W] panel of q - zp over kGenericK k, and 4
 /// rows of A at a time converted to fp32 per panel.
 template <int W>
-KILN_INLINE void genericRange(const A8Problem &p, const QuantA &qa, int64_t n0,
-                              int64_t n1) {
+KILN_INLINE void genericRange(const QuantProblem &p, const QuantA &qa,
+                              int64_t n0, int64_t n1) {
   constexpr int NR = 2 * W, kMr = 4;
   float *panel = reinterpret_cast<float *>(tlsPanel);
   float *sw = panel + kGenericK * NR;
@@ -356,10 +344,10 @@ KILN_INLINE void genericRange(const A8Problem &p, const QuantA &qa, int64_t n0,
   }
 }
 
-using RangeFn = void (*)(const A8Problem &, const QuantA &, int64_t n0,
+using RangeFn = void (*)(const QuantProblem &, const QuantA &, int64_t n0,
                          int64_t n1);
 
-void genericPortable(const A8Problem &p, const QuantA &qa, int64_t n0,
+void genericPortable(const QuantProblem &p, const QuantA &qa, int64_t n0,
                      int64_t n1) {
   genericRange<4>(p, qa, n0, n1);
 }
@@ -471,9 +459,10 @@ constexpr int64_t kGemvScaleBlocks = (kGemvMaxBlocks + 15) / 16 * 16;
 
 /// The scales of rows row0 .. row0 + 3 of W (0 past nValid) for the blocks
 /// of [k0, k1), transposed to out[(b - k0 / group) * 4 + j].
-KILN_TARGET_AVX2 KILN_INLINE void gemvScales4(const A8Problem &p, int64_t row0,
-                                              int64_t nValid, int64_t k0,
-                                              int64_t k1, float *out) {
+KILN_TARGET_AVX2 KILN_INLINE void gemvScales4(const QuantProblem &p,
+                                              int64_t row0, int64_t nValid,
+                                              int64_t k0, int64_t k1,
+                                              float *out) {
   const int64_t b0 = k0 / p.group, nb = (k1 - 1) / p.group - b0 + 1;
   for (int64_t t0 = 0; t0 < nb; t0 += 4) {
     const __m128i m = _mm_cmpgt_epi32(
@@ -495,7 +484,7 @@ template <int M, int NJ, bool HasZp> struct GemvChains {
   using L = GemvLanes<NJ>;
   using F = typename L::F;
   using I = typename L::I;
-  const A8Problem &p;
+  const QuantProblem &p;
   const QuantA &qa;
   int64_t row0, nValid;
   int64_t sliceStart, sliceEnd;
@@ -506,10 +495,10 @@ template <int M, int NJ, bool HasZp> struct GemvChains {
   F acc[M];          ///< the fp32 chain of row i of A, rows of W in lanes
   I part[M];         ///< a block's integer sums (groups longer than a step)
 
-  KILN_TARGET_AVX2 KILN_INLINE GemvChains(const A8Problem &p, const QuantA &qa,
-                                          int64_t row0, int64_t nValid,
-                                          int64_t k0, int64_t k1,
-                                          const float *swT)
+  KILN_TARGET_AVX2 KILN_INLINE GemvChains(const QuantProblem &p,
+                                          const QuantA &qa, int64_t row0,
+                                          int64_t nValid, int64_t k0,
+                                          int64_t k1, const float *swT)
       : p(p), qa(qa), row0(row0), nValid(nValid), sliceStart(k0), sliceEnd(k1),
         swT(swT), swB0(k0 / p.group), partStart(k0) {
     for (int i = 0; i < M; ++i) {
@@ -599,7 +588,7 @@ inline __mmask16 mask16(int64_t count) {
 }
 
 /// quantizeScalar for whole blocks and a group that is a multiple of 16.
-KILN_TARGET_VNNI512 void quantizeAvx512(const A8Problem &p, const QuantA &qa,
+KILN_TARGET_VNNI512 void quantizeAvx512(const QuantProblem &p, const QuantA &qa,
                                         int8_t *q, float *scale,
                                         int32_t *negSum) {
   const int64_t g = p.group;
@@ -635,7 +624,7 @@ KILN_TARGET_VNNI512 void quantizeAvx512(const A8Problem &p, const QuantA &qa,
 /// (b | b << 4) & 0x0F0F holds the low nibble (even k) in its low byte and
 /// the high nibble (odd k) in its high byte.
 template <int Bits>
-KILN_TARGET_VNNI512 KILN_INLINE __m512i loadWeightsZmm(const A8Problem &p,
+KILN_TARGET_VNNI512 KILN_INLINE __m512i loadWeightsZmm(const QuantProblem &p,
                                                        int64_t row, int64_t k,
                                                        int64_t valid) {
   const uint8_t *r = p.w + row * p.rowBytes;
@@ -698,7 +687,7 @@ KILN_TARGET_VNNI512 KILN_INLINE __m512i sum16Zmm(const __m512i *d) {
 
 /// gemvScales4 for 8 rows: out[(b - k0 / group) * 8 + j], an 8 x 16
 /// transpose per 16 blocks.
-KILN_TARGET_VNNI512 KILN_INLINE void gemvScales8(const A8Problem &p,
+KILN_TARGET_VNNI512 KILN_INLINE void gemvScales8(const QuantProblem &p,
                                                  int64_t row0, int64_t nValid,
                                                  int64_t k0, int64_t k1,
                                                  float *out) {
@@ -746,7 +735,7 @@ KILN_TARGET_VNNI512 KILN_INLINE void gemvScales8(const A8Problem &p,
 /// C[m0 : m0 + M][row0 : row0 + nValid] over the chunk (nValid <= 8), rows
 /// of W read in place, summed as the panel path sums.
 template <int M, int Bits, bool HasZp, int Per>
-KILN_TARGET_VNNI512 void gemvTileZmm(const A8Problem &p, const QuantA &qa,
+KILN_TARGET_VNNI512 void gemvTileZmm(const QuantProblem &p, const QuantA &qa,
                                      int64_t row0, int64_t nValid) {
   const int64_t gpr = p.groupsPerRow, depth = panelDepth(p.group);
   const float *s0 = p.scales + row0 * gpr;
@@ -789,7 +778,7 @@ KILN_TARGET_VNNI512 void gemvTileZmm(const A8Problem &p, const QuantA &qa,
 }
 
 template <int M, int Bits, bool HasZp>
-KILN_TARGET_VNNI512 void gemvTilesZmm(const A8Problem &p, const QuantA &qa,
+KILN_TARGET_VNNI512 void gemvTilesZmm(const QuantProblem &p, const QuantA &qa,
                                       int64_t n0, int64_t n1) {
   // Groups of 16, 32 and 64 are 1, 2 and 4 sums per block; longer ones
   // gather over steps.
@@ -813,7 +802,7 @@ KILN_TARGET_VNNI512 void gemvTilesZmm(const A8Problem &p, const QuantA &qa,
 }
 
 template <int Bits, bool HasZp>
-KILN_TARGET_VNNI512 void gemvZmmZp(const A8Problem &p, const QuantA &qa,
+KILN_TARGET_VNNI512 void gemvZmmZp(const QuantProblem &p, const QuantA &qa,
                                    int64_t n0, int64_t n1) {
   switch (qa.mc) {
   case 1:
@@ -828,7 +817,7 @@ KILN_TARGET_VNNI512 void gemvZmmZp(const A8Problem &p, const QuantA &qa,
 }
 
 template <int Bits>
-KILN_TARGET_VNNI512 void gemvZmm(const A8Problem &p, const QuantA &qa,
+KILN_TARGET_VNNI512 void gemvZmm(const QuantProblem &p, const QuantA &qa,
                                  int64_t n0, int64_t n1) {
   if (p.zp)
     gemvZmmZp<Bits, true>(p, qa, n0, n1);
@@ -885,7 +874,7 @@ Panel panelBuffers(int64_t rows) {
 /// panel (rows [nb, nb + rows) below n1, k in [k0, k1)) will read: the
 /// panel's tiles each fetch a share while they compute, so packing finds
 /// its rows in L1 instead of L3.
-void prefetchPanel(const A8Problem &p, int64_t nb, int64_t rows, int64_t n1,
+void prefetchPanel(const QuantProblem &p, int64_t nb, int64_t rows, int64_t n1,
                    int64_t k0, int64_t k1, int64_t part, int64_t parts) {
   rows = std::min(rows, n1 - nb);
   if (rows <= 0)
@@ -913,7 +902,7 @@ void prefetchPanel(const A8Problem &p, int64_t nb, int64_t rows, int64_t n1,
 /// The zero points of rows [nb, nb + nValid) for the blocks of
 /// [pc.k0, pc.k1), `rows` per block. The destination is contiguous: strided
 /// stores here became (slow) scatters.
-void fillPanelZeroPoints(const A8Problem &p, int64_t nb, int64_t nValid,
+void fillPanelZeroPoints(const QuantProblem &p, int64_t nb, int64_t nValid,
                          int64_t rows, Panel &pc) {
   const int64_t blocks = (pc.k1 - 1) / p.group - pc.bFirst + 1;
   for (int64_t b = 0; b < blocks; ++b) {
@@ -929,7 +918,7 @@ void fillPanelZeroPoints(const A8Problem &p, int64_t nb, int64_t nValid,
 }
 
 template <int Bits>
-KILN_TARGET_VNNI512 void packPanelZmm(const A8Problem &p, int64_t nb,
+KILN_TARGET_VNNI512 void packPanelZmm(const QuantProblem &p, int64_t nb,
                                       int64_t nValid, Panel &pc) {
   for (int64_t h = 0; h < 32; h += 16)
     for (int64_t k = pc.k0; k < pc.k1; k += 64) {
@@ -963,7 +952,7 @@ KILN_TARGET_VNNI512 void packPanelZmm(const A8Problem &p, int64_t nb,
 /// C[m0 + i0 : + MR][nb : nb + nValid] (+)= the chunk rows i0.. of A times
 /// the panel: per 4 k a broadcast dword of each row against 2 x 16 rows.
 template <int MR>
-KILN_TARGET_VNNI512 void panelTileZmm(const A8Problem &p, const QuantA &qa,
+KILN_TARGET_VNNI512 void panelTileZmm(const QuantProblem &p, const QuantA &qa,
                                       int64_t i0, const Panel &pc, int64_t nb,
                                       int64_t nValid) {
   const int64_t g = p.group;
@@ -1032,10 +1021,10 @@ KILN_TARGET_VNNI512 void panelTileZmm(const A8Problem &p, const QuantA &qa,
 }
 
 template <int Bits>
-KILN_TARGET_VNNI512 void panelZmm(const A8Problem &p, const QuantA &qa,
+KILN_TARGET_VNNI512 void panelZmm(const QuantProblem &p, const QuantA &qa,
                                   int64_t n0, int64_t n1) {
   constexpr int kMr = 6;
-  using TileFn = void (*)(const A8Problem &, const QuantA &, int64_t,
+  using TileFn = void (*)(const QuantProblem &, const QuantA &, int64_t,
                           const Panel &, int64_t, int64_t);
   static constexpr TileFn tiles[kMr + 1] = {
       nullptr,         panelTileZmm<1>, panelTileZmm<2>, panelTileZmm<3>,
@@ -1067,7 +1056,7 @@ KILN_TARGET_VNNI512 void panelZmm(const A8Problem &p, const QuantA &qa,
 //===----------------------------------------------------------------------===//
 
 /// quantizeScalar for whole blocks and a group that is a multiple of 16.
-KILN_TARGET_AVX2 void quantizeAvx2(const A8Problem &p, const QuantA &qa,
+KILN_TARGET_AVX2 void quantizeAvx2(const QuantProblem &p, const QuantA &qa,
                                    int8_t *q, float *scale, int32_t *negSum) {
   const int64_t g = p.group;
   const __m256 lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f);
@@ -1142,7 +1131,7 @@ KILN_TARGET_AVX2 KILN_INLINE void dpbusdAvx2(__m256i &acc, const __m256i &w,
 /// W[row][k : k + valid] as 32 u8 in k order, zero past valid (a multiple
 /// of 4, at most 32); see loadWeightsZmm.
 template <int Bits>
-KILN_TARGET_AVX2 KILN_INLINE __m256i loadWeightsYmm(const A8Problem &p,
+KILN_TARGET_AVX2 KILN_INLINE __m256i loadWeightsYmm(const QuantProblem &p,
                                                     int64_t row, int64_t k,
                                                     int64_t valid) {
   const uint8_t *r = p.w + row * p.rowBytes + k * Bits / 8;
@@ -1175,7 +1164,7 @@ KILN_TARGET_AVX2 KILN_INLINE __m256i sum16Ymm(const __m256i *d) {
 
 /// gemvTileZmm with 32 k per step.
 template <bool Vnni, int M, int Bits, bool HasZp, int Per>
-KILN_TARGET_AVX2 void gemvTileYmm(const A8Problem &p, const QuantA &qa,
+KILN_TARGET_AVX2 void gemvTileYmm(const QuantProblem &p, const QuantA &qa,
                                   int64_t row0, int64_t nValid) {
   const int64_t gpr = p.groupsPerRow, depth = panelDepth(p.group);
   const float *s0 = p.scales + row0 * gpr;
@@ -1212,7 +1201,7 @@ KILN_TARGET_AVX2 void gemvTileYmm(const A8Problem &p, const QuantA &qa,
 }
 
 template <bool Vnni, int M, int Bits, bool HasZp>
-KILN_TARGET_AVX2 void gemvTilesYmm(const A8Problem &p, const QuantA &qa,
+KILN_TARGET_AVX2 void gemvTilesYmm(const QuantProblem &p, const QuantA &qa,
                                    int64_t n0, int64_t n1) {
   for (int64_t n = n0; n < n1; n += 4) {
     const int64_t nValid = std::min<int64_t>(4, n1 - n);
@@ -1231,7 +1220,7 @@ KILN_TARGET_AVX2 void gemvTilesYmm(const A8Problem &p, const QuantA &qa,
 }
 
 template <bool Vnni, int Bits, bool HasZp>
-KILN_TARGET_AVX2 void gemvYmmZp(const A8Problem &p, const QuantA &qa,
+KILN_TARGET_AVX2 void gemvYmmZp(const QuantProblem &p, const QuantA &qa,
                                 int64_t n0, int64_t n1) {
   switch (qa.mc) {
   case 1:
@@ -1246,8 +1235,8 @@ KILN_TARGET_AVX2 void gemvYmmZp(const A8Problem &p, const QuantA &qa,
 }
 
 template <bool Vnni, int Bits>
-KILN_TARGET_AVX2 void gemvYmm(const A8Problem &p, const QuantA &qa, int64_t n0,
-                              int64_t n1) {
+KILN_TARGET_AVX2 void gemvYmm(const QuantProblem &p, const QuantA &qa,
+                              int64_t n0, int64_t n1) {
   if (p.zp)
     gemvYmmZp<Vnni, Bits, true>(p, qa, n0, n1);
   else
@@ -1274,7 +1263,7 @@ KILN_TARGET_AVX2 KILN_INLINE void transpose8x8Epi32(__m256i *r) {
 }
 
 template <int Bits>
-KILN_TARGET_AVX2 void packPanelYmm(const A8Problem &p, int64_t nb,
+KILN_TARGET_AVX2 void packPanelYmm(const QuantProblem &p, int64_t nb,
                                    int64_t nValid, Panel &pc) {
   for (int64_t h = 0; h < 16; h += 8)
     for (int64_t k = pc.k0; k < pc.k1; k += 32) {
@@ -1311,7 +1300,7 @@ KILN_TARGET_AVX2 void packPanelYmm(const A8Problem &p, int64_t nb,
 /// panelTileZmm for 2 x 8 rows of W. Without VNNI, vpmaddubsw pairs add up
 /// in 16 bits for 8 steps (8 * 2 * 15 * 127 < 2^15) before one vpmaddwd.
 template <bool Vnni, int MR>
-KILN_TARGET_AVX2 void panelTileYmm(const A8Problem &p, const QuantA &qa,
+KILN_TARGET_AVX2 void panelTileYmm(const QuantProblem &p, const QuantA &qa,
                                    int64_t i0, const Panel &pc, int64_t nb,
                                    int64_t nValid) {
   const int64_t g = p.group;
@@ -1400,10 +1389,10 @@ KILN_TARGET_AVX2 void panelTileYmm(const A8Problem &p, const QuantA &qa,
 }
 
 template <bool Vnni, int Bits>
-KILN_TARGET_AVX2 void panelYmm(const A8Problem &p, const QuantA &qa, int64_t n0,
-                               int64_t n1) {
+KILN_TARGET_AVX2 void panelYmm(const QuantProblem &p, const QuantA &qa,
+                               int64_t n0, int64_t n1) {
   constexpr int kMr = Vnni ? 3 : 2;
-  using TileFn = void (*)(const A8Problem &, const QuantA &, int64_t,
+  using TileFn = void (*)(const QuantProblem &, const QuantA &, int64_t,
                           const Panel &, int64_t, int64_t);
   static constexpr TileFn tiles[4] = {nullptr, panelTileYmm<Vnni, 1>,
                                       panelTileYmm<Vnni, 2>,
@@ -1429,7 +1418,7 @@ KILN_TARGET_AVX2 void panelYmm(const A8Problem &p, const QuantA &qa, int64_t n0,
   }
 }
 
-KILN_TARGET_AVX2 void genericAvx2(const A8Problem &p, const QuantA &qa,
+KILN_TARGET_AVX2 void genericAvx2(const QuantProblem &p, const QuantA &qa,
                                   int64_t n0, int64_t n1) {
   genericRange<8>(p, qa, n0, n1);
 }
@@ -1526,7 +1515,8 @@ bool gemvTakes(int64_t group, int64_t stepK) {
   return group % 16 == 0 && (stepK % group == 0 || group % stepK == 0);
 }
 
-void matmulQuantA8(const A8Kernels &f, ThreadPool *pool, const A8Problem &p) {
+void matmulQuantA8(const A8Kernels &f, ThreadPool *pool,
+                   const QuantProblem &p) {
   if (p.m <= 0 || p.n <= 0)
     return;
   if (p.k <= 0) {
@@ -1678,12 +1668,7 @@ void matmulQuantA8F32(Int8Dot dot, ThreadPool *pool, const float *a,
                       const uint8_t *zeroPoints, float *c, int64_t ldc,
                       int64_t m, int64_t n, int64_t k, int64_t group,
                       int64_t bits) noexcept {
-  A8Problem p{a, lda, b, scales, zeroPoints, c, ldc,
-              m, n,   k, group,  bits,       0, 0};
-  if (k > 0) {
-    p.groupsPerRow = k / group;
-    p.rowBytes = bits == 4 ? k / 2 : k;
-  }
+  QuantProblem p(a, lda, b, scales, zeroPoints, c, ldc, m, n, k, group, bits);
   matmulQuantA8(kernelsFor(dot), pool, p);
 }
 

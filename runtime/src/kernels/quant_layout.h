@@ -1,9 +1,9 @@
 //===- quant_layout.h - reading model_abi.h's packed weights ----*- C++ -*-===//
 //
 // The unsigned 4- and 8-bit weights and zero points of kiln_matmul_quant_fn
-// (runtime/include/kiln/model_abi.h), read one value at a time: what both
-// quantized kernels use for their tails and generic paths. `P` is a kernel's
-// problem struct with the fields w, zp, bits, groupsPerRow and rowBytes.
+// (runtime/include/kiln/model_abi.h): the problem both quantized kernels
+// solve, and its values read one at a time, as their tails and generic
+// paths do.
 //
 //===----------------------------------------------------------------------===//
 
@@ -13,6 +13,28 @@
 #include <cstdint>
 
 namespace kiln::kernels {
+
+/// C[m][n] = A[m][k] * W^T for W [n][k] of `bits`-bit values with a scale
+/// and a zero point (or none: the implied 2^(bits-1)) per group of K.
+struct QuantProblem {
+  const float *a;
+  int64_t lda;
+  const uint8_t *w;
+  const float *scales;
+  const uint8_t *zp;
+  float *c;
+  int64_t ldc, m, n, k, group, bits;
+  int64_t groupsPerRow; ///< k / group
+  int64_t rowBytes;     ///< bytes of one row of W
+
+  QuantProblem(const float *a, int64_t lda, const uint8_t *w,
+               const float *scales, const uint8_t *zp, float *c, int64_t ldc,
+               int64_t m, int64_t n, int64_t k, int64_t group, int64_t bits)
+      : a(a), lda(lda), w(w), scales(scales), zp(zp), c(c), ldc(ldc), m(m),
+        n(n), k(k), group(group), bits(bits),
+        groupsPerRow(k > 0 ? k / group : 0),
+        rowBytes(k > 0 ? (bits == 4 ? k / 2 : k) : 0) {}
+};
 
 /// Element `index` of an array of `bits`-bit values, 4-bit ones two per
 /// byte, low nibble first.
@@ -24,18 +46,16 @@ inline __attribute__((always_inline)) int unpackQ(const uint8_t *packed,
 }
 
 /// The zero point of (row, group g): stored, or the implied 2^(bits-1).
-template <typename P>
-inline __attribute__((always_inline)) int zeroPoint(const P &p, int64_t row,
-                                                    int64_t g) {
+inline __attribute__((always_inline)) int zeroPoint(const QuantProblem &p,
+                                                    int64_t row, int64_t g) {
   if (!p.zp)
     return p.bits == 4 ? 8 : 128;
   return unpackQ(p.zp, row * p.groupsPerRow + g, p.bits);
 }
 
 /// The quantized value of W[row][kk].
-template <typename P>
-inline __attribute__((always_inline)) int weightQ(const P &p, int64_t row,
-                                                  int64_t kk) {
+inline __attribute__((always_inline)) int weightQ(const QuantProblem &p,
+                                                  int64_t row, int64_t kk) {
   return unpackQ(p.w + row * p.rowBytes, kk, p.bits);
 }
 
