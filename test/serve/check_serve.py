@@ -238,7 +238,14 @@ def main():
             assert len(lp.tokens) == len(lp.token_logprobs) == len(lp.top_logprobs) == 5
             assert "".join(lp.tokens) == rc.choices[0].text, (lp.tokens, rc.choices[0].text)
             assert lp.text_offset[0] == 0 and lp.text_offset == sorted(lp.text_offset)
-        check("logprobs (chat and completions)", logprobs)
+            chunks = [ch for ch in c.completions.create(
+                model=srv.model, prompt=PROMPTS[1], max_tokens=5, temperature=0, logprobs=2,
+                stream=True) if ch.choices]
+            streamed = [t for ch in chunks for t in ch.choices[0].logprobs.tokens]
+            offsets = [o for ch in chunks for o in ch.choices[0].logprobs.text_offset]
+            assert streamed == lp.tokens and offsets == lp.text_offset, (streamed, offsets)
+            assert [ch.choices[0].logprobs.top_logprobs[0] for ch in chunks] == lp.top_logprobs
+        check("logprobs (chat and completions, streamed and not)", logprobs)
 
         def sampling():
             kw = dict(model=srv.model, prompt=PROMPTS[2], max_tokens=16, temperature=0.9, top_p=0.95)

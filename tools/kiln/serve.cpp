@@ -448,8 +448,9 @@ private:
               const httplib::Request &req, httplib::Response &res);
   OJson usageJson(const Generation &g, const std::vector<kiln_usage> &usage);
   std::string tokenText(int32_t token) const;
-  OJson logprobsJson(const Generation &g, const Item &item,
-                     size_t textOffset) const;
+  OJson chatLogprobs(const Item &item) const;
+  void addCompletionLogprobs(OJson &lists, const Item &item,
+                             size_t textOffset) const;
   void cancel(Job &job);
   bool authorized(const httplib::Request &req, httplib::Response &res);
   void shutdown(bool immediate);
@@ -743,27 +744,41 @@ OJson bytesOf(const std::string &s) {
   return out;
 }
 
-/// One token's logprobs: chat's {"token", "logprob", "bytes",
-/// "top_logprobs"}, or for completions a {token: logprob} map of the top.
-OJson Server::logprobsJson(const Generation &g, const Item &item,
-                           size_t) const {
+/// One token's entry in chat's logprobs.content: {"token", "logprob",
+/// "bytes", "top_logprobs"}.
+OJson Server::chatLogprobs(const Item &item) const {
   std::string text = tokenText(item.token);
-  if (g.chat) {
-    OJson top = OJson::array();
-    for (const kiln_token_logprob &t : item.top) {
-      std::string s = tokenText(t.token);
-      top.push_back(
-          {{"token", s}, {"logprob", t.logprob}, {"bytes", bytesOf(s)}});
-    }
-    return OJson{{"token", text},
-                 {"logprob", item.logprob},
-                 {"bytes", bytesOf(text)},
-                 {"top_logprobs", top}};
+  OJson top = OJson::array();
+  for (const kiln_token_logprob &t : item.top) {
+    std::string s = tokenText(t.token);
+    top.push_back(
+        {{"token", s}, {"logprob", t.logprob}, {"bytes", bytesOf(s)}});
   }
+  return OJson{{"token", text},
+               {"logprob", item.logprob},
+               {"bytes", bytesOf(text)},
+               {"top_logprobs", top}};
+}
+
+/// Completions' logprobs: four parallel lists, empty.
+OJson completionLogprobs() {
+  return OJson{{"tokens", OJson::array()},
+               {"token_logprobs", OJson::array()},
+               {"top_logprobs", OJson::array()},
+               {"text_offset", OJson::array()}};
+}
+
+/// Appends one token, which starts at `textOffset` of the choice's text, to
+/// completionLogprobs()' lists.
+void Server::addCompletionLogprobs(OJson &lists, const Item &item,
+                                   size_t textOffset) const {
   OJson top = OJson::object();
   for (const kiln_token_logprob &t : item.top)
     top[tokenText(t.token)] = t.logprob;
-  return top;
+  lists["tokens"].push_back(tokenText(item.token));
+  lists["token_logprobs"].push_back(item.logprob);
+  lists["top_logprobs"].push_back(std::move(top));
+  lists["text_offset"].push_back(textOffset);
 }
 
 /// OpenAI's finish_reason: kiln's, with a cancelled request "abort" (as
@@ -789,11 +804,7 @@ void Server::respond(const Generation &g, const std::shared_ptr<Job> &job,
     if (g.echo)
       choices[c].text = g.prompts[c / size_t(g.n)].text;
     if (g.logprobs >= 0)
-      choices[c].logprobs = g.chat ? OJson::array()
-                                   : OJson{{"tokens", OJson::array()},
-                                           {"token_logprobs", OJson::array()},
-                                           {"top_logprobs", OJson::array()},
-                                           {"text_offset", OJson::array()}};
+      choices[c].logprobs = g.chat ? OJson::array() : completionLogprobs();
   }
   int fd = connectionSocket(req);
   std::vector<Item> items;
@@ -804,15 +815,10 @@ void Server::respond(const Generation &g, const std::shared_ptr<Job> &job,
     for (Item &item : items) {
       Choice &ch = choices[size_t(item.choice)];
       if (item.token >= 0 && g.logprobs >= 0) {
-        OJson lp = logprobsJson(g, item, ch.text.size());
-        if (g.chat) {
-          ch.logprobs.push_back(lp);
-        } else {
-          ch.logprobs["tokens"].push_back(tokenText(item.token));
-          ch.logprobs["token_logprobs"].push_back(item.logprob);
-          ch.logprobs["top_logprobs"].push_back(lp);
-          ch.logprobs["text_offset"].push_back(ch.text.size());
-        }
+        if (g.chat)
+          ch.logprobs.push_back(chatLogprobs(item));
+        else
+          addCompletionLogprobs(ch.logprobs, item, ch.text.size());
       }
       ch.text += item.text;
       if (item.finish != KILN_FINISH_NONE) {
@@ -935,13 +941,12 @@ void Server::stream(const Generation &g, const std::shared_ptr<Job> &job,
               choice["logprobs"] = nullptr;
             else if (g.chat)
               choice["logprobs"] = {
-                  {"content", OJson::array({logprobsJson(g, item, 0)})}};
-            else
-              choice["logprobs"] = {
-                  {"tokens", {tokenText(item.token)}},
-                  {"token_logprobs", {item.logprob}},
-                  {"top_logprobs", {logprobsJson(g, item, 0)}},
-                  {"text_offset", {state->textLength[size_t(item.choice)]}}};
+                  {"content", OJson::array({chatLogprobs(item)})}};
+            else {
+              choice["logprobs"] = completionLogprobs();
+              addCompletionLogprobs(choice["logprobs"], item,
+                                    state->textLength[size_t(item.choice)]);
+            }
             choice["finish_reason"] = item.finish == KILN_FINISH_NONE
                                           ? OJson()
                                           : OJson(finishName(item.finish));
