@@ -1075,16 +1075,23 @@ TEST(KernelsBench, DISABLED_Figures) {
             makeQuantWeight(g.n, g.k, 32, 4, false, QuantFill::Random, rng);
         std::vector<float> a = randomFloats(g.m * g.k, rng);
         std::vector<float> c(g.m * g.n);
-        double s = timePerCall([&] {
-          kiln::kernels::matmulQuantF32(isa, &pool, a.data(), g.k, w.q.data(),
-                                        w.scales.data(), nullptr, c.data(), g.n,
-                                        g.m, g.n, g.k, 32, 4);
-        });
-        std::printf("%-8s %d thr  %-24s (M x K x N) %8.1f us %7.1f GFLOP/s "
-                    "%6.1f GB/s of B\n",
-                    kiln::kernels::isaName(isa), threads, g.name, s * 1e6,
-                    2.0 * g.m * g.n * g.k / s * 1e-9,
-                    (g.n * g.k / 2 + g.n * g.k / 32 * 4) / s * 1e-9);
+        // Also on a batch-invariant pool (the scheduler's), where small M
+        // takes the panel path instead of the fused one.
+        for (bool invariant : {false, true}) {
+          pool.setBatchInvariant(invariant);
+          double s = timePerCall([&] {
+            kiln::kernels::matmulQuantF32(isa, &pool, a.data(), g.k, w.q.data(),
+                                          w.scales.data(), nullptr, c.data(),
+                                          g.n, g.m, g.n, g.k, 32, 4);
+          });
+          std::printf("%-8s %d thr  %-24s (M x K x N) %8.1f us %7.1f GFLOP/s "
+                      "%6.1f GB/s of B%s\n",
+                      kiln::kernels::isaName(isa), threads, g.name, s * 1e6,
+                      2.0 * g.m * g.n * g.k / s * 1e-9,
+                      (g.n * g.k / 2 + g.n * g.k / 32 * 4) / s * 1e-9,
+                      invariant ? "  batch-invariant" : "");
+        }
+        pool.setBatchInvariant(false);
       }
       for (const Gemm &g : gemms) {
         std::vector<float> a = randomFloats(g.m * g.k, rng);
