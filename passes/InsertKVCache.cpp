@@ -12,6 +12,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "passes/MaskWindow.h"
 #include "passes/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -43,7 +44,15 @@ struct CachedAttention {
   /// What a shared-buffer cache computes from the padding mask: the scatter
   /// positions of the new keys and values and the valid lengths.
   SmallVector<Value> maskDerived;
+  /// Sliding window: a token at position p sees keys p - window .. p; -1:
+  /// every earlier key.
+  int64_t window;
 };
+
+/// Whether `op` never lets a query see a later key by itself.
+bool isCausal(AttentionOp op) {
+  return op.getCausal() || static_cast<int64_t>(op.getWindowRight()) == 0;
+}
 
 /// The input of `v` when `v` is a transpose with permutation `perm`.
 Value throughTranspose(Value v, ArrayRef<int64_t> perm) {
@@ -227,11 +236,14 @@ LogicalResult InsertKVCachePass::run(func::FuncOp func) {
   SmallVector<CachedAttention> layers;
   llvm::SmallPtrSet<Value, 8> pasts;
   for (AttentionOp op : attentions) {
-    CachedAttention layer{op, {}, {}, {}, {}, {}, {}, {}};
-    if (static_cast<int64_t>(op.getWindowLeft()) != -1 ||
-        static_cast<int64_t>(op.getWindowRight()) != -1)
-      return op.emitError("cannot map to the paged cache: sliding-window "
-                          "attention is not supported yet");
+    CachedAttention layer{op, {}, {}, {}, {}, {}, {}, {}, -1};
+    // window_right 0 is causal; more would see later tokens.
+    int64_t right = static_cast<int64_t>(op.getWindowRight());
+    if (right > 0 && !op.getCausal())
+      return op.emitError()
+             << "cannot map to the paged cache: window_right = " << right
+             << " lets a query see later tokens";
+    layer.window = static_cast<int64_t>(op.getWindowLeft());
     auto k = matchAppend(op.getKey()), v = matchAppend(op.getValue());
     auto sk = matchSharedWrite(op.getKey()),
          sv = matchSharedWrite(op.getValue());
@@ -277,7 +289,7 @@ LogicalResult InsertKVCachePass::run(func::FuncOp func) {
              << "cannot map to the paged cache: the keys (" << kn[2]
              << " tokens) are neither the step's " << q[2]
              << " new tokens nor concat(past, new) on axis 2";
-    if (!op.getCausal() && !op.getMask())
+    if (!isCausal(op) && !op.getMask())
       return op.emitError("cannot map to the paged cache: attention is "
                           "neither causal nor masked (bidirectional)");
     layers.push_back(layer);
@@ -349,6 +361,27 @@ LogicalResult InsertKVCachePass::run(func::FuncOp func) {
     for (Value v : l.maskDerived)
       if (failed(checkMaskSources(v, tokenIds, q0[0], padding, l.op)))
         return failure();
+  }
+
+  // What each mask admits, evaluated with the padding masks all ones: the
+  // paged cache replaces a causal mask and a sliding window; anything else
+  // (bidirectional, a bias, another pattern) is an error.
+  llvm::DenseMap<Value, int64_t> maskWindows;
+  for (CachedAttention &l : layers) {
+    Value mask = l.op.getMask();
+    if (!mask)
+      continue;
+    MaskSizes sizes{q0[0], q0[2], l.pastKey ? dimsOf(l.pastKey)[2] : DimExpr(),
+                    padding, contextLength};
+    auto [it, inserted] = maskWindows.try_emplace(mask, -1);
+    if (inserted) {
+      FailureOr<int64_t> w = maskWindow(l.op, mask, isCausal(l.op), sizes);
+      if (failed(w))
+        return failure();
+      it->second = *w;
+    }
+    if (it->second >= 0)
+      l.window = l.window >= 0 ? std::min(l.window, it->second) : it->second;
   }
 
   // Explicit position ids: the other integer [batch, tokens] argument.
@@ -462,7 +495,7 @@ LogicalResult InsertKVCachePass::run(func::FuncOp func) {
     auto paged = PagedAttentionOp::create(
         b, l.op.getLoc(), resultType, cache, l.op.getQuery(), l.keyNew,
         l.valueNew, b.getI64IntegerAttr(index), l.op.getScaleAttr(),
-        l.op.getSoftcapAttr());
+        l.op.getSoftcapAttr(), b.getI64IntegerAttr(l.window));
     l.op.getResult().replaceAllUsesWith(paged.getResult());
     l.op.erase();
   }

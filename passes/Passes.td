@@ -118,15 +118,25 @@ def InsertKVCachePass : Pass<"kiln-insert-kv-cache", "::mlir::ModuleOp"> {
     ```
 
     Masks may be computed only from padding-mask arguments, constants and
-    tensor sizes (a causal/padding mask); the cache then provides both. An
-    attention it cannot map (a shared-buffer cache with key_lengths, a
-    sliding window, bidirectional attention, a mask computed from anything
-    else, a past argument still used after the rewrite) is an error naming
-    the op. It does nothing when the function has no `kiln.attention`.
+    tensor sizes; the cache then provides what they say. To know what that
+    is, the pass evaluates each mask with the padding masks all ones, for a
+    few small sizes and for the last tokens of a `context-length` context,
+    and checks every query row: a causal mask needs nothing more, a sliding
+    window (the query at position p sees keys p - w .. p) becomes the
+    paged attention's `window = w`, and anything else (bidirectional
+    attention, a bias such as ALiBi, keys in the future, a window that
+    changes) is an error that says what the query sees. An attention it
+    cannot map (a shared-buffer cache without key_lengths, a mask computed
+    from anything else, a past argument still used after the rewrite) is an
+    error naming the op. It does nothing when the function has no
+    `kiln.attention`.
   }];
   let options = [
     Option<"blockSize", "block-size", "int64_t", "16",
            "Tokens per KV-cache block">,
+    Option<"contextLength", "context-length", "int64_t", "4096",
+           "The longest sequence the artifact serves: masks are checked up "
+           "to it">,
   ];
   let dependentDialects = ["::mlir::kiln::KilnDialect"];
 }

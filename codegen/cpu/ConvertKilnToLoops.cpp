@@ -979,9 +979,9 @@ LogicalResult StepLowering::lowerPagedAttention(PagedAttentionOp op) {
   auto f32Type = b.getF32Type();
   auto fnType = LLVM::LLVMFunctionType::get(
       LLVM::LLVMVoidType::get(ctx),
-      {ptrType, i64Type, i64Type, i64Type, i64Type, i64Type, i64Type,
-       f32Type, f32Type, ptrType, i64Type, i64Type, ptrType, i64Type,
-       i64Type, ptrType, i64Type, i64Type, ptrType, i64Type, i64Type});
+      {ptrType, i64Type, i64Type, i64Type, i64Type, i64Type, i64Type, f32Type,
+       f32Type, i64Type, ptrType, i64Type, i64Type, ptrType, i64Type, i64Type,
+       ptrType, i64Type, i64Type, ptrType, i64Type, i64Type});
   auto f32 = [&](float x) {
     return LLVM::ConstantOp::create(b, loc, f32Type, b.getF32FloatAttr(x));
   };
@@ -996,6 +996,7 @@ LogicalResult StepLowering::lowerPagedAttention(PagedAttentionOp op) {
                                   i64(cache.getBlock()),
                                   f32(op.getScale().convertToFloat()),
                                   f32(op.getSoftcap().convertToFloat()),
+                                  i64(static_cast<int64_t>(op.getWindow())),
                                   *q,
                                   headStride,
                                   i64(d),

@@ -62,7 +62,9 @@ module {
 
 // -----
 
-// A sliding window is not mapped yet: an error, not a silently wider window.
+// An imported sliding window (window_left) becomes the paged attention's.
+// CHECK-LABEL: func.func @main
+// CHECK: kiln.paged_attention %{{.+}} {layer = 0 : i64, scale = 5.000000e-01 : f32, window = 4 : i64} :
 module {
   kiln.global @emb : tensor<16x8xf32> [#kiln.blob<"w.bin", offset = 0, size = 512>]
   kiln.global @head : tensor<8x16xf32> [#kiln.blob<"w.bin", offset = 512, size = 512>]
@@ -73,7 +75,6 @@ module {
     %q = kiln.transpose %r {perm = array<i64: 0, 2, 1, 3>} : tensor<?x?x2x4xf32, #kiln.dims<[b, s]>> -> tensor<?x2x?x4xf32, #kiln.dims<[b, s]>>
     %k = kiln.concat %pk, %q {axis = 2 : i64} : (tensor<?x2x?x4xf32, #kiln.dims<[b, p]>>, tensor<?x2x?x4xf32, #kiln.dims<[b, s]>>) -> tensor<?x2x?x4xf32, #kiln.dims<[b, p + s]>>
     %v = kiln.concat %pv, %q {axis = 2 : i64} : (tensor<?x2x?x4xf32, #kiln.dims<[b, p]>>, tensor<?x2x?x4xf32, #kiln.dims<[b, s]>>) -> tensor<?x2x?x4xf32, #kiln.dims<[b, p + s]>>
-    // expected-error @+1 {{cannot map to the paged cache: sliding-window attention is not supported yet}}
     %a = kiln.attention %q, %k, %v {causal, scale = 5.000000e-01 : f32, window_left = 4 : i64} : (tensor<?x2x?x4xf32, #kiln.dims<[b, s]>>, tensor<?x2x?x4xf32, #kiln.dims<[b, p + s]>>, tensor<?x2x?x4xf32, #kiln.dims<[b, p + s]>>) -> tensor<?x2x?x4xf32, #kiln.dims<[b, s]>>
     %t = kiln.transpose %a {perm = array<i64: 0, 2, 1, 3>} : tensor<?x2x?x4xf32, #kiln.dims<[b, s]>> -> tensor<?x?x2x4xf32, #kiln.dims<[b, s]>>
     %f = kiln.reshape %t : tensor<?x?x2x4xf32, #kiln.dims<[b, s]>> -> tensor<?x?x8xf32, #kiln.dims<[b, s]>>

@@ -313,10 +313,37 @@ int main(int argc, char **argv) {
     return 0;
   }
 
+  // The model's configuration: the manifest records it, and the KV-cache
+  // insertion checks masks up to the context length.
+  std::optional<json::Value> config = readJson(modelDir, "config.json");
+  std::optional<json::Value> generation =
+      readJson(modelDir, "generation_config.json");
+  // ONNX Runtime GenAI models describe themselves in genai_config.json.
+  std::optional<json::Value> genai;
+  if (std::optional<json::Value> g = readJson(modelDir, "genai_config.json"))
+    if (g->getAsObject())
+      if (const json::Object *model = g->getAsObject()->getObject("model"))
+        genai = json::Value(json::Object(*model));
+  int64_t context = contextLength;
+  for (const auto &[source, key] :
+       {std::pair{&config, "max_position_embeddings"},
+        std::pair{&config, "n_positions"}, std::pair{&genai, "context_length"}})
+    if (context == 0 && *source && (*source)->getAsObject())
+      if (auto v = (*source)->getAsObject()->getInteger(key))
+        context = *v;
+  if (context <= 0 && emit == "artifact")
+    return fail("cannot tell the context length: no max_position_embeddings "
+                "in " +
+                modelDir +
+                "/config.json (nor context_length in genai_config.json); "
+                "pass --context-length");
+
   progress.begin("KV-cache insertion");
-  if (!runPasses([](mlir::PassManager &pm) {
+  if (!runPasses([&](mlir::PassManager &pm) {
         mlir::kiln::InsertKVCachePassOptions options;
         options.blockSize = blockSize;
+        if (context > 0)
+          options.contextLength = context;
         pm.addPass(mlir::kiln::createInsertKVCachePass(options));
         pm.addPass(mlir::createCanonicalizerPass());
         pm.addPass(mlir::createCSEPass());
@@ -409,30 +436,6 @@ int main(int argc, char **argv) {
   }
 
   // The manifest.
-  std::optional<json::Value> config = readJson(modelDir, "config.json");
-  std::optional<json::Value> generation =
-      readJson(modelDir, "generation_config.json");
-  // ONNX Runtime GenAI models describe themselves in genai_config.json.
-  std::optional<json::Value> genai;
-  if (std::optional<json::Value> g = readJson(modelDir, "genai_config.json"))
-    if (g->getAsObject())
-      if (const json::Object *model = g->getAsObject()->getObject("model"))
-        genai = json::Value(json::Object(*model));
-  int64_t context = contextLength;
-  for (const auto &[source, key] :
-       {std::pair{&config, "max_position_embeddings"},
-        std::pair{&config, "n_positions"}, std::pair{&genai, "context_length"}})
-    if (context == 0 && *source && (*source)->getAsObject())
-      if (auto v = (*source)->getAsObject()->getInteger(key))
-        context = *v;
-  if (context <= 0) {
-    artifact->discard();
-    return fail("cannot tell the context length: no max_position_embeddings "
-                "in " +
-                modelDir +
-                "/config.json (nor context_length in genai_config.json); "
-                "pass --context-length");
-  }
   json::Array features;
   for (const std::string &f : mlir::kiln::enabledFeatures(target))
     features.push_back(f);

@@ -1184,6 +1184,9 @@ LogicalResult PagedAttentionOp::verify() {
   if (layer < 0 || layer >= cache.getLayers())
     return emitOpError() << "layer " << layer << " is out of range for "
                          << cache.getLayers() << " layers";
+  if (static_cast<int64_t>(getWindow()) < -1)
+    return emitOpError() << "window must be -1 (none) or >= 0, got "
+                         << static_cast<int64_t>(getWindow());
   for (Value v : {getQuery(), getKey(), getValue(), getResult()}) {
     if (rankOf(v) != 4)
       return emitOpError("query, key, value and result must be 4-D "

@@ -885,7 +885,9 @@ def Kiln_PagedAttentionOp : Kiln_Op<"paged_attention"> {
     `h / (q_heads / kv_heads)`. Which sequence a token belongs to, its
     position and the sequences' block tables are the step's inputs, owned
     by the runtime (see `runtime/include/kiln/model_abi.h`). `softcap` > 0
-    applies `softcap * tanh(score / softcap)`.
+    applies `softcap * tanh(score / softcap)`. `window` >= 0 makes it
+    sliding-window attention: the token at position `p` sees only the keys
+    at positions `p - window` to `p` (-1: every earlier key).
 
     Example:
 
@@ -898,7 +900,8 @@ def Kiln_PagedAttentionOp : Kiln_Op<"paged_attention"> {
   let arguments = (ins Kiln_KVCacheType:$cache, Kiln_FloatTensor:$query,
                        Kiln_FloatTensor:$key, Kiln_FloatTensor:$value,
                        I64Attr:$layer, F32Attr:$scale,
-                       DefaultValuedAttr<F32Attr, "0.0f">:$softcap);
+                       DefaultValuedAttr<F32Attr, "0.0f">:$softcap,
+                       DefaultValuedAttr<I64Attr, "-1">:$window);
   let results = (outs Kiln_FloatTensor:$result);
   let assemblyFormat = [{
     $cache `,` $query `,` $key `,` $value attr-dict `:` qualified(type($cache)) `,`

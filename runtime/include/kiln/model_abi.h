@@ -36,7 +36,7 @@ extern "C" {
 #endif
 
 /** Bumped whenever kiln_step_args or kiln_kernels change layout. */
-#define KILN_MODEL_ABI_VERSION 4
+#define KILN_MODEL_ABI_VERSION 5
 
 /** Everything one step reads and writes. All pointers are owned by the
  *  runtime and valid for the duration of the call. */
@@ -122,15 +122,17 @@ typedef void kiln_matmul_quant_fn(void *pool, const float *a, int64_t lda,
  *    out[h][t] = sum_j softmax_j(s_j) V[g][j]
  *    s_j = scale * dot(q[h][t], K[g][j])
  *
- *  with j over the token's own sequence, positions 0 .. positions[t]
- *  (softcap > 0 first replaces s_j by softcap * tanh(s_j / softcap)).
+ *  with j over the token's own sequence, positions 0 .. positions[t], or
+ *  only positions[t] - window .. positions[t] when window >= 0 (sliding-
+ *  window attention; -1: no window). softcap > 0 first replaces s_j by
+ *  softcap * tanh(s_j / softcap).
  *  q (q_heads heads), k and v (kv_heads heads) and out (q_heads heads)
  *  are addressed base + head * stride_head + token * stride_token + d,
  *  d in [0, head_dim) contiguous. */
 typedef void kiln_attention_paged_fn(
     const kiln_step_args *step, int64_t layer, int64_t layers, int64_t q_heads,
     int64_t kv_heads, int64_t head_dim, int64_t block_size, float scale,
-    float softcap, const float *q, int64_t q_stride_head,
+    float softcap, int64_t window, const float *q, int64_t q_stride_head,
     int64_t q_stride_token, const float *k, int64_t k_stride_head,
     int64_t k_stride_token, const float *v, int64_t v_stride_head,
     int64_t v_stride_token, float *out, int64_t out_stride_head,

@@ -3,7 +3,8 @@
 // First the step's new keys and values go into their cache rows. Then one
 // work item is a token and a pass of up to kHeadsPerPass query heads that
 // share a KV head: the query attends to its own sequence's positions
-// 0 .. positions[t], read through the block table, and each chunk of keys
+// 0 .. positions[t] (the last window + 1 of them with a sliding window),
+// read through the block table, and each chunk of keys
 // and values is loaded once for all heads of the pass (GQA reads a third
 // of the bytes for SmolLM2's 3 query heads per KV head). Decode batches
 // with fewer items than threads split the heads into more passes.
@@ -269,6 +270,9 @@ KILN_INLINE void attendHeads(const Problem &p, int64_t t, int64_t h0,
   const int32_t *table =
       a.step->block_tables + a.step->token_seq[t] * a.step->max_blocks_per_seq;
   const int64_t context = a.step->positions[t] + 1;
+  // A sliding window starts the keys later; the chunks then begin there.
+  const int64_t start =
+      a.window >= 0 ? std::max<int64_t>(0, context - 1 - a.window) : 0;
 
   for (int64_t d0 = 0; d0 < headDim; d0 += kSliceVecs * 16) {
     const int64_t dLen = std::min(headDim - d0, kSliceVecs * 16);
@@ -282,7 +286,7 @@ KILN_INLINE void attendHeads(const Problem &p, int64_t t, int64_t h0,
       states[hh].max = states[hh].sum = 0.0f;
     }
 
-    for (int64_t j0 = 0; j0 < context; j0 += kChunk) {
+    for (int64_t j0 = start; j0 < context; j0 += kChunk) {
       const int64_t n = std::min(kChunk, context - j0);
       // Rows of one block are contiguous: walk the chunk block by block.
       const float *keys[kChunk];
@@ -298,7 +302,7 @@ KILN_INLINE void attendHeads(const Problem &p, int64_t t, int64_t h0,
       for (int64_t hh = 0; hh < heads; ++hh)
         attendChunk(a, p.blockFloats,
                     a.q + (h0 + hh) * a.qStrideHead + t * a.qStrideToken,
-                    headDim, keys, n, j0 == 0, d0, vecs, tail, states[hh]);
+                    headDim, keys, n, j0 == start, d0, vecs, tail, states[hh]);
     }
 
     for (int64_t hh = 0; hh < heads; ++hh) {
@@ -431,18 +435,32 @@ void attentionPagedF32(Isa isa, const AttentionArgs &args) noexcept {
 extern "C" void kiln_attention_paged_f32(
     const kiln_step_args *step, int64_t layer, int64_t layers, int64_t q_heads,
     int64_t kv_heads, int64_t head_dim, int64_t block_size, float scale,
-    float softcap, const float *q, int64_t q_stride_head,
+    float softcap, int64_t window, const float *q, int64_t q_stride_head,
     int64_t q_stride_token, const float *k, int64_t k_stride_head,
     int64_t k_stride_token, const float *v, int64_t v_stride_head,
     int64_t v_stride_token, float *out, int64_t out_stride_head,
     int64_t out_stride_token) {
-  kiln::kernels::attentionPagedF32(
-      kiln::kernels::activeIsa(),
-      {step,       layer,           layers,
-       q_heads,    kv_heads,        head_dim,
-       block_size, scale,           softcap,
-       q,          q_stride_head,   q_stride_token,
-       k,          k_stride_head,   k_stride_token,
-       v,          v_stride_head,   v_stride_token,
-       out,        out_stride_head, out_stride_token});
+  kiln::kernels::attentionPagedF32(kiln::kernels::activeIsa(),
+                                   {step,
+                                    layer,
+                                    layers,
+                                    q_heads,
+                                    kv_heads,
+                                    head_dim,
+                                    block_size,
+                                    scale,
+                                    softcap,
+                                    window,
+                                    q,
+                                    q_stride_head,
+                                    q_stride_token,
+                                    k,
+                                    k_stride_head,
+                                    k_stride_token,
+                                    v,
+                                    v_stride_head,
+                                    v_stride_token,
+                                    out,
+                                    out_stride_head,
+                                    out_stride_token});
 }

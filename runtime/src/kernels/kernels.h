@@ -141,6 +141,7 @@ struct AttentionArgs {
   const kiln_step_args *step;
   int64_t layer, layers, qHeads, kvHeads, headDim, blockSize;
   float scale, softcap;
+  int64_t window; ///< keys positions[t] - window .. positions[t]; -1: all
   const float *q;
   int64_t qStrideHead, qStrideToken;
   const float *k;

@@ -12,14 +12,14 @@
 // CHECK: call @[[T1:__kiln_transpose_[0-9]+]]
 // Paged attention: the kernel table's entry 3, with the step arguments.
 // CHECK: llvm.getelementptr %{{.+}}[0, 3]
-// CHECK: llvm.call %{{.+}}(%arg0, {{.*}}) : !llvm.ptr, (!llvm.ptr, i64, i64, i64, i64, i64, i64, f32, f32, !llvm.ptr, i64, i64, !llvm.ptr, i64, i64, !llvm.ptr, i64, i64, !llvm.ptr, i64, i64) -> ()
+// CHECK: llvm.call %{{.+}}(%arg0, {{.*}}) : !llvm.ptr, (!llvm.ptr, i64, i64, i64, i64, i64, i64, f32, f32, i64, !llvm.ptr, i64, i64, !llvm.ptr, i64, i64, !llvm.ptr, i64, i64, !llvm.ptr, i64, i64) -> ()
 // CHECK: call @[[T2:__kiln_transpose_[0-9]+]]
 // The logits matmul: entry 2 (matmul_f32), writing into the caller's logits.
 // CHECK: llvm.getelementptr %{{.+}}[0, 2]
 // CHECK: llvm.call %{{.+}} : !llvm.ptr, (!llvm.ptr, !llvm.ptr, i64, !llvm.ptr, !llvm.ptr, i64, i64, i64, i64) -> ()
 // CHECK: func.func private @[[GATHER]](%{{.+}}: memref<16x8xf32>, %{{.+}}: memref<1x?xi64>, %{{.+}}: memref<1x?x8xf32>) attributes {no_inline}
 // CHECK: linalg.generic
-// CHECK: llvm.mlir.global external constant @kiln_model_abi_version(4 : i64)
+// CHECK: llvm.mlir.global external constant @kiln_model_abi_version(5 : i64)
 // Two [256 tokens x 8] f32 buffers live at once: 2 x 8 KiB.
 // CHECK: llvm.mlir.global external constant @kiln_model_arena_bytes(16384 : i64)
 // CHECK: llvm.mlir.global external constant @kiln_model_max_tokens(256 : i64)

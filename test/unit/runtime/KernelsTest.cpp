@@ -647,6 +647,7 @@ struct AttentionCase {
   float scale = 0.125f;
   float softcap = 0.0f;
   Layout layout = Layout::TokenMajor;
+  int64_t window = -1;     ///< sliding window (keys pos - window .. pos)
   float qMagnitude = 1.0f; ///< q in [-qMagnitude, qMagnitude]
 };
 
@@ -761,18 +762,19 @@ public:
     step_.pool = pool;
     out.resize(qs_.size);
     kiln::kernels::AttentionArgs args{
-        &step_,       kLayer,    kLayers,    c_.qHeads, c_.kvHeads, c_.headDim,
-        c_.blockSize, c_.scale,  c_.softcap, q_.data(), qs_.head,   qs_.token,
-        k_.data(),    kvs_.head, kvs_.token, v_.data(), kvs_.head,  kvs_.token,
-        out.data(),   qs_.head,  qs_.token};
+        &step_,     kLayer,       kLayers,   c_.qHeads,  c_.kvHeads,
+        c_.headDim, c_.blockSize, c_.scale,  c_.softcap, c_.window,
+        q_.data(),  qs_.head,     qs_.token, k_.data(),  kvs_.head,
+        kvs_.token, v_.data(),    kvs_.head, kvs_.token, out.data(),
+        qs_.head,   qs_.token};
     if (isa)
       kiln::kernels::attentionPagedF32(*isa, args);
     else
       kiln_cpu_kernels()->attention_paged_f32(
           &step_, kLayer, kLayers, c_.qHeads, c_.kvHeads, c_.headDim,
-          c_.blockSize, c_.scale, c_.softcap, q_.data(), qs_.head, qs_.token,
-          k_.data(), kvs_.head, kvs_.token, v_.data(), kvs_.head, kvs_.token,
-          out.data(), qs_.head, qs_.token);
+          c_.blockSize, c_.scale, c_.softcap, c_.window, q_.data(), qs_.head,
+          qs_.token, k_.data(), kvs_.head, kvs_.token, v_.data(), kvs_.head,
+          kvs_.token, out.data(), qs_.head, qs_.token);
   }
 
   /// Compares `out` with softmax attention over the dense keys and values.
@@ -783,9 +785,12 @@ public:
       for (int64_t h = 0; h < c_.qHeads; ++h) {
         int64_t g = h / group;
         const float *q = &q_[h * qs_.head + t * qs_.token];
-        std::vector<double> scores(pos + 1);
+        // Keys before the window weigh nothing.
+        int64_t first =
+            c_.window >= 0 ? std::max<int64_t>(0, pos - c_.window) : 0;
+        std::vector<double> scores(pos + 1, -INFINITY);
         double maxScore = -INFINITY;
-        for (int64_t j = 0; j <= pos; ++j) {
+        for (int64_t j = first; j <= pos; ++j) {
           const float *key = &denseK_[s][(g * lens_[s] + j) * d];
           double dot = 0;
           for (int64_t i = 0; i < d; ++i)
@@ -801,7 +806,7 @@ public:
           sum += x = std::exp(x - maxScore);
         for (int64_t i = 0; i < d; ++i) {
           double ref = 0;
-          for (int64_t j = 0; j <= pos; ++j)
+          for (int64_t j = first; j <= pos; ++j)
             ref += scores[j] * denseV_[s][(g * lens_[s] + j) * d + i];
           ref /= sum;
           float got = out[h * qs_.head + t * qs_.token + i];
@@ -930,6 +935,21 @@ TEST(KernelsAttention, Softcap) {
   c.qMagnitude = 2.0f;
   c.softcap = 5.0f;
   checkAttention(c);
+}
+
+TEST(KernelsAttention, SlidingWindow) {
+  // Windows that start inside a block and inside a softmax chunk, in
+  // prefill and decode; a window wider than the context changes nothing
+  // and window 0 sees only the token itself.
+  for (int64_t window : {0, 3, 16, 100, 5000}) {
+    AttentionCase c{"window " + std::to_string(window), 9, 3, 64, 16,
+                    {{1000, 1}, {0, 21}, {130, 4}}};
+    c.window = window;
+    checkAttention(c);
+  }
+  AttentionCase odd{"window 7, head dim 80", 4, 2, 80, 5, {{40, 3}, {0, 12}}};
+  odd.window = 7;
+  checkAttention(odd);
 }
 
 TEST(KernelsAttention, LargeScoresStayFinite) {
