@@ -17,6 +17,7 @@
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
+#include "mlir/IR/IRMapping.h"
 #include "mlir/Transforms/RegionUtils.h"
 #include "llvm/ADT/SetVector.h"
 
@@ -187,6 +188,31 @@ bool derivesFromPadding(Value v, const llvm::SmallPtrSetImpl<Value> &padding) {
       work.push_back(operand);
   }
   return reached;
+}
+
+/// For an elementwise op on the logits' rows (`rows` the logits' shape):
+/// the operand that carries them, when every other operand is the same for
+/// every row (its dims are constants of rank at most the logits').
+std::optional<unsigned> rowwiseOperand(Operation *op, ArrayRef<DimExpr> rows) {
+  if (!isa<AddOp, SubOp, MulOp, DivOp, MaxOp, MinOp, PowOp, TanhOp, NegOp,
+           ExpOp, LogOp, SigmoidOp, ReciprocalOp, SqrtOp, AbsOp, ErfOp, ReluOp,
+           GeluOp, CastOp>(op) ||
+      op->getNumResults() != 1 || dimsOf(op->getResult(0)) != rows)
+    return std::nullopt;
+  std::optional<unsigned> carrier;
+  for (auto [i, operand] : llvm::enumerate(op->getOperands())) {
+    SmallVector<DimExpr> d = dimsOf(operand);
+    if (d == SmallVector<DimExpr>(rows)) {
+      if (carrier)
+        return std::nullopt;
+      carrier = i;
+      continue;
+    }
+    if (d.size() > rows.size() ||
+        llvm::any_of(d, [](const DimExpr &e) { return !e.getConstant(); }))
+      return std::nullopt;
+  }
+  return carrier;
 }
 
 /// Substitutes `values` into every dimension of `type`.
@@ -521,17 +547,31 @@ LogicalResult InsertKVCachePass::run(func::FuncOp func) {
                             << results.size();
 
   // Logits only for the rows the runtime asks for: the last matmul acts
-  // row by row, so gathering its input rows first is exact and saves the
-  // [tokens, vocab] product in prefill.
+  // row by row, and so do the elementwise ops exporters put after it (a
+  // bias, Gemma's tanh soft-capping), so gathering the matmul's input rows
+  // first and redoing that tail on them is exact and saves the [tokens,
+  // vocab] product in prefill.
   Value logits = results[0];
-  auto lmHead = logits.getDefiningOp<MatMulOp>();
+  SmallVector<Operation *> tail;
+  Value headResult = logits;
+  while (Operation *def = headResult.getDefiningOp()) {
+    if (isa<MatMulOp>(def))
+      break;
+    std::optional<unsigned> rows = rowwiseOperand(def, dimsOf(logits));
+    if (!rows)
+      break;
+    tail.push_back(def);
+    headResult = def->getOperand(*rows);
+  }
+  auto lmHead = headResult.getDefiningOp<MatMulOp>();
   if (!lmHead ||
       !cast<RankedTensorType>(lmHead.getRhs().getType()).hasStaticShape() ||
       dimsOf(lmHead.getRhs()).size() != 2 ||
       dimsOf(lmHead.getLhs()).size() != 3)
     return func.emitError(
-        "the logits output is not a matmul of the hidden "
-        "states with a static 2-D matrix; cannot select logit rows");
+        "the logits output is not a matmul of the hidden states with a "
+        "static 2-D matrix (followed by elementwise ops with constants, at "
+        "most); cannot select logit rows");
   unsigned rowsIndex = body.getNumArguments();
   auto rowsType = getTensorType({DimExpr::symbol(kLogitRows)}, b.getI64Type());
   if (failed(
@@ -542,7 +582,7 @@ LogicalResult InsertKVCachePass::run(func::FuncOp func) {
     return failure();
   BlockArgument rows = body.getArgument(rowsIndex);
   {
-    b.setInsertionPoint(lmHead);
+    b.setInsertionPoint(ret);
     SmallVector<DimExpr> x = dimsOf(lmHead.getLhs());
     auto gatheredType = getTensorType(
         {x[0], DimExpr::symbol(kLogitRows), x[2]},
@@ -550,13 +590,24 @@ LogicalResult InsertKVCachePass::run(func::FuncOp func) {
     Value gathered =
         GatherOp::create(b, lmHead.getLoc(), gatheredType, lmHead.getLhs(),
                          rows, b.getI64IntegerAttr(1));
-    SmallVector<DimExpr> y = dimsOf(logits);
-    auto newType = getTensorType(
-        {y[0], DimExpr::symbol(kLogitRows), y[2]},
-        cast<RankedTensorType>(logits.getType()).getElementType());
-    auto newHead = MatMulOp::create(b, lmHead.getLoc(), newType, gathered,
-                                    lmHead.getRhs(), lmHead.getAccuracyLevel());
-    results[0] = newHead.getResult();
+    auto rowsOf = [&](Value v) {
+      SmallVector<DimExpr> y = dimsOf(v);
+      return getTensorType(
+          {y[0], DimExpr::symbol(kLogitRows), y[2]},
+          cast<RankedTensorType>(v.getType()).getElementType());
+    };
+    Value head =
+        MatMulOp::create(b, lmHead.getLoc(), rowsOf(headResult), gathered,
+                         lmHead.getRhs(), lmHead.getAccuracyLevel());
+    // The tail again, on the selected rows.
+    IRMapping mapping;
+    mapping.map(headResult, head);
+    for (Operation *op : llvm::reverse(tail)) {
+      Operation *copy = b.clone(*op, mapping);
+      copy->getResult(0).setType(rowsOf(op->getResult(0)));
+      mapping.map(op->getResult(0), copy->getResult(0));
+    }
+    results[0] = mapping.lookup(logits);
   }
   b.setInsertionPoint(ret);
   func::ReturnOp::create(b, ret.getLoc(), results);

@@ -108,7 +108,8 @@ def InsertKVCachePass : Pass<"kiln-insert-kv-cache", "::mlir::ModuleOp"> {
     `tokens` (all sequences of a step packed in one row). Positions computed
     as `range(past_length, past_length + tokens)` become a `positions`
     argument. The logits matmul reads only the rows of a new `logit_rows`
-    argument. Step inputs are marked with `kiln.step_input`:
+    argument (elementwise ops with constants after it, a bias or soft-
+    capping, are redone on those rows). Step inputs are marked with `kiln.step_input`:
 
     ```mlir
     func.func @main(%ids: tensor<1x?xi64, #kiln.dims<[tokens]>> {kiln.step_input = "token_ids"}, ...,

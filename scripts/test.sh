@@ -103,7 +103,7 @@ out=$("$PY" "$ROOT/test/runtime/check_model_logits.py" --kilnc "$BUILD/bin/kilnc
         --libkiln "$BUILD/lib/libkiln.so" --work "$BUILD/test-artifacts" \
         "$FIXTURES/gpt2" "$FIXTURES/llama-gqa" "$FIXTURES/qwen2" "$FIXTURES/llama-dynamo" \
         "$FIXTURES/llama-nocache" "$FIXTURES/opset23-attention" "$FIXTURES/llama-genai-int4" \
-        "$FIXTURES/mistral-swa" \
+        "$FIXTURES/mistral-swa" "$FIXTURES/qwen3" "$FIXTURES/phi" "$FIXTURES/gemma2" \
         "$CACHE/models/smollm2-135m-instruct" "${int4[@]}" 2>&1); rc=$?
 echo "$out" | grep -v '^ok' | tail -n 20
 last=$(echo "$out" | tail -n 1)

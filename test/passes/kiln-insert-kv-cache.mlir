@@ -257,3 +257,62 @@ module {
     return %l : tensor<?x?x16xf32, #kiln.dims<[b, s]>>
   }
 }
+
+// -----
+
+// Elementwise ops with constants after the logits matmul (a bias, soft-
+// capping) run again on the selected rows.
+// CHECK-LABEL: func.func @main
+// CHECK: %[[SEL:.+]] = kiln.gather %{{.+}}, %{{.+}} {axis = 1 : i64}
+// CHECK-NEXT: %[[HEAD:.+]] = kiln.matmul %[[SEL]]
+// CHECK-NEXT: %[[B:.+]] = kiln.add %{{.+}}, %[[HEAD]] : (tensor<16xf32>, tensor<1x?x16xf32, #kiln.dims<[logit_rows]>>) -> tensor<1x?x16xf32, #kiln.dims<[logit_rows]>>
+// CHECK-NEXT: %[[T:.+]] = kiln.tanh %[[B]] : tensor<1x?x16xf32, #kiln.dims<[logit_rows]>>
+// CHECK-NEXT: return %[[T]]
+module {
+  kiln.global @emb : tensor<16x8xf32> [#kiln.blob<"w.bin", offset = 0, size = 512>]
+  kiln.global @head : tensor<8x16xf32> [#kiln.blob<"w.bin", offset = 512, size = 512>]
+  func.func @main(%ids: tensor<?x?xi64, #kiln.dims<[b, s]>> {kiln.name = "input_ids"}, %pk: tensor<?x2x?x4xf32, #kiln.dims<[b, p]>> {kiln.name = "past.key"}, %pv: tensor<?x2x?x4xf32, #kiln.dims<[b, p]>> {kiln.name = "past.value"}) -> (tensor<?x?x16xf32, #kiln.dims<[b, s]>>, tensor<?x2x?x4xf32, #kiln.dims<[b, p + s]>>, tensor<?x2x?x4xf32, #kiln.dims<[b, p + s]>>) {
+    %e = kiln.weight @emb : tensor<16x8xf32>
+    %x = kiln.gather %e, %ids {axis = 0 : i64} : (tensor<16x8xf32>, tensor<?x?xi64, #kiln.dims<[b, s]>>) -> tensor<?x?x8xf32, #kiln.dims<[b, s]>>
+    %r = kiln.reshape %x : tensor<?x?x8xf32, #kiln.dims<[b, s]>> -> tensor<?x?x2x4xf32, #kiln.dims<[b, s]>>
+    %q = kiln.transpose %r {perm = array<i64: 0, 2, 1, 3>} : tensor<?x?x2x4xf32, #kiln.dims<[b, s]>> -> tensor<?x2x?x4xf32, #kiln.dims<[b, s]>>
+    %k = kiln.concat %pk, %q {axis = 2 : i64} : (tensor<?x2x?x4xf32, #kiln.dims<[b, p]>>, tensor<?x2x?x4xf32, #kiln.dims<[b, s]>>) -> tensor<?x2x?x4xf32, #kiln.dims<[b, p + s]>>
+    %v = kiln.concat %pv, %q {axis = 2 : i64} : (tensor<?x2x?x4xf32, #kiln.dims<[b, p]>>, tensor<?x2x?x4xf32, #kiln.dims<[b, s]>>) -> tensor<?x2x?x4xf32, #kiln.dims<[b, p + s]>>
+    %a = kiln.attention %q, %k, %v {causal, scale = 5.000000e-01 : f32} : (tensor<?x2x?x4xf32, #kiln.dims<[b, s]>>, tensor<?x2x?x4xf32, #kiln.dims<[b, p + s]>>, tensor<?x2x?x4xf32, #kiln.dims<[b, p + s]>>) -> tensor<?x2x?x4xf32, #kiln.dims<[b, s]>>
+    %t = kiln.transpose %a {perm = array<i64: 0, 2, 1, 3>} : tensor<?x2x?x4xf32, #kiln.dims<[b, s]>> -> tensor<?x?x2x4xf32, #kiln.dims<[b, s]>>
+    %f = kiln.reshape %t : tensor<?x?x2x4xf32, #kiln.dims<[b, s]>> -> tensor<?x?x8xf32, #kiln.dims<[b, s]>>
+    %h = kiln.weight @head : tensor<8x16xf32>
+    %m = kiln.matmul %f, %h : (tensor<?x?x8xf32, #kiln.dims<[b, s]>>, tensor<8x16xf32>) -> tensor<?x?x16xf32, #kiln.dims<[b, s]>>
+    %bias = kiln.constant dense<1.0> : tensor<16xf32>
+    %biased = kiln.add %bias, %m : (tensor<16xf32>, tensor<?x?x16xf32, #kiln.dims<[b, s]>>) -> tensor<?x?x16xf32, #kiln.dims<[b, s]>>
+    %l = kiln.tanh %biased : tensor<?x?x16xf32, #kiln.dims<[b, s]>>
+    return %l, %k, %v : tensor<?x?x16xf32, #kiln.dims<[b, s]>>, tensor<?x2x?x4xf32, #kiln.dims<[b, p + s]>>, tensor<?x2x?x4xf32, #kiln.dims<[b, p + s]>>
+  }
+}
+
+
+// -----
+
+// What follows the logits matmul must act on each row alone: an op mixing
+// two token-shaped values is refused.
+module {
+  kiln.global @emb : tensor<16x8xf32> [#kiln.blob<"w.bin", offset = 0, size = 512>]
+  kiln.global @head : tensor<8x16xf32> [#kiln.blob<"w.bin", offset = 512, size = 512>]
+  // expected-error @+1 {{the logits output is not a matmul of the hidden states with a static 2-D matrix (followed by elementwise ops with constants, at most); cannot select logit rows}}
+  func.func @main(%ids: tensor<?x?xi64, #kiln.dims<[b, s]>> {kiln.name = "input_ids"}, %pk: tensor<?x2x?x4xf32, #kiln.dims<[b, p]>> {kiln.name = "past.key"}, %pv: tensor<?x2x?x4xf32, #kiln.dims<[b, p]>> {kiln.name = "past.value"}) -> (tensor<?x?x16xf32, #kiln.dims<[b, s]>>, tensor<?x2x?x4xf32, #kiln.dims<[b, p + s]>>, tensor<?x2x?x4xf32, #kiln.dims<[b, p + s]>>) {
+    %e = kiln.weight @emb : tensor<16x8xf32>
+    %x = kiln.gather %e, %ids {axis = 0 : i64} : (tensor<16x8xf32>, tensor<?x?xi64, #kiln.dims<[b, s]>>) -> tensor<?x?x8xf32, #kiln.dims<[b, s]>>
+    %r = kiln.reshape %x : tensor<?x?x8xf32, #kiln.dims<[b, s]>> -> tensor<?x?x2x4xf32, #kiln.dims<[b, s]>>
+    %q = kiln.transpose %r {perm = array<i64: 0, 2, 1, 3>} : tensor<?x?x2x4xf32, #kiln.dims<[b, s]>> -> tensor<?x2x?x4xf32, #kiln.dims<[b, s]>>
+    %k = kiln.concat %pk, %q {axis = 2 : i64} : (tensor<?x2x?x4xf32, #kiln.dims<[b, p]>>, tensor<?x2x?x4xf32, #kiln.dims<[b, s]>>) -> tensor<?x2x?x4xf32, #kiln.dims<[b, p + s]>>
+    %v = kiln.concat %pv, %q {axis = 2 : i64} : (tensor<?x2x?x4xf32, #kiln.dims<[b, p]>>, tensor<?x2x?x4xf32, #kiln.dims<[b, s]>>) -> tensor<?x2x?x4xf32, #kiln.dims<[b, p + s]>>
+    %a = kiln.attention %q, %k, %v {causal, scale = 5.000000e-01 : f32} : (tensor<?x2x?x4xf32, #kiln.dims<[b, s]>>, tensor<?x2x?x4xf32, #kiln.dims<[b, p + s]>>, tensor<?x2x?x4xf32, #kiln.dims<[b, p + s]>>) -> tensor<?x2x?x4xf32, #kiln.dims<[b, s]>>
+    %t = kiln.transpose %a {perm = array<i64: 0, 2, 1, 3>} : tensor<?x2x?x4xf32, #kiln.dims<[b, s]>> -> tensor<?x?x2x4xf32, #kiln.dims<[b, s]>>
+    %f = kiln.reshape %t : tensor<?x?x2x4xf32, #kiln.dims<[b, s]>> -> tensor<?x?x8xf32, #kiln.dims<[b, s]>>
+    %h = kiln.weight @head : tensor<8x16xf32>
+    %m = kiln.matmul %f, %h : (tensor<?x?x8xf32, #kiln.dims<[b, s]>>, tensor<8x16xf32>) -> tensor<?x?x16xf32, #kiln.dims<[b, s]>>
+    %l = kiln.add %m, %m : (tensor<?x?x16xf32, #kiln.dims<[b, s]>>, tensor<?x?x16xf32, #kiln.dims<[b, s]>>) -> tensor<?x?x16xf32, #kiln.dims<[b, s]>>
+    return %l, %k, %v : tensor<?x?x16xf32, #kiln.dims<[b, s]>>, tensor<?x2x?x4xf32, #kiln.dims<[b, p + s]>>, tensor<?x2x?x4xf32, #kiln.dims<[b, p + s]>>
+  }
+}
+
