@@ -70,6 +70,8 @@ def RaiseAttentionPass : Pass<"kiln-raise-attention"> {
     * the scale may be applied to q, to k^T (either side of the transpose),
       or to the scores (multiply or divide by a scalar constant); factors
       multiply. No scale at all means 1.
+    * soft-capped scores `cap * tanh(scores / cap)` (Gemma 2) become the
+      op's `softcap`.
     * the mask is an added float tensor (either operand order) or absent;
       it becomes the op's additive mask.
     * a NaN guard `where(is_nan(p), 0, p)` after the softmax is absorbed

@@ -51,6 +51,27 @@ Value peelScale(Value v, double &scale) {
   }
 }
 
+/// The scores `scale * q k^T` below `v`, possibly soft-capped as
+/// `cap * tanh(x / cap)` (Gemma 2): returns the value under the scale
+/// factors, multiplies `scale` by them and sets `softcap`. Inside the tanh
+/// only the product scale / cap is seen, which with the outer cap gives
+/// the scale.
+Value peelScores(Value v, double &scale, double &softcap) {
+  double outer = 1.0;
+  Value t = peelScale(v, outer);
+  if (auto tanh = t.getDefiningOp<TanhOp>()) {
+    double inner = 1.0;
+    Value x = peelScale(tanh.getInput(), inner);
+    if (!(outer > 0))
+      return {};
+    softcap = outer;
+    scale *= inner * outer;
+    return x;
+  }
+  scale *= outer;
+  return t;
+}
+
 /// Matches the 5-D middle of repeat_kv: expand(reshape(k)) where k is
 /// [B, H, T, D], the reshape gives [B, H, 1, T, D] and the expand
 /// [B, H, n, T, D]. Returns k and n.
@@ -146,20 +167,22 @@ struct RaiseAttention : OpRewritePattern<MatMulOp> {
       return rewriter.notifyMatchFailure(op, "softmax not over the last axis");
 
     // scores (+ mask)
-    double scale = 1.0;
+    double scale = 1.0, softcap = 0.0;
     Value scores = softmax.getInput(), mask;
     if (auto add = scores.getDefiningOp<AddOp>()) {
       for (auto [s, m] : {std::pair(add.getLhs(), add.getRhs()),
                           std::pair(add.getRhs(), add.getLhs())}) {
-        if (peelScale(s, scale).getDefiningOp<MatMulOp>()) {
+        double trialScale = 1.0, trialCap = 0.0;
+        Value under = peelScores(s, trialScale, trialCap);
+        if (under && under.getDefiningOp<MatMulOp>()) {
           scores = s;
           mask = m;
           break;
         }
-        scale = 1.0;
       }
     }
-    auto qk = peelScale(scores, scale).getDefiningOp<MatMulOp>();
+    Value under = peelScores(scores, scale, softcap);
+    auto qk = under ? under.getDefiningOp<MatMulOp>() : MatMulOp();
     if (!qk)
       return rewriter.notifyMatchFailure(op, "scores are not q @ k^T");
     Value q = peelScale(qk.getLhs(), scale);
@@ -193,8 +216,8 @@ struct RaiseAttention : OpRewritePattern<MatMulOp> {
     rewriter.replaceOpWithNewOp<AttentionOp>(
         op, op.getType(), q, k, v, mask, Value(),
         rewriter.getF32FloatAttr(static_cast<float>(scale)), nullptr,
-        rewriter.getF32FloatAttr(0.0f), rewriter.getI64IntegerAttr(-1),
-        rewriter.getI64IntegerAttr(-1));
+        rewriter.getF32FloatAttr(static_cast<float>(softcap)),
+        rewriter.getI64IntegerAttr(-1), rewriter.getI64IntegerAttr(-1));
     return success();
   }
 };

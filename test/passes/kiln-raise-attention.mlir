@@ -45,6 +45,43 @@ func.func @divided_scores(%q: tensor<1x4x8x16xf32>, %k: tensor<1x4x8x16xf32>, %v
 
 // -----
 
+// Scale on the scores and a mask: the factor counts once (0.25, not its
+// square).
+// CHECK-LABEL: func.func @scaled_scores_with_mask
+// CHECK: kiln.attention %arg0, %arg1, %arg2 mask(%arg3) {scale = 2.500000e-01 : f32}
+func.func @scaled_scores_with_mask(%q: tensor<1x4x8x16xf32>, %k: tensor<1x4x8x16xf32>, %v: tensor<1x4x8x16xf32>, %m: tensor<1x1x8x8xf32>) -> tensor<1x4x8x16xf32> {
+  %c = kiln.constant dense<0.25> : tensor<f32>
+  %kt = kiln.transpose %k {perm = array<i64: 0, 1, 3, 2>} : tensor<1x4x8x16xf32> -> tensor<1x4x16x8xf32>
+  %sc = kiln.matmul %q, %kt : (tensor<1x4x8x16xf32>, tensor<1x4x16x8xf32>) -> tensor<1x4x8x8xf32>
+  %s2 = kiln.mul %sc, %c : (tensor<1x4x8x8xf32>, tensor<f32>) -> tensor<1x4x8x8xf32>
+  %ad = kiln.add %s2, %m : (tensor<1x4x8x8xf32>, tensor<1x1x8x8xf32>) -> tensor<1x4x8x8xf32>
+  %p = kiln.softmax %ad {axis = 3 : i64} : tensor<1x4x8x8xf32>
+  %o = kiln.matmul %p, %v : (tensor<1x4x8x8xf32>, tensor<1x4x8x16xf32>) -> tensor<1x4x8x16xf32>
+  return %o : tensor<1x4x8x16xf32>
+}
+
+// -----
+
+// Gemma 2's soft-capping: scores * 0.25, / 50, tanh, * 50, + mask.
+// CHECK-LABEL: func.func @softcap
+// CHECK: kiln.attention %arg0, %arg1, %arg2 mask(%arg3) {scale = 2.500000e-01 : f32, softcap = 5.000000e+01 : f32}
+func.func @softcap(%q: tensor<1x4x8x16xf32>, %k: tensor<1x4x8x16xf32>, %v: tensor<1x4x8x16xf32>, %m: tensor<1x1x8x8xf32>) -> tensor<1x4x8x16xf32> {
+  %c = kiln.constant dense<0.25> : tensor<f32>
+  %cap = kiln.constant dense<50.0> : tensor<f32>
+  %kt = kiln.transpose %k {perm = array<i64: 0, 1, 3, 2>} : tensor<1x4x8x16xf32> -> tensor<1x4x16x8xf32>
+  %sc = kiln.matmul %q, %kt : (tensor<1x4x8x16xf32>, tensor<1x4x16x8xf32>) -> tensor<1x4x8x8xf32>
+  %s2 = kiln.mul %sc, %c : (tensor<1x4x8x8xf32>, tensor<f32>) -> tensor<1x4x8x8xf32>
+  %s3 = kiln.div %s2, %cap : (tensor<1x4x8x8xf32>, tensor<f32>) -> tensor<1x4x8x8xf32>
+  %t = kiln.tanh %s3 : tensor<1x4x8x8xf32>
+  %s4 = kiln.mul %t, %cap : (tensor<1x4x8x8xf32>, tensor<f32>) -> tensor<1x4x8x8xf32>
+  %ad = kiln.add %s4, %m : (tensor<1x4x8x8xf32>, tensor<1x1x8x8xf32>) -> tensor<1x4x8x8xf32>
+  %p = kiln.softmax %ad {axis = 3 : i64} : tensor<1x4x8x8xf32>
+  %o = kiln.matmul %p, %v : (tensor<1x4x8x8xf32>, tensor<1x4x8x16xf32>) -> tensor<1x4x8x16xf32>
+  return %o : tensor<1x4x8x16xf32>
+}
+
+// -----
+
 // torch dynamo: k^T through merged heads: [B*H, T, D] -> [0, 2, 1] -> split.
 // CHECK-LABEL: func.func @merged_transpose
 // CHECK: kiln.attention %arg0, %arg1, %arg2 {scale = 1.000000e+00 : f32}
