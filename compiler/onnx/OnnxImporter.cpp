@@ -2370,10 +2370,14 @@ LogicalResult Importer::importGroupQueryAttention() {
               << " (attention_bias / head_sink) is not supported";
       return failure();
     }
-  if (attrInt("local_window_size", -1) != -1 || attrInt("smooth_softmax", 0)) {
-    error() << "local_window_size and smooth_softmax are not supported";
+  if (attrInt("smooth_softmax", 0)) {
+    error() << "smooth_softmax is not supported";
     return failure();
   }
+  // local_window_size w > 0: the token at position p sees w keys, p - w + 1
+  // .. p (measured: onnxruntime 1.31.1's CPU kernel matches that window
+  // and neither w - 1 nor w + 1 keys), so window_left is w - 1.
+  int64_t window = attrInt("local_window_size", -1);
   int64_t hq = attrInt("num_heads", 0), hkv = attrInt("kv_num_heads", 0);
   if (hq <= 0 || hkv <= 0 || hq % hkv != 0) {
     error() << "num_heads (" << hq << ") must be a positive multiple of "
@@ -2488,7 +2492,8 @@ LogicalResult Importer::importGroupQueryAttention() {
       builder, loc(), ty({d[0], d[1], d[2], dims(V)[3]}, elt(Q)), Q, K, V,
       Value(), keyLens, builder.getF32FloatAttr(scale), builder.getUnitAttr(),
       builder.getF32FloatAttr(attrFloat("softcap", 0.0f)),
-      builder.getI64IntegerAttr(-1), builder.getI64IntegerAttr(-1));
+      builder.getI64IntegerAttr(window > 0 ? window - 1 : -1),
+      builder.getI64IntegerAttr(-1));
   if (failed(op.verify()))
     return failure();
   (void)setOutput(0, mergeHeads(op.getResult()));
