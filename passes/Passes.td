@@ -65,22 +65,27 @@ def RaiseRotaryPass : Pass<"kiln-raise-rotary"> {
   let summary = "Raise decomposed rotary position embeddings to kiln.rotary";
   let description = [{
     Exporters without ONNX's RotaryEmbedding (Optimum, torch.onnx, dynamo)
-    write RoPE as `x * C + rotate(x) * S` on `x = [batch, heads, seq, d]`.
-    Two rotations are recognized, with the products and the sum in either
-    operand order and the negation as `neg` or `* -1`:
+    write RoPE as `x * C + rotate(x) * S`. Two rotations are recognized,
+    with the products and the sum in either operand order and the negation
+    as `neg` or `* -1`:
 
     ```
     halves (Llama, Qwen2, GPT-NeoX): rotate(x) = concat(-x[d/2:], x[:d/2])
     pairs (GPT-J rotate_every_two):  rotate(x) = flatten(stack(-x[1::2], x[::2]))
     ```
 
-    C and S must broadcast over the heads only (`[batch or 1, 1, seq, d]`,
-    up to leading unit dimensions) and be provably duplicated along the
-    last axis: `concat(w, w)` (halves) or each value repeated twice
-    (pairs: a flattened `concat(w, w)` or expand of `[..., d/2, 1]`),
-    possibly followed by cos/sin/neg/cast, a product or quotient with a
-    one-element value (attention scaling) and reshapes, expands,
-    transposes or gathers that keep the last axis. The match becomes
+    x is `[batch, heads, seq, d]`, or `[batch, seq, heads, d]` (GPT-J
+    rotates before moving the heads; the raised op then reads a transpose
+    of x, and a transpose back that the exporter's own transpose undoes is
+    removed). C and S must broadcast over the heads only (`[batch or 1, 1,
+    seq, d]` or `[batch or 1, seq, 1, d]`, up to leading unit dimensions)
+    and be provably duplicated along the last axis: `concat(w, w)` or
+    `tile(w, [1, .., 2])` (halves), or each value repeated twice (pairs:
+    `repeat_interleave`, i.e. a flattened concat, expand or tile of
+    `[..., d/2, 1]`), possibly followed by cos/sin/neg/cast, a product or
+    quotient with a one-element value (attention scaling) and reshapes,
+    expands, transposes or gathers that keep the last axis. The match
+    becomes
 
     ```mlir
     %q2 = kiln.rotary %q, %c, %s {rotary_dim = 64 : i64}
@@ -93,10 +98,10 @@ def RaiseRotaryPass : Pass<"kiln-raise-rotary"> {
     becomes one `kiln.rotary` of x with `rotary_dim = r`.
 
     It does nothing when the duplication of C or S cannot be proven (the
-    halves may differ, e.g. a cos/sin read from a weight), when the rotated
-    value is not the multiplied one, when the slices or the concat are not
-    on the last axis or do not split it in halves (or pairs), or when C/S
-    vary over the heads; the arithmetic then stays as it is.
+    halves may differ, e.g. `cos(w)` of a weight read as a whole), when the
+    rotated value is not the multiplied one, when the slices or the concat
+    are not on the last axis or do not split it in halves (or pairs), or
+    when C/S vary over the heads; the arithmetic then stays as it is.
   }];
   let dependentDialects = ["::mlir::kiln::KilnDialect"];
 }

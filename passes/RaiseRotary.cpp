@@ -189,6 +189,22 @@ Value matchRotateEveryTwo(Value r) {
   return x;
 }
 
+/// If `v` is `tile(w, [1, ..., 1, 2])` (a copy of w along the last axis),
+/// returns w.
+Value matchTileTwiceOnLastAxis(Value v) {
+  auto tile = v.getDefiningOp<TileOp>();
+  DenseIntElementsAttr repeats;
+  if (!tile || !matchPattern(tile.getRepeats(), m_Constant(&repeats)))
+    return {};
+  SmallVector<int64_t> r;
+  for (const APInt &i : repeats.getValues<APInt>())
+    r.push_back(i.getSExtValue());
+  if (r.empty() || r.back() != 2 ||
+      !llvm::all_of(ArrayRef(r).drop_back(), [](int64_t i) { return i == 1; }))
+    return {};
+  return tile.getInput();
+}
+
 /// Whether `v` has one element (a scalar that broadcasts uniformly).
 bool isOneElement(Value v) {
   auto type = cast<RankedTensorType>(v.getType());
@@ -198,6 +214,11 @@ bool isOneElement(Value v) {
 /// Proves that the last axis of `v` holds every value twice, as halves
 /// (`v = concat(w, w)`) or as pairs (`v[2i] = v[2i+1]`, interleaved), and
 /// builds w (v's shape with the last dimension halved) before `root`.
+///
+/// The duplication is `concat(w, w)` or `tile(w, [1, .., 2])` (halves), or
+/// `[..., h, 2]` flattened to `[..., 2h]` where the pair axis is
+/// `concat(w, w)`, an expand or a tile of `w = [..., h, 1]` (pairs: what
+/// `repeat_interleave(w, 2)` exports to).
 ///
 /// Between `v` and the duplication, ops that act the same on every
 /// position of the last axis are looked through and rebuilt on the half:
@@ -221,6 +242,15 @@ Value buildHalf(Value v, bool interleaved, Operation *root,
     if (!op || op->getNumResults() != 1)
       return {};
     int64_t last = rankOf(v) - 1;
+    if (Value w = matchTileTwiceOnLastAxis(v); w && !interleaved) {
+      SmallVector<DimExpr> wd = dimsOf(w), expected = dimsOf(v);
+      expected.back() = DimExpr::constant(*d / 2);
+      if (!sameKnownDims(wd, expected))
+        return {};
+      half = w;
+      halfSize = *d / 2;
+      break;
+    }
     if (auto concat = dyn_cast<ConcatOp>(op); concat && !interleaved) {
       if (concat.getInputs().size() != 2 ||
           static_cast<int64_t>(concat.getAxis()) != last ||
@@ -255,6 +285,8 @@ Value buildHalf(Value v, bool interleaved, Operation *root,
       } else if (auto expand = pair.getDefiningOp<ExpandOp>()) {
         if (!expand.getShape())
           w = expand.getInput();
+      } else {
+        w = matchTileTwiceOnLastAxis(pair);
       }
       if (!w)
         return {};
@@ -348,19 +380,43 @@ Value buildHalf(Value v, bool interleaved, Operation *root,
   return half;
 }
 
-/// Whether `c` may serve as the per-token cos/sin of x (`[batch, heads,
-/// seq, d]`): it broadcasts over the heads alone, as `[batch or 1, 1, seq,
-/// d]` once left-padded with ones to rank 4, and has x's element type.
-bool broadcastsOverHeads(Value c, Value x) {
+/// Where the sequence axis of x is when `c` may serve as its per-token
+/// cos/sin: c broadcasts over the heads alone and has x's element type.
+/// Left-padded with ones to rank 4, c is `[batch or 1, 1, seq, d]` for x
+/// `[batch, heads, seq, d]` (2), or `[batch or 1, seq, 1, d]` for x
+/// `[batch, seq, heads, d]` (1, GPT-J rotates before moving the heads).
+std::optional<int64_t> sequenceAxis(Value c, Value x) {
   SmallVector<DimExpr> xd = dimsOf(x), cd = dimsOf(c);
-  if (cd.size() > 4 || getElementTypeOrSelf(c) != getElementTypeOrSelf(x))
-    return false;
+  if (cd.empty() || cd.size() > 4 ||
+      getElementTypeOrSelf(c) != getElementTypeOrSelf(x) || xd[0].isUnknown() ||
+      cd.back() != xd.back())
+    return std::nullopt;
   while (cd.size() < 4)
     cd.insert(cd.begin(), DimExpr::constant(1));
-  auto known = [](const DimExpr &e) { return !e.isUnknown(); };
-  return known(xd[0]) && known(xd[2]) &&
-         (cd[0] == DimExpr::constant(1) || cd[0] == xd[0]) &&
-         cd[1] == DimExpr::constant(1) && cd[2] == xd[2] && cd[3] == xd[3];
+  DimExpr one = DimExpr::constant(1);
+  if (cd[0] != one && cd[0] != xd[0])
+    return std::nullopt;
+  if (cd[1] == one && cd[2] == xd[2] && !xd[2].isUnknown())
+    return 2;
+  if (cd[2] == one && cd[1] == xd[1] && !xd[1].isUnknown())
+    return 1;
+  return std::nullopt;
+}
+
+/// The permutation that swaps the heads and sequence axes.
+constexpr int64_t kSwapHeadsAndSeq[] = {0, 2, 1, 3};
+
+bool isHeadsSeqSwap(TransposeOp t) {
+  return t && llvm::equal(t.getPerm(), kSwapHeadsAndSeq);
+}
+
+/// transpose(x, [0, 2, 1, 3]).
+Value swapHeadsAndSeq(PatternRewriter &rewriter, Location loc, Value x) {
+  SmallVector<DimExpr> d = dimsOf(x);
+  std::swap(d[1], d[2]);
+  return TransposeOp::create(rewriter, loc,
+                             getTensorType(d, getElementTypeOrSelf(x)), x,
+                             rewriter.getDenseI64ArrayAttr(kSwapHeadsAndSeq));
 }
 
 /// `x * C + rotate(x) * S` -> `kiln.rotary x, c, s` with per-token c, s.
@@ -392,9 +448,12 @@ struct RaiseRotaryArithmetic : OpRewritePattern<AddOp> {
           c = directMul.getRhs();
         else if (directMul.getRhs() == x)
           c = directMul.getLhs();
-        if (!c || !broadcastsOverHeads(c, x) || !broadcastsOverHeads(s, x))
+        if (!c)
           continue;
-        if (failed(raise(op, x, c, s, interleaved, rewriter)))
+        std::optional<int64_t> seqAxis = sequenceAxis(c, x);
+        if (!seqAxis || sequenceAxis(s, x) != seqAxis)
+          continue;
+        if (failed(raise(op, x, c, s, interleaved, *seqAxis, rewriter)))
           continue;
         return success();
       }
@@ -405,7 +464,8 @@ struct RaiseRotaryArithmetic : OpRewritePattern<AddOp> {
   /// Builds the halves of c and s (or nothing, if either cannot be
   /// proven duplicated) and replaces `op`.
   static LogicalResult raise(AddOp op, Value x, Value c, Value s,
-                             bool interleaved, PatternRewriter &rewriter) {
+                             bool interleaved, int64_t seqAxis,
+                             PatternRewriter &rewriter) {
     // Check both before building either: a failed match must leave the IR
     // as it was.
     if (!buildHalf(c, interleaved, op, nullptr) ||
@@ -416,14 +476,14 @@ struct RaiseRotaryArithmetic : OpRewritePattern<AddOp> {
     assert(cHalf && sHalf && "the check and the build disagree");
     SmallVector<DimExpr> xd = dimsOf(x);
     int64_t rotaryDim = *lastDim(x);
-    // The batch of the full C/S (left-padded to rank 4, [batch or 1, 1,
-    // seq, d]) is the per-token operand's; the halves built from them have
-    // the same shape but for the last dimension.
+    // The batch of the full C/S (left-padded to rank 4) is the per-token
+    // operand's; the halves built from them have the same shape but for
+    // the last dimension.
     auto perToken = [&](Value full, Value half) -> Value {
       SmallVector<DimExpr> cd = dimsOf(full);
       DimExpr batch = cd.size() == 4 ? cd[0] : DimExpr::constant(1);
       auto type =
-          getTensorType({batch, xd[2], DimExpr::constant(rotaryDim / 2)},
+          getTensorType({batch, xd[seqAxis], DimExpr::constant(rotaryDim / 2)},
                         getElementTypeOrSelf(half));
       // One reshape to [batch, seq, rotary_dim / 2] replaces the reshapes
       // the chain ended with (rebuilt on the half, now dead).
@@ -436,16 +496,25 @@ struct RaiseRotaryArithmetic : OpRewritePattern<AddOp> {
         return half;
       return ReshapeOp::create(rewriter, op.getLoc(), type, half, Value());
     };
-    rewriter.replaceOpWithNewOp<RotaryOp>(
-        op, op.getType(), x, perToken(c, cHalf), perToken(s, sHalf), Value(),
-        rewriter.getI64IntegerAttr(rotaryDim),
+    // kiln.rotary wants [batch, heads, seq, d]: a [batch, seq, heads, d] x
+    // is rotated between two transposes (the outer one cancels against
+    // the one that usually follows, CancelSwapsAfterRotary).
+    Value in = seqAxis == 2 ? x : swapHeadsAndSeq(rewriter, op.getLoc(), x);
+    Value rotated = RotaryOp::create(
+        rewriter, op.getLoc(), in.getType(), in, perToken(c, cHalf),
+        perToken(s, sHalf), Value(), rewriter.getI64IntegerAttr(rotaryDim),
         interleaved ? rewriter.getUnitAttr() : nullptr);
+    if (seqAxis == 1)
+      rotated = swapHeadsAndSeq(rewriter, op.getLoc(), rotated);
+    rewriter.replaceOp(op, rotated);
     return success();
   }
 };
 
 /// Partial rotary (GPT-NeoX, Phi): `concat(rotary(x[0:r]), x[r:d])` on
-/// the last axis -> `rotary(x)` with `rotary_dim = r`.
+/// the last axis -> `rotary(x)` with `rotary_dim = r`; with GPT-J's
+/// `[batch, seq, heads, d]` layout the rotary sits between two transposes,
+/// which move to the whole x.
 struct RaisePartialRotary : OpRewritePattern<ConcatOp> {
   using OpRewritePattern::OpRewritePattern;
 
@@ -455,10 +524,24 @@ struct RaisePartialRotary : OpRewritePattern<ConcatOp> {
         static_cast<int64_t>(op.getAxis()) != rankOf(op) - 1)
       return rewriter.notifyMatchFailure(op,
                                          "not a two-piece last-axis concat");
-    auto rotary = op.getInputs()[0].getDefiningOp<RotaryOp>();
+    // The rotated piece, possibly between the two transposes of a
+    // [batch, seq, heads, d] rotation.
+    Value piece = op.getInputs()[0];
+    auto outer = piece.getDefiningOp<TransposeOp>();
+    bool swapped = isHeadsSeqSwap(outer);
+    if (swapped)
+      piece = outer.getInput();
+    auto rotary = piece.getDefiningOp<RotaryOp>();
     if (!rotary)
       return rewriter.notifyMatchFailure(op, "first piece is not rotated");
-    std::optional<LastAxisSlice> head = matchLastAxisSlice(rotary.getInput()),
+    Value rotaryInput = rotary.getInput();
+    if (swapped) {
+      auto inner = rotaryInput.getDefiningOp<TransposeOp>();
+      if (!isHeadsSeqSwap(inner))
+        return rewriter.notifyMatchFailure(op, "unpaired transposes");
+      rotaryInput = inner.getInput();
+    }
+    std::optional<LastAxisSlice> head = matchLastAxisSlice(rotaryInput),
                                  tail = matchLastAxisSlice(op.getInputs()[1]);
     int64_t r = rotary.getRotaryDim();
     if (!head || !tail || head->input != tail->input ||
@@ -466,14 +549,39 @@ struct RaisePartialRotary : OpRewritePattern<ConcatOp> {
       return rewriter.notifyMatchFailure(op, "pieces are not slices of one x");
     std::optional<int64_t> d = lastDim(head->input);
     if (!d || !isSliceOf(head, head->input, 0, 1, r) ||
-        lastDim(rotary.getInput()) != r ||
+        lastDim(rotaryInput) != r ||
         !isSliceOf(tail, head->input, r, 1, *d - r) || *d == r)
       return rewriter.notifyMatchFailure(op,
                                          "slices do not split at rotary_dim");
-    rewriter.replaceOpWithNewOp<RotaryOp>(
-        op, op.getType(), head->input, rotary.getCos(), rotary.getSin(),
+    Value x = head->input;
+    if (swapped)
+      x = swapHeadsAndSeq(rewriter, op.getLoc(), x);
+    Value rotated = RotaryOp::create(
+        rewriter, op.getLoc(), x.getType(), x, rotary.getCos(), rotary.getSin(),
         rotary.getPositions(), rotary.getRotaryDimAttr(),
         rotary.getInterleavedAttr());
+    if (swapped)
+      rotated = swapHeadsAndSeq(rewriter, op.getLoc(), rotated);
+    rewriter.replaceOp(op, rotated);
+    return success();
+  }
+};
+
+/// `transpose(transpose(rotary(..), swap), swap)` -> `rotary(..)`: the
+/// swap a [batch, seq, heads, d] rotation ends with, undone by the
+/// exporter's own move of the heads before attention. Limited to rotary
+/// results so that no other pair of transposes changes shape here.
+struct CancelSwapsAfterRotary : OpRewritePattern<TransposeOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(TransposeOp op,
+                                PatternRewriter &rewriter) const override {
+    auto inner = op.getInput().getDefiningOp<TransposeOp>();
+    if (!isHeadsSeqSwap(op) || !isHeadsSeqSwap(inner) ||
+        !inner.getInput().getDefiningOp<RotaryOp>() ||
+        inner.getInput().getType() != op.getType())
+      return rewriter.notifyMatchFailure(op, "not swaps around a rotary");
+    rewriter.replaceOp(op, inner.getInput());
     return success();
   }
 };
@@ -481,7 +589,9 @@ struct RaisePartialRotary : OpRewritePattern<ConcatOp> {
 struct RaiseRotaryPass : impl::RaiseRotaryPassBase<RaiseRotaryPass> {
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
-    patterns.add<RaiseRotaryArithmetic, RaisePartialRotary>(&getContext());
+    patterns
+        .add<RaiseRotaryArithmetic, RaisePartialRotary, CancelSwapsAfterRotary>(
+            &getContext());
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
       signalPassFailure();
   }

@@ -164,6 +164,37 @@ func.func @interleaved(%x: tensor<?x4x?x16xf32, #kiln.dims<[b, s]>>, %f: tensor<
 
 // -----
 
+// x in [batch, seq, heads, d] with angles [batch, seq, 1, d] doubled by
+// a tile: the rotary reads transpose(x), and the transpose that follows
+// cancels against the one after the rotary.
+// CHECK-LABEL: func.func @seq_heads_layout
+// CHECK-SAME: (%[[X:[^:]+]]: tensor<?x?x4x16xf32, #kiln.dims<[b, s]>>, %[[F:[^:]+]]: tensor<?x?x1x8xf32, #kiln.dims<[b, s]>>)
+// CHECK-DAG: %[[COS:.+]] = kiln.cos %[[F]] : tensor<?x?x1x8xf32, #kiln.dims<[b, s]>>
+// CHECK-DAG: %[[C:.+]] = kiln.reshape %[[COS]] : tensor<?x?x1x8xf32, #kiln.dims<[b, s]>> -> tensor<?x?x8xf32, #kiln.dims<[b, s]>>
+// CHECK-DAG: %[[XT:.+]] = kiln.transpose %[[X]] {perm = array<i64: 0, 2, 1, 3>} : tensor<?x?x4x16xf32, #kiln.dims<[b, s]>> -> tensor<?x4x?x16xf32, #kiln.dims<[b, s]>>
+// CHECK: %[[Y:.+]] = kiln.rotary %[[XT]], %[[C]], %{{.+}} {rotary_dim = 16 : i64}
+// CHECK-NEXT: return %[[Y]]
+func.func @seq_heads_layout(%x: tensor<?x?x4x16xf32, #kiln.dims<[b, s]>>, %f: tensor<?x?x1x8xf32, #kiln.dims<[b, s]>>) -> tensor<?x4x?x16xf32, #kiln.dims<[b, s]>> {
+  %k1 = kiln.constant dense<[1, 1, 1, 2]> : tensor<4xi64>
+  %ff = kiln.tile %f, %k1 : (tensor<?x?x1x8xf32, #kiln.dims<[b, s]>>, tensor<4xi64>) -> tensor<?x?x1x16xf32, #kiln.dims<[b, s]>>
+  %c = kiln.cos %ff : tensor<?x?x1x16xf32, #kiln.dims<[b, s]>>
+  %s = kiln.sin %ff : tensor<?x?x1x16xf32, #kiln.dims<[b, s]>>
+  %k5 = kiln.constant dense<0> : tensor<1xi64>
+  %k6 = kiln.constant dense<8> : tensor<1xi64>
+  %x1 = kiln.slice %x, %k5, %k6 {axes = array<i64: 3>, steps = array<i64: 1>} : (tensor<?x?x4x16xf32, #kiln.dims<[b, s]>>, tensor<1xi64>, tensor<1xi64>) -> tensor<?x?x4x8xf32, #kiln.dims<[b, s]>>
+  %k8 = kiln.constant dense<9223372036854775807> : tensor<1xi64>
+  %x2 = kiln.slice %x, %k6, %k8 {axes = array<i64: 3>, steps = array<i64: 1>} : (tensor<?x?x4x16xf32, #kiln.dims<[b, s]>>, tensor<1xi64>, tensor<1xi64>) -> tensor<?x?x4x8xf32, #kiln.dims<[b, s]>>
+  %nx2 = kiln.neg %x2 : tensor<?x?x4x8xf32, #kiln.dims<[b, s]>>
+  %rot = kiln.concat %nx2, %x1 {axis = 3 : i64} : (tensor<?x?x4x8xf32, #kiln.dims<[b, s]>>, tensor<?x?x4x8xf32, #kiln.dims<[b, s]>>) -> tensor<?x?x4x16xf32, #kiln.dims<[b, s]>>
+  %xc = kiln.mul %x, %c : (tensor<?x?x4x16xf32, #kiln.dims<[b, s]>>, tensor<?x?x1x16xf32, #kiln.dims<[b, s]>>) -> tensor<?x?x4x16xf32, #kiln.dims<[b, s]>>
+  %rs = kiln.mul %rot, %s : (tensor<?x?x4x16xf32, #kiln.dims<[b, s]>>, tensor<?x?x1x16xf32, #kiln.dims<[b, s]>>) -> tensor<?x?x4x16xf32, #kiln.dims<[b, s]>>
+  %e = kiln.add %xc, %rs : (tensor<?x?x4x16xf32, #kiln.dims<[b, s]>>, tensor<?x?x4x16xf32, #kiln.dims<[b, s]>>) -> tensor<?x?x4x16xf32, #kiln.dims<[b, s]>>
+  %y = kiln.transpose %e {perm = array<i64: 0, 2, 1, 3>} : tensor<?x?x4x16xf32, #kiln.dims<[b, s]>> -> tensor<?x4x?x16xf32, #kiln.dims<[b, s]>>
+  return %y : tensor<?x4x?x16xf32, #kiln.dims<[b, s]>>
+}
+
+// -----
+
 // Must not fire: C = cos(concat(f, g)), whose halves may differ.
 // CHECK-LABEL: func.func @halves_differ
 // CHECK-NOT: kiln.rotary
@@ -324,6 +355,31 @@ func.func @partial_other_tail(%x: tensor<?x4x?x16xf32, #kiln.dims<[b, s]>>, %z: 
   %e = kiln.add %xc, %rs : (tensor<?x4x?x8xf32, #kiln.dims<[b, s]>>, tensor<?x4x?x8xf32, #kiln.dims<[b, s]>>) -> tensor<?x4x?x8xf32, #kiln.dims<[b, s]>>
   %out = kiln.concat %e, %zp {axis = 3 : i64} : (tensor<?x4x?x8xf32, #kiln.dims<[b, s]>>, tensor<?x4x?x8xf32, #kiln.dims<[b, s]>>) -> tensor<?x4x?x16xf32, #kiln.dims<[b, s]>>
   return %out : tensor<?x4x?x16xf32, #kiln.dims<[b, s]>>
+}
+
+// -----
+
+// Must not fire: tile(f, [1, 1, 2, 1]) repeats the sequence axis, not
+// the last: nothing says the halves of the last axis are equal.
+// CHECK-LABEL: func.func @tile_other_axis
+// CHECK-NOT: kiln.rotary
+// CHECK: kiln.add
+func.func @tile_other_axis(%x: tensor<?x4x8x16xf32, #kiln.dims<[b]>>, %f: tensor<?x1x4x16xf32, #kiln.dims<[b]>>) -> tensor<?x4x8x16xf32, #kiln.dims<[b]>> {
+  %k1 = kiln.constant dense<[1, 1, 2, 1]> : tensor<4xi64>
+  %ff = kiln.tile %f, %k1 : (tensor<?x1x4x16xf32, #kiln.dims<[b]>>, tensor<4xi64>) -> tensor<?x1x8x16xf32, #kiln.dims<[b]>>
+  %c = kiln.cos %ff : tensor<?x1x8x16xf32, #kiln.dims<[b]>>
+  %s = kiln.sin %ff : tensor<?x1x8x16xf32, #kiln.dims<[b]>>
+  %k5 = kiln.constant dense<0> : tensor<1xi64>
+  %k6 = kiln.constant dense<8> : tensor<1xi64>
+  %x1 = kiln.slice %x, %k5, %k6 {axes = array<i64: 3>, steps = array<i64: 1>} : (tensor<?x4x8x16xf32, #kiln.dims<[b]>>, tensor<1xi64>, tensor<1xi64>) -> tensor<?x4x8x8xf32, #kiln.dims<[b]>>
+  %k8 = kiln.constant dense<9223372036854775807> : tensor<1xi64>
+  %x2 = kiln.slice %x, %k6, %k8 {axes = array<i64: 3>, steps = array<i64: 1>} : (tensor<?x4x8x16xf32, #kiln.dims<[b]>>, tensor<1xi64>, tensor<1xi64>) -> tensor<?x4x8x8xf32, #kiln.dims<[b]>>
+  %nx2 = kiln.neg %x2 : tensor<?x4x8x8xf32, #kiln.dims<[b]>>
+  %rot = kiln.concat %nx2, %x1 {axis = 3 : i64} : (tensor<?x4x8x8xf32, #kiln.dims<[b]>>, tensor<?x4x8x8xf32, #kiln.dims<[b]>>) -> tensor<?x4x8x16xf32, #kiln.dims<[b]>>
+  %xc = kiln.mul %x, %c : (tensor<?x4x8x16xf32, #kiln.dims<[b]>>, tensor<?x1x8x16xf32, #kiln.dims<[b]>>) -> tensor<?x4x8x16xf32, #kiln.dims<[b]>>
+  %rs = kiln.mul %rot, %s : (tensor<?x4x8x16xf32, #kiln.dims<[b]>>, tensor<?x1x8x16xf32, #kiln.dims<[b]>>) -> tensor<?x4x8x16xf32, #kiln.dims<[b]>>
+  %out = kiln.add %xc, %rs : (tensor<?x4x8x16xf32, #kiln.dims<[b]>>, tensor<?x4x8x16xf32, #kiln.dims<[b]>>) -> tensor<?x4x8x16xf32, #kiln.dims<[b]>>
+  return %out : tensor<?x4x8x16xf32, #kiln.dims<[b]>>
 }
 
 // -----

@@ -58,7 +58,8 @@ class Graph:
         self.nodes[-1].output[0] = "y"
         graph = helper.make_graph(
             self.nodes, "rope",
-            [helper.make_tensor_value_info(n, F32, s) for n, s in inputs],
+            [helper.make_tensor_value_info(i[0], i[2] if len(i) > 2 else F32, i[1])
+             for i in inputs],
             [helper.make_tensor_value_info("y", F32, [B, H, S, D])], self.inits)
         m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
         m.ir_version = 8
@@ -120,6 +121,34 @@ def gptj_interleaved():
     return g.model([("x", [B, H, S, D]), ("theta", [B, S, r // 2])]), 1
 
 
+def gptj_torch_onnx():
+    """GPT-J as torch.onnx writes it: q in [batch, seq, heads, d] rotated
+    before the heads move, sin/cos the two halves of a gathered table (a
+    weight: nothing is known of its values), repeat_interleave as
+    unsqueeze + tile + reshape, partial rotary, then the transpose to
+    [batch, heads, seq, d] (the output)."""
+    g = Graph()
+    r, max_pos = 8, 8
+    table = np.random.default_rng(1).standard_normal((max_pos, r)).astype(np.float32)
+    g.inits.append(numpy_helper.from_array(table, "embed_positions"))
+    sincos = g.op("Gather", "embed_positions", "pos", axis=0)  # [B, S, r]
+    def repeat_interleave(v):  # [B, S, r/2] -> [B, S, 1, r]
+        u = g.unsqueeze(g.unsqueeze(v, 2), 4)  # [B, S, 1, r/2, 1]
+        t = g.op("Tile", u, g.const([1, 1, 1, 1, 2]))
+        return g.op("Reshape", t, g.const([B, S, 1, r]))
+    sin = repeat_interleave(g.slice(sincos, 0, r // 2))
+    cos = repeat_interleave(g.slice(sincos, r // 2, r))
+    xr, xp = g.slice("x", 0, r), g.slice("x", r, 2**62)
+    def rotate(g, x, d):
+        odd = g.unsqueeze(g.op("Neg", g.slice(x, 1, 2**62, 2)), -1)
+        even = g.unsqueeze(g.slice(x, 0, 2**62, 2), -1)
+        return g.op("Reshape", g.op("Concat", odd, even, axis=-1),
+                    g.const([B, S, H, d]))
+    q = g.op("Concat", rope(g, xr, cos, sin, rotate, r), xp, axis=-1)
+    g.op("Transpose", q, perm=[0, 2, 1, 3])
+    return g.model([("x", [B, S, H, D]), ("pos", [B, S], TensorProto.INT64)]), 1
+
+
 def halves_differ():
     """cat(theta, theta2): the halves may differ, so nothing is raised."""
     g = Graph()
@@ -131,7 +160,7 @@ def halves_differ():
                          ("theta2", [B, S, D // 2])]), 0
 
 
-CASES = [llama, neox_partial, gptj_interleaved, halves_differ]
+CASES = [llama, neox_partial, gptj_interleaved, gptj_torch_onnx, halves_differ]
 
 
 def run_graph(library: Path, inputs: list[np.ndarray], out_shape) -> np.ndarray:
@@ -170,11 +199,14 @@ def main() -> int:
             check=True, capture_output=True, text=True).stdout
         rotary, neg = canonical.count("kiln.rotary"), canonical.count("kiln.neg")
         library = args.work / f"{name}.so"
-        subprocess.run([args.kilnc, str(path), "--emit=graph", "-o", str(library)],
+        subprocess.run([args.kilnc, str(path), "--emit=graph", "--force", "-o", str(library)],
                        check=True, capture_output=True)
         feeds = {}
         for inp in model.graph.input:
             shape = [d.dim_value for d in inp.type.tensor_type.shape.dim]
+            if inp.name == "pos":
+                feeds[inp.name] = rng.integers(0, 8, shape).astype(np.int64)
+                continue
             scale = 4.0 if inp.name.startswith("theta") else 1.0
             feeds[inp.name] = (rng.standard_normal(shape) * scale).astype(np.float32)
         want = ort.InferenceSession(model.SerializeToString()).run(None, feeds)[0]
