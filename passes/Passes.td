@@ -84,7 +84,8 @@ def RaiseRotaryPass : Pass<"kiln-raise-rotary"> {
     `repeat_interleave`, i.e. a flattened concat, expand or tile of
     `[..., d/2, 1]`), possibly followed by cos/sin/neg/cast, a product or
     quotient with a one-element value (attention scaling) and reshapes,
-    expands, transposes or gathers that keep the last axis. The match
+    expands, transposes, slices or gathers that keep the last axis. The
+    match
     becomes
 
     ```mlir

@@ -223,8 +223,8 @@ bool isOneElement(Value v) {
 /// Between `v` and the duplication, ops that act the same on every
 /// position of the last axis are looked through and rebuilt on the half:
 /// elementwise cos/sin/neg/cast, a product or quotient with a one-element
-/// value (an attention scaling factor), and reshapes, expands, transposes
-/// and gathers that keep the last axis as it is. Returns null (building
+/// value (an attention scaling factor), and reshapes, expands, transposes,
+/// slices and gathers that keep the last axis as it is. Returns null (building
 /// nothing) when the duplication cannot be proven; without a rewriter it
 /// only checks, and returns `v` when the proof holds.
 Value buildHalf(Value v, bool interleaved, Operation *root,
@@ -332,6 +332,13 @@ Value buildHalf(Value v, bool interleaved, Operation *root,
         return {};
       chain.push_back(op);
       v = transpose.getInput();
+      continue;
+    }
+    if (auto slice = dyn_cast<SliceOp>(op)) {
+      if (llvm::is_contained(slice.getAxes(), last))
+        return {};
+      chain.push_back(op);
+      v = slice.getInput();
       continue;
     }
     if (auto gather = dyn_cast<GatherOp>(op)) {

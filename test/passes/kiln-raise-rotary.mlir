@@ -67,28 +67,34 @@ func.func @operand_orders(%x: tensor<2x4x?x16xf32, #kiln.dims<[s]>>, %f: tensor<
 
 // -----
 
-// A table computed in the graph and gathered by position ids: the gather
-// is rebuilt on the half table.
+// A table computed in the graph, cut to its first 32 rows and gathered
+// by position ids (older transformers): the slice and the gather are
+// rebuilt on the half table.
 // CHECK-LABEL: func.func @gathered_table
-// CHECK-SAME: (%[[X:[^:]+]]: {{.*}}, %[[F:[^:]+]]: tensor<32x8xf32>, %[[P:[^:]+]]: tensor<?x?xi64, #kiln.dims<[b, s]>>)
-// CHECK-DAG: %[[COS:.+]] = kiln.cos %[[F]] : tensor<32x8xf32>
-// CHECK-DAG: %[[C:.+]] = kiln.gather %[[COS]], %[[P]] {axis = 0 : i64} : (tensor<32x8xf32>, tensor<?x?xi64, #kiln.dims<[b, s]>>) -> tensor<?x?x8xf32, #kiln.dims<[b, s]>>
-// CHECK-DAG: %[[SIN:.+]] = kiln.sin %[[F]] : tensor<32x8xf32>
-// CHECK-DAG: %[[S:.+]] = kiln.gather %[[SIN]], %[[P]]
+// CHECK-SAME: (%[[X:[^:]+]]: {{.*}}, %[[F:[^:]+]]: tensor<64x8xf32>, %[[P:[^:]+]]: tensor<?x?xi64, #kiln.dims<[b, s]>>)
+// CHECK-DAG: %[[COS:.+]] = kiln.cos %[[F]] : tensor<64x8xf32>
+// CHECK-DAG: %[[CT:.+]] = kiln.slice %[[COS]], %{{.+}}, %{{.+}} {axes = array<i64: 0>, steps = array<i64: 1>} : (tensor<64x8xf32>, tensor<1xi64>, tensor<1xi64>) -> tensor<32x8xf32>
+// CHECK-DAG: %[[C:.+]] = kiln.gather %[[CT]], %[[P]] {axis = 0 : i64} : (tensor<32x8xf32>, tensor<?x?xi64, #kiln.dims<[b, s]>>) -> tensor<?x?x8xf32, #kiln.dims<[b, s]>>
+// CHECK-DAG: %[[SIN:.+]] = kiln.sin %[[F]] : tensor<64x8xf32>
+// CHECK-DAG: %[[ST:.+]] = kiln.slice %[[SIN]]
+// CHECK-DAG: %[[S:.+]] = kiln.gather %[[ST]], %[[P]]
 // CHECK: kiln.rotary %[[X]], %[[C]], %[[S]] {rotary_dim = 16 : i64}
-func.func @gathered_table(%x: tensor<?x4x?x16xf32, #kiln.dims<[b, s]>>, %f: tensor<32x8xf32>, %pos: tensor<?x?xi64, #kiln.dims<[b, s]>>) -> tensor<?x4x?x16xf32, #kiln.dims<[b, s]>> {
-  %ff = kiln.concat %f, %f {axis = 1 : i64} : (tensor<32x8xf32>, tensor<32x8xf32>) -> tensor<32x16xf32>
-  %cos = kiln.cos %ff : tensor<32x16xf32>
-  %sin = kiln.sin %ff : tensor<32x16xf32>
+func.func @gathered_table(%x: tensor<?x4x?x16xf32, #kiln.dims<[b, s]>>, %f: tensor<64x8xf32>, %pos: tensor<?x?xi64, #kiln.dims<[b, s]>>) -> tensor<?x4x?x16xf32, #kiln.dims<[b, s]>> {
+  %ff = kiln.concat %f, %f {axis = 1 : i64} : (tensor<64x8xf32>, tensor<64x8xf32>) -> tensor<64x16xf32>
+  %cosall = kiln.cos %ff : tensor<64x16xf32>
+  %k3 = kiln.constant dense<0> : tensor<1xi64>
+  %k4 = kiln.constant dense<32> : tensor<1xi64>
+  %cos = kiln.slice %cosall, %k3, %k4 {axes = array<i64: 0>, steps = array<i64: 1>} : (tensor<64x16xf32>, tensor<1xi64>, tensor<1xi64>) -> tensor<32x16xf32>
+  %sinall = kiln.sin %ff : tensor<64x16xf32>
+  %sin = kiln.slice %sinall, %k3, %k4 {axes = array<i64: 0>, steps = array<i64: 1>} : (tensor<64x16xf32>, tensor<1xi64>, tensor<1xi64>) -> tensor<32x16xf32>
   %cg = kiln.gather %cos, %pos {axis = 0 : i64} : (tensor<32x16xf32>, tensor<?x?xi64, #kiln.dims<[b, s]>>) -> tensor<?x?x16xf32, #kiln.dims<[b, s]>>
   %sg = kiln.gather %sin, %pos {axis = 0 : i64} : (tensor<32x16xf32>, tensor<?x?xi64, #kiln.dims<[b, s]>>) -> tensor<?x?x16xf32, #kiln.dims<[b, s]>>
   %c = kiln.reshape %cg : tensor<?x?x16xf32, #kiln.dims<[b, s]>> -> tensor<?x1x?x16xf32, #kiln.dims<[b, s]>>
   %s = kiln.reshape %sg : tensor<?x?x16xf32, #kiln.dims<[b, s]>> -> tensor<?x1x?x16xf32, #kiln.dims<[b, s]>>
-  %k8 = kiln.constant dense<0> : tensor<1xi64>
-  %k9 = kiln.constant dense<8> : tensor<1xi64>
-  %x1 = kiln.slice %x, %k8, %k9 {axes = array<i64: 3>, steps = array<i64: 1>} : (tensor<?x4x?x16xf32, #kiln.dims<[b, s]>>, tensor<1xi64>, tensor<1xi64>) -> tensor<?x4x?x8xf32, #kiln.dims<[b, s]>>
-  %k11 = kiln.constant dense<9223372036854775807> : tensor<1xi64>
-  %x2 = kiln.slice %x, %k9, %k11 {axes = array<i64: 3>, steps = array<i64: 1>} : (tensor<?x4x?x16xf32, #kiln.dims<[b, s]>>, tensor<1xi64>, tensor<1xi64>) -> tensor<?x4x?x8xf32, #kiln.dims<[b, s]>>
+  %k12 = kiln.constant dense<8> : tensor<1xi64>
+  %x1 = kiln.slice %x, %k3, %k12 {axes = array<i64: 3>, steps = array<i64: 1>} : (tensor<?x4x?x16xf32, #kiln.dims<[b, s]>>, tensor<1xi64>, tensor<1xi64>) -> tensor<?x4x?x8xf32, #kiln.dims<[b, s]>>
+  %k14 = kiln.constant dense<9223372036854775807> : tensor<1xi64>
+  %x2 = kiln.slice %x, %k12, %k14 {axes = array<i64: 3>, steps = array<i64: 1>} : (tensor<?x4x?x16xf32, #kiln.dims<[b, s]>>, tensor<1xi64>, tensor<1xi64>) -> tensor<?x4x?x8xf32, #kiln.dims<[b, s]>>
   %nx2 = kiln.neg %x2 : tensor<?x4x?x8xf32, #kiln.dims<[b, s]>>
   %rot = kiln.concat %nx2, %x1 {axis = 3 : i64} : (tensor<?x4x?x8xf32, #kiln.dims<[b, s]>>, tensor<?x4x?x8xf32, #kiln.dims<[b, s]>>) -> tensor<?x4x?x16xf32, #kiln.dims<[b, s]>>
   %xc = kiln.mul %x, %c : (tensor<?x4x?x16xf32, #kiln.dims<[b, s]>>, tensor<?x1x?x16xf32, #kiln.dims<[b, s]>>) -> tensor<?x4x?x16xf32, #kiln.dims<[b, s]>>
