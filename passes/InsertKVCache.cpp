@@ -471,7 +471,9 @@ LogicalResult InsertKVCachePass::run(func::FuncOp func) {
   // positions: in the paged cache every position is valid.
   SmallVector<RotaryOp> maskPositioned;
   func.walk([&](RotaryOp r) {
-    if (r.getPositions() != positionIds &&
+    // Per-token angles (no positions operand) were computed from the
+    // positions upstream and need nothing here.
+    if (r.getPositions() && r.getPositions() != positionIds &&
         derivesFromPadding(r.getPositions(), padding))
       maskPositioned.push_back(r);
   });

@@ -61,6 +61,52 @@ def RaiseGeluPass : Pass<"kiln-raise-gelu"> {
   let dependentDialects = ["::mlir::kiln::KilnDialect"];
 }
 
+def RaiseRotaryPass : Pass<"kiln-raise-rotary"> {
+  let summary = "Raise decomposed rotary position embeddings to kiln.rotary";
+  let description = [{
+    Exporters without ONNX's RotaryEmbedding (Optimum, torch.onnx, dynamo)
+    write RoPE as `x * C + rotate(x) * S`. Two rotations are recognized,
+    with the products and the sum in either operand order and the negation
+    as `neg` or `* -1`:
+
+    ```
+    halves (Llama, Qwen2, GPT-NeoX): rotate(x) = concat(-x[d/2:], x[:d/2])
+    pairs (GPT-J rotate_every_two):  rotate(x) = flatten(stack(-x[1::2], x[::2]))
+    ```
+
+    x is `[batch, heads, seq, d]`, or `[batch, seq, heads, d]` (GPT-J
+    rotates before moving the heads; the raised op then reads a transpose
+    of x, and a transpose back that the exporter's own transpose undoes is
+    removed). C and S must broadcast over the heads only (`[batch or 1, 1,
+    seq, d]` or `[batch or 1, seq, 1, d]`, up to leading unit dimensions)
+    and be provably duplicated along the last axis: `concat(w, w)` or
+    `tile(w, [1, .., 2])` (halves), or each value repeated twice (pairs:
+    `repeat_interleave`, i.e. a flattened concat, expand or tile of
+    `[..., d/2, 1]`), possibly followed by cos/sin/neg/cast, a product or
+    quotient with a one-element value (attention scaling) and reshapes,
+    expands, transposes, slices or gathers that keep the last axis. The
+    match
+    becomes
+
+    ```mlir
+    %q2 = kiln.rotary %q, %c, %s {rotary_dim = 64 : i64}
+        : (tensor<?x9x?x64xf32>, tensor<?x?x32xf32>, tensor<?x?x32xf32>) -> tensor<?x9x?x64xf32>
+    ```
+
+    with `%c`/`%s` the same chain rebuilt on `w` (`cos(f) * scale` instead
+    of `cos(concat(f, f)) * scale`, so half the cos/sin work), one row per
+    token. Partial rotary, `concat(rotary(x[:r]), x[r:])` on the last axis,
+    becomes one `kiln.rotary` of x with `rotary_dim = r`.
+
+    It does nothing when the duplication of C or S cannot be proven (the
+    halves may differ, e.g. `cos(w)` of a weight read as a whole), when the
+    rotated value is not the multiplied one, when the slices or the concat
+    are not on the last axis or do not split it in halves (or pairs), or
+    when C/S vary over the heads; the arithmetic then stays as it is.
+  }];
+  let dependentDialects = ["::mlir::kiln::KilnDialect"];
+}
+
 def RaiseAttentionPass : Pass<"kiln-raise-attention"> {
   let summary = "Raise decomposed scaled dot-product attention to kiln.attention";
   let description = [{

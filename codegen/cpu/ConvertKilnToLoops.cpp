@@ -1014,29 +1014,41 @@ LogicalResult StepLowering::lowerPagedAttention(PagedAttentionOp op) {
 
 /// Rotary embedding of [batch, heads, tokens, head_dim]: every element
 /// reads itself, its partner (the other half, or the other of its pair when
-/// interleaved) and the cos/sin entry of its token's position.
+/// interleaved) and the cos/sin entry of its token: the row of its position
+/// in the caches, or without positions the token's own row
+/// (`cos[b, t, j]`, b = 0 when the caches' batch is 1).
 LogicalResult StepLowering::lowerRotary(RotaryOp op) {
   auto type = cast<RankedTensorType>(op.getInput().getType());
   if (type.getRank() != 4 || type.isDynamicDim(3))
     return op.emitError("the CPU backend rotates [batch, heads, tokens, "
                         "head_dim] tensors with a static head_dim only");
+  bool perToken = !op.getPositions();
   FailureOr<Value> in = memrefOf(op.getInput(), op),
                    cosM = memrefOf(op.getCos(), op),
                    sinM = memrefOf(op.getSin(), op),
-                   pos = memrefOf(op.getPositions(), op),
                    out = memrefOf(op.getResult(), op);
+  FailureOr<Value> pos =
+      perToken ? FailureOr<Value>(Value()) : memrefOf(op.getPositions(), op);
   if (failed(in) || failed(cosM) || failed(sinM) || failed(pos) || failed(out))
     return failure();
   int64_t rd = op.getRotaryDim(), half = rd / 2;
   bool interleaved = op.getInterleaved();
-  SmallVector<AffineMap> maps = {
-      AffineMap::get(4, 0, {getAffineDimExpr(0, ctx), getAffineDimExpr(2, ctx)},
-                     ctx),
-      AffineMap::getMultiDimIdentityMap(4, ctx)};
+  // Per-token caches of batch 1 serve every sequence of the batch.
+  bool cacheBatchOne = perToken &&
+                       cast<MemRefType>(cosM->getType()).getDimSize(0) == 1 &&
+                       cast<MemRefType>(sinM->getType()).getDimSize(0) == 1;
+  SmallVector<AffineMap> maps;
+  SmallVector<Value> inputs;
+  if (!perToken) {
+    maps.push_back(AffineMap::get(
+        4, 0, {getAffineDimExpr(0, ctx), getAffineDimExpr(2, ctx)}, ctx));
+    inputs.push_back(*pos);
+  }
+  maps.push_back(AffineMap::getMultiDimIdentityMap(4, ctx));
   SmallVector<utils::IteratorType> iterators(4, utils::IteratorType::parallel);
   auto fm = arith::FastMathFlagsAttr::get(ctx, arith::FastMathFlags::contract);
   linalg::GenericOp::create(
-      b, loc, TypeRange{}, ValueRange{*pos}, ValueRange{*out}, maps, iterators,
+      b, loc, TypeRange{}, inputs, ValueRange{*out}, maps, iterators,
       [&](OpBuilder &nb, Location l, ValueRange a) {
         auto c = [&](int64_t v) -> Value {
           return arith::ConstantIndexOp::create(nb, l, v);
@@ -1066,11 +1078,15 @@ LogicalResult StepLowering::lowerRotary(RotaryOp op) {
           partner = arith::SelectOp::create(
               nb, l, first, arith::AddIOp::create(nb, l, ir, c(half)), j);
         }
-        Value p = arith::IndexCastOp::create(nb, l, nb.getIndexType(), a[0]);
+        SmallVector<Value> row;
+        if (perToken)
+          row = {cacheBatchOne ? c(0) : at[0], at[2], j};
+        else
+          row = {arith::IndexCastOp::create(nb, l, nb.getIndexType(), a[0]), j};
         SmallVector<Value> partnerAt = {at[0], at[1], at[2], partner};
         Value xp = memref::LoadOp::create(nb, l, *in, partnerAt);
-        Value cv = memref::LoadOp::create(nb, l, *cosM, ValueRange{p, j});
-        Value sv = memref::LoadOp::create(nb, l, *sinM, ValueRange{p, j});
+        Value cv = memref::LoadOp::create(nb, l, *cosM, row);
+        Value sv = memref::LoadOp::create(nb, l, *sinM, row);
         // first half / even: x cos - x' sin; second half / odd: x cos + x' sin
         Value xs = arith::MulFOp::create(nb, l, xp, sv, fm);
         Value xc = arith::MulFOp::create(nb, l, x, cv, fm);

@@ -2157,24 +2157,30 @@ Value Importer::mergeHeads(Value x) {
 FailureOr<Value> Importer::rotary4D(Value x, Value cos, Value sin,
                                     Value positions, int64_t rotaryDim,
                                     bool interleaved) {
-  if (rank(cos) != 2 || rank(sin) != 2) {
-    error() << "cos/sin caches must be 2-D [max_position, rotary_dim / 2]; "
-               "per-token 3-D caches are not supported";
+  // With position ids the caches are tables of positions; without, one row
+  // per token.
+  int64_t cacheRank = positions ? 2 : 3;
+  if (rank(cos) != cacheRank || rank(sin) != cacheRank) {
+    error() << (positions ? "cos/sin caches must be 2-D [max_position, "
+                            "rotary_dim / 2] with position_ids"
+                          : "cos/sin caches must be 3-D [batch, sequence, "
+                            "rotary_dim / 2] without position_ids")
+            << ", got " << cos.getType() << " and " << sin.getType();
     return failure();
   }
-  std::optional<int64_t> half = dims(cos)[1].getConstant();
+  std::optional<int64_t> half = dims(cos).back().getConstant();
   if (!half) {
     error() << "cos cache must have a static last dimension";
     return failure();
   }
   if (rotaryDim == 0)
     rotaryDim = 2 * *half;
-  if (rank(positions) != 2) {
+  if (positions && rank(positions) != 2) {
     error() << "position ids must be [batch, sequence], got "
             << positions.getType();
     return failure();
   }
-  if (!elt(positions).isInteger(64))
+  if (positions && !elt(positions).isInteger(64))
     positions = CastOp::create(
         builder, loc(), ty(dims(positions), builder.getI64Type()), positions);
   auto op = RotaryOp::create(builder, loc(), x.getType(), x, cos, sin,
@@ -2194,15 +2200,15 @@ LogicalResult Importer::importRotary(bool microsoft) {
   FailureOr<Value> pos = input(microsoft ? 1 : 3, microsoft);
   if (failed(x) || failed(cos) || failed(sin) || failed(pos))
     return failure();
-  if (!*pos) {
-    error() << "RotaryEmbedding without position_ids (per-token caches) is "
-               "not supported; expected position_ids";
-    return failure();
-  }
-  if (rank(*cos) != 2 || rank(*sin) != 2) {
-    error() << "cos/sin caches must be 2-D [max_position, rotary_dim / 2], "
-               "got "
-            << cos->getType() << " and " << sin->getType();
+  // Without position_ids (ai.onnx only) the caches hold one row per token:
+  // [batch, sequence, rotary_dim / 2].
+  int64_t cacheRank = *pos ? 2 : 3;
+  if (rank(*cos) != cacheRank || rank(*sin) != cacheRank) {
+    error() << "cos/sin caches must be "
+            << (*pos ? "2-D [max_position, rotary_dim / 2] with position_ids"
+                     : "3-D [batch, sequence, rotary_dim / 2] without "
+                       "position_ids")
+            << ", got " << cos->getType() << " and " << sin->getType();
     return failure();
   }
   int64_t heads = attrInt("num_heads", 0);
@@ -2224,7 +2230,7 @@ LogicalResult Importer::importRotary(bool microsoft) {
   }
   if (heads == 0) {
     // Full rotation: the head size is twice the cache width.
-    std::optional<int64_t> half = dims(*cos)[1].getConstant();
+    std::optional<int64_t> half = dims(*cos).back().getConstant();
     std::optional<int64_t> hidden = dims(*x)[2].getConstant();
     if (half && *half > 0 && hidden && rotaryDim == 0 &&
         *hidden % (2 * *half) == 0)

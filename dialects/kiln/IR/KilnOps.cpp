@@ -1100,18 +1100,31 @@ LogicalResult RotaryOp::verify() {
     return emitOpError() << "rotary_dim must be even, positive and at most "
                             "the head dimension, got "
                          << rot;
+  Value positions = getPositions();
   for (Value cache : {getCos(), getSin()}) {
     SmallVector<DimExpr> c = exprsOf(cache);
-    if (c.size() != 2 || !dimsCompatible(c[1], DimExpr::constant(rot / 2)))
+    if (positions &&
+        (c.size() != 2 || !dimsCompatible(c[1], DimExpr::constant(rot / 2))))
       return emitOpError() << "cos/sin caches must be [max_position, "
                            << rot / 2 << "], got " << cache.getType();
+    if (!positions &&
+        (c.size() != 3 ||
+         !(c[0] == DimExpr::constant(1) || dimsCompatible(c[0], in[0])) ||
+         !dimsCompatible(c[1], in[2]) ||
+         !dimsCompatible(c[2], DimExpr::constant(rot / 2))))
+      return emitOpError() << "without positions, cos/sin must be [batch, "
+                              "seq, "
+                           << rot / 2 << "] (batch may be 1), got "
+                           << cache.getType();
     if (failed(verifySameElement(*this, getInput(), cache)))
       return failure();
   }
-  SmallVector<DimExpr> pos = exprsOf(getPositions());
-  if (pos.size() != 2 || !dimsCompatible(pos[1], in[2]))
-    return emitOpError() << "positions must be [batch, seq], got "
-                         << getPositions().getType();
+  if (positions) {
+    SmallVector<DimExpr> pos = exprsOf(positions);
+    if (pos.size() != 2 || !dimsCompatible(pos[1], in[2]))
+      return emitOpError() << "positions must be [batch, seq], got "
+                           << positions.getType();
+  }
   return verifyUnary(*this, true, false);
 }
 

@@ -752,23 +752,40 @@ def Kiln_RotaryOp : Kiln_Op<"rotary", [Pure]> {
   let description = [{
     Rotates the first `rotary_dim` elements of the last dimension of
     `input` (`[batch, heads, seq, head_dim]`) by the angles of each token's
-    position: `cos`/`sin` are caches of shape `[max_position, rotary_dim/2]`
-    indexed by `positions` (`[batch, seq]`, i64). `interleaved` rotates
-    pairs `(x[2i], x[2i+1])`; otherwise the halves `(x[i], x[i + d/2])`
-    (GPT-NeoX / Llama style). Elements past `rotary_dim` pass through.
+    position. `interleaved` rotates pairs `(x[2i], x[2i+1])`; otherwise the
+    halves `(x[i], x[i + d/2])` (GPT-NeoX / Llama style). Elements past
+    `rotary_dim` pass through. With `c`, `s` the cos/sin entries of the
+    token and `i < rotary_dim / 2` (halves) or the pair index (interleaved):
+
+    ```
+    out[i]     = x[i] * c[i] - x[i'] * s[i]      (first half / even)
+    out[i']    = x[i'] * c[i] + x[i] * s[i]      (second half / odd)
+    ```
+
+    The angles come in one of two forms:
+
+    * with `positions` (`[batch, seq]`, i64): `cos`/`sin` are caches of
+      shape `[max_position, rotary_dim/2]` indexed by each token's
+      position (ONNX and com.microsoft `RotaryEmbedding`);
+    * without: `cos`/`sin` are `[batch, seq, rotary_dim/2]`, one row per
+      token, already gathered (what `--kiln-raise-rotary` produces from
+      exported arithmetic); a batch dimension of 1 broadcasts.
 
     Example:
 
     ```mlir
     %q2 = kiln.rotary %q, %cos, %sin, %pos {rotary_dim = 64 : i64}
         : (tensor<?x9x?x64xf32>, tensor<2048x32xf32>, tensor<2048x32xf32>, tensor<?x?xi64>) -> tensor<?x9x?x64xf32>
+    %k2 = kiln.rotary %k, %c, %s {rotary_dim = 64 : i64}
+        : (tensor<?x3x?x64xf32>, tensor<?x?x32xf32>, tensor<?x?x32xf32>) -> tensor<?x3x?x64xf32>
     ```
   }];
   let arguments = (ins Kiln_FloatTensor:$input, Kiln_FloatTensor:$cos,
-                       Kiln_FloatTensor:$sin, Kiln_IndexTensor:$positions,
+                       Kiln_FloatTensor:$sin,
+                       Optional<Kiln_IndexTensor>:$positions,
                        I64Attr:$rotary_dim, UnitAttr:$interleaved);
   let results = (outs Kiln_FloatTensor:$result);
-  let assemblyFormat = "$input `,` $cos `,` $sin `,` $positions attr-dict `:` functional-type(operands, results)";
+  let assemblyFormat = "$input `,` $cos `,` $sin (`,` $positions^)? attr-dict `:` functional-type(operands, results)";
   let hasVerifier = 1;
 }
 

@@ -247,3 +247,41 @@ module {
     return %7 : tensor<1x?x8xf32, #kiln.dims<[logit_rows]>>
   }
 }
+
+// -----
+
+// Rotary embedding with per-token angles (no positions, what
+// --kiln-raise-rotary makes): cos/sin are [1, tokens, 2] and each element
+// reads row (0, its token); no position is loaded or cast.
+// CHECK-LABEL: func.func @kiln_model_step
+// CHECK: call @[[ROT:__kiln_rotary_[0-9]+]](
+// CHECK: func.func private @[[ROT]](%[[IN:[^:]+]]: memref<1x2x?x4xf32>, %[[COS:[^:]+]]: memref<1x?x2xf32>, %[[SIN:[^:]+]]: memref<1x?x2xf32>, %[[OUT:[^:]+]]: memref<1x2x?x4xf32>)
+// CHECK: linalg.generic
+// CHECK-SAME: outs(%[[OUT]] : memref<1x2x?x4xf32>)
+// CHECK: %[[T:.+]] = linalg.index 2 : index
+// CHECK-NOT: arith.index_cast
+// CHECK: memref.load %[[IN]]
+// CHECK: memref.load %[[IN]]
+// CHECK-NEXT: memref.load %[[COS]][%c0{{[_0-9]*}}, %[[T]], %[[J:[a-z0-9_]+]]] : memref<1x?x2xf32>
+// CHECK-NEXT: memref.load %[[SIN]][%c0{{[_0-9]*}}, %[[T]], %[[J]]] : memref<1x?x2xf32>
+// CHECK: arith.select
+module {
+  kiln.global @emb : tensor<16x8xf32> [#kiln.blob<"w.bin", offset = 0, size = 512>]
+  kiln.global @cos : tensor<8x2xf32> [#kiln.blob<"w.bin", offset = 512, size = 64>]
+  kiln.global @sin : tensor<8x2xf32> [#kiln.blob<"w.bin", offset = 576, size = 64>]
+  func.func @main(%ids: tensor<1x?xi64, #kiln.dims<[tokens]>> {kiln.step_input = "token_ids"}, %pos: tensor<1x?xi64, #kiln.dims<[tokens]>> {kiln.step_input = "positions"}, %rows: tensor<?xi64, #kiln.dims<[logit_rows]>> {kiln.step_input = "logit_rows"}) -> tensor<1x?x8xf32, #kiln.dims<[logit_rows]>> {
+    %0 = kiln.weight @emb : tensor<16x8xf32>
+    %c = kiln.weight @cos : tensor<8x2xf32>
+    %s = kiln.weight @sin : tensor<8x2xf32>
+    %ct = kiln.gather %c, %pos {axis = 0 : i64} : (tensor<8x2xf32>, tensor<1x?xi64, #kiln.dims<[tokens]>>) -> tensor<1x?x2xf32, #kiln.dims<[tokens]>>
+    %st = kiln.gather %s, %pos {axis = 0 : i64} : (tensor<8x2xf32>, tensor<1x?xi64, #kiln.dims<[tokens]>>) -> tensor<1x?x2xf32, #kiln.dims<[tokens]>>
+    %1 = kiln.gather %0, %ids {axis = 0 : i64} : (tensor<16x8xf32>, tensor<1x?xi64, #kiln.dims<[tokens]>>) -> tensor<1x?x8xf32, #kiln.dims<[tokens]>>
+    %2 = kiln.reshape %1 : tensor<1x?x8xf32, #kiln.dims<[tokens]>> -> tensor<1x?x2x4xf32, #kiln.dims<[tokens]>>
+    %3 = kiln.transpose %2 {perm = array<i64: 0, 2, 1, 3>} : tensor<1x?x2x4xf32, #kiln.dims<[tokens]>> -> tensor<1x2x?x4xf32, #kiln.dims<[tokens]>>
+    %4 = kiln.rotary %3, %ct, %st {rotary_dim = 4 : i64} : (tensor<1x2x?x4xf32, #kiln.dims<[tokens]>>, tensor<1x?x2xf32, #kiln.dims<[tokens]>>, tensor<1x?x2xf32, #kiln.dims<[tokens]>>) -> tensor<1x2x?x4xf32, #kiln.dims<[tokens]>>
+    %5 = kiln.transpose %4 {perm = array<i64: 0, 2, 1, 3>} : tensor<1x2x?x4xf32, #kiln.dims<[tokens]>> -> tensor<1x?x2x4xf32, #kiln.dims<[tokens]>>
+    %6 = kiln.reshape %5 : tensor<1x?x2x4xf32, #kiln.dims<[tokens]>> -> tensor<1x?x8xf32, #kiln.dims<[tokens]>>
+    %7 = kiln.gather %6, %rows {axis = 1 : i64} : (tensor<1x?x8xf32, #kiln.dims<[tokens]>>, tensor<?xi64, #kiln.dims<[logit_rows]>>) -> tensor<1x?x8xf32, #kiln.dims<[logit_rows]>>
+    return %7 : tensor<1x?x8xf32, #kiln.dims<[logit_rows]>>
+  }
+}

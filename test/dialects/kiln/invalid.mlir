@@ -1621,3 +1621,19 @@ kiln.global @parts_count : !kiln.qtensor<64x64, #kiln.quant<u4, group = 32, axis
 
 // expected-error @+1 {{piece 0 of 'parts_bytes' does not fill whole bytes}}
 kiln.global @parts_bytes : !kiln.qtensor<2x1, #kiln.quant<u4, group = 1, axis = 1, scale = f32, zero_point = none>> [#kiln.blob<"w.bin", offset = 0, size = 1>, #kiln.blob<"w.bin", offset = 1, size = 1>, #kiln.blob<"w.bin", offset = 2, size = 4>, #kiln.blob<"w.bin", offset = 6, size = 4>] {kiln.parts = array<i64: 1, 1>}
+
+// -----
+
+func.func @rotary_per_token_shape(%q: tensor<2x6x4x16xf32>, %c: tensor<2x5x8xf32>) {
+  // expected-error @+1 {{without positions, cos/sin must be [batch, seq, 8] (batch may be 1), got 'tensor<2x5x8xf32>'}}
+  %0 = kiln.rotary %q, %c, %c {rotary_dim = 16 : i64} : (tensor<2x6x4x16xf32>, tensor<2x5x8xf32>, tensor<2x5x8xf32>) -> tensor<2x6x4x16xf32>
+  return
+}
+
+// -----
+
+func.func @rotary_per_token_batch(%q: tensor<2x6x4x16xf32>, %c: tensor<3x4x8xf32>) {
+  // expected-error @+1 {{without positions, cos/sin must be [batch, seq, 8] (batch may be 1), got 'tensor<3x4x8xf32>'}}
+  %0 = kiln.rotary %q, %c, %c {rotary_dim = 16 : i64} : (tensor<2x6x4x16xf32>, tensor<3x4x8xf32>, tensor<3x4x8xf32>) -> tensor<2x6x4x16xf32>
+  return
+}

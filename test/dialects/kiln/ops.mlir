@@ -113,6 +113,7 @@ func.func @blocks(%a: tensor<?x?x64xf32, #kiln.dims<[b, s]>>,
                   %q: tensor<?x6x?x16xf32, #kiln.dims<[b, s]>>,
                   %k: tensor<?x2x?x16xf32, #kiln.dims<[b, past + s]>>,
                   %cos: tensor<128x8xf32>, %pos: tensor<?x?xi64, #kiln.dims<[b, s]>>,
+                  %pos1: tensor<1x?xi64, #kiln.dims<[s]>>,
                   %lens: tensor<?xi64, #kiln.dims<[b]>>,
                   %cache: !kiln.kv_cache<layers = 2, heads = 2, head_dim = 16, block = 16, f32>,
                   %kt: tensor<?x2x16xf32, #kiln.dims<[t]>>, %slots: tensor<?xi64, #kiln.dims<[t]>>,
@@ -134,6 +135,10 @@ func.func @blocks(%a: tensor<?x?x64xf32, #kiln.dims<[b, s]>>,
   %dl = kiln.dequantize_linear %qi, %sc {axis = 0 : i64, block_size = 0 : i64} : (tensor<?x?x8xi8, #kiln.dims<[b, s]>>, tensor<f32>) -> tensor<?x?x8xf32, #kiln.dims<[b, s]>>
   // CHECK: kiln.rotary {{.*}} {rotary_dim = 16 : i64}
   %rq = kiln.rotary %q, %cos, %cos, %pos {rotary_dim = 16 : i64} : (tensor<?x6x?x16xf32, #kiln.dims<[b, s]>>, tensor<128x8xf32>, tensor<128x8xf32>, tensor<?x?xi64, #kiln.dims<[b, s]>>) -> tensor<?x6x?x16xf32, #kiln.dims<[b, s]>>
+  // Per-token angles: no positions operand.
+  // CHECK: kiln.rotary %{{[^,]+}}, %{{[^,]+}}, %{{[^,]+}} {interleaved, rotary_dim = 16 : i64} : (tensor<?x6x?x16xf32, #kiln.dims<[b, s]>>, tensor<1x?x8xf32, #kiln.dims<[s]>>, tensor<1x?x8xf32, #kiln.dims<[s]>>) -> tensor<?x6x?x16xf32, #kiln.dims<[b, s]>>
+  %tc = kiln.gather %cos, %pos1 {axis = 0 : i64} : (tensor<128x8xf32>, tensor<1x?xi64, #kiln.dims<[s]>>) -> tensor<1x?x8xf32, #kiln.dims<[s]>>
+  %rt = kiln.rotary %q, %tc, %tc {interleaved, rotary_dim = 16 : i64} : (tensor<?x6x?x16xf32, #kiln.dims<[b, s]>>, tensor<1x?x8xf32, #kiln.dims<[s]>>, tensor<1x?x8xf32, #kiln.dims<[s]>>) -> tensor<?x6x?x16xf32, #kiln.dims<[b, s]>>
   // CHECK: kiln.attention %{{.*}}, %{{.*}}, %{{.*}} key_lengths(%{{.*}}) {causal, scale = 2.500000e-01 : f32}
   %o = kiln.attention %rq, %k, %k key_lengths(%lens) {causal, scale = 0.25 : f32} : (tensor<?x6x?x16xf32, #kiln.dims<[b, s]>>, tensor<?x2x?x16xf32, #kiln.dims<[b, past + s]>>, tensor<?x2x?x16xf32, #kiln.dims<[b, past + s]>>, tensor<?xi64, #kiln.dims<[b]>>) -> tensor<?x6x?x16xf32, #kiln.dims<[b, s]>>
   // CHECK: kiln.kv_cache_write
