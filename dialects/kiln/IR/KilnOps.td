@@ -769,7 +769,7 @@ def Kiln_RotaryOp : Kiln_Op<"rotary", [Pure]> {
       position (ONNX and com.microsoft `RotaryEmbedding`);
     * without: `cos`/`sin` are `[batch, seq, rotary_dim/2]`, one row per
       token, already gathered (what `--kiln-raise-rotary` produces from
-      exported arithmetic); a batch dimension of 1 broadcasts.
+      exported arithmetic); a static batch dimension of 1 broadcasts.
 
     Example:
 
