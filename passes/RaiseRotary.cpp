@@ -426,6 +426,19 @@ Value swapHeadsAndSeq(PatternRewriter &rewriter, Location loc, Value x) {
                              rewriter.getDenseI64ArrayAttr(kSwapHeadsAndSeq));
 }
 
+/// kiln.rotary of x, which is [batch, heads, seq, d], or [batch, seq,
+/// heads, d] when `swapped`: then it is rotated between two transposes (the
+/// outer one cancels against the one that usually follows,
+/// CancelSwapsAfterRotary).
+Value buildRotary(PatternRewriter &rewriter, Location loc, Value x,
+                  bool swapped, Value cos, Value sin, Value positions,
+                  IntegerAttr rotaryDim, UnitAttr interleaved) {
+  Value in = swapped ? swapHeadsAndSeq(rewriter, loc, x) : x;
+  Value rotated = RotaryOp::create(rewriter, loc, in.getType(), in, cos, sin,
+                                   positions, rotaryDim, interleaved);
+  return swapped ? swapHeadsAndSeq(rewriter, loc, rotated) : rotated;
+}
+
 /// `x * C + rotate(x) * S` -> `kiln.rotary x, c, s` with per-token c, s.
 struct RaiseRotaryArithmetic : OpRewritePattern<AddOp> {
   using OpRewritePattern::OpRewritePattern;
@@ -503,17 +516,11 @@ struct RaiseRotaryArithmetic : OpRewritePattern<AddOp> {
         return half;
       return ReshapeOp::create(rewriter, op.getLoc(), type, half, Value());
     };
-    // kiln.rotary wants [batch, heads, seq, d]: a [batch, seq, heads, d] x
-    // is rotated between two transposes (the outer one cancels against
-    // the one that usually follows, CancelSwapsAfterRotary).
-    Value in = seqAxis == 2 ? x : swapHeadsAndSeq(rewriter, op.getLoc(), x);
-    Value rotated = RotaryOp::create(
-        rewriter, op.getLoc(), in.getType(), in, perToken(c, cHalf),
-        perToken(s, sHalf), Value(), rewriter.getI64IntegerAttr(rotaryDim),
-        interleaved ? rewriter.getUnitAttr() : nullptr);
-    if (seqAxis == 1)
-      rotated = swapHeadsAndSeq(rewriter, op.getLoc(), rotated);
-    rewriter.replaceOp(op, rotated);
+    rewriter.replaceOp(
+        op, buildRotary(rewriter, op.getLoc(), x, seqAxis == 1,
+                        perToken(c, cHalf), perToken(s, sHalf), Value(),
+                        rewriter.getI64IntegerAttr(rotaryDim),
+                        interleaved ? rewriter.getUnitAttr() : nullptr));
     return success();
   }
 };
@@ -560,16 +567,11 @@ struct RaisePartialRotary : OpRewritePattern<ConcatOp> {
         !isSliceOf(tail, head->input, r, 1, *d - r) || *d == r)
       return rewriter.notifyMatchFailure(op,
                                          "slices do not split at rotary_dim");
-    Value x = head->input;
-    if (swapped)
-      x = swapHeadsAndSeq(rewriter, op.getLoc(), x);
-    Value rotated = RotaryOp::create(
-        rewriter, op.getLoc(), x.getType(), x, rotary.getCos(), rotary.getSin(),
-        rotary.getPositions(), rotary.getRotaryDimAttr(),
-        rotary.getInterleavedAttr());
-    if (swapped)
-      rotated = swapHeadsAndSeq(rewriter, op.getLoc(), rotated);
-    rewriter.replaceOp(op, rotated);
+    rewriter.replaceOp(op, buildRotary(rewriter, op.getLoc(), head->input,
+                                       swapped, rotary.getCos(),
+                                       rotary.getSin(), rotary.getPositions(),
+                                       rotary.getRotaryDimAttr(),
+                                       rotary.getInterleavedAttr()));
     return success();
   }
 };
