@@ -14,6 +14,7 @@
 
 #include "passes/MaskWindow.h"
 #include "passes/Passes.h"
+#include "passes/PatternUtils.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
@@ -29,10 +30,6 @@ namespace {
 
 constexpr llvm::StringLiteral kTokens = "tokens";
 constexpr llvm::StringLiteral kLogitRows = "logit_rows";
-
-SmallVector<DimExpr> dimsOf(Value v) {
-  return getShapeExprs(cast<RankedTensorType>(v.getType()));
-}
 
 /// One attention with its cache operands taken apart.
 struct CachedAttention {

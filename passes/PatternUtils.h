@@ -4,6 +4,8 @@
 #ifndef KILN_PASSES_PATTERNUTILS_H
 #define KILN_PASSES_PATTERNUTILS_H
 
+#include "dialects/kiln/IR/KilnDialect.h"
+
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/Matchers.h"
 #include "mlir/IR/Value.h"
@@ -19,6 +21,11 @@ inline std::optional<double> getScalarFloat(Value v) {
   if (!matchPattern(v, m_Constant(&attr)) || !attr.isSplat())
     return std::nullopt;
   return attr.getSplatValue<APFloat>().convertToDouble();
+}
+
+/// The symbolic dimensions of a ranked tensor value.
+inline SmallVector<DimExpr> dimsOf(Value v) {
+  return getShapeExprs(cast<RankedTensorType>(v.getType()));
 }
 
 } // namespace mlir::kiln

@@ -19,10 +19,6 @@ namespace mlir::kiln {
 
 namespace {
 
-SmallVector<DimExpr> dimsOf(Value v) {
-  return getShapeExprs(cast<RankedTensorType>(v.getType()));
-}
-
 /// Peels `x * c` / `c * x` / `x / c` with a scalar constant c, multiplying
 /// `scale` by the factor.
 Value peelScale(Value v, double &scale) {

@@ -25,10 +25,6 @@ namespace mlir::kiln {
 
 namespace {
 
-SmallVector<DimExpr> dimsOf(Value v) {
-  return getShapeExprs(cast<RankedTensorType>(v.getType()));
-}
-
 int64_t rankOf(Value v) {
   return cast<RankedTensorType>(v.getType()).getRank();
 }
