@@ -61,6 +61,38 @@ def RaiseGeluPass : Pass<"kiln-raise-gelu"> {
   let dependentDialects = ["::mlir::kiln::KilnDialect"];
 }
 
+def RaiseGluPass : Pass<"kiln-raise-glu"> {
+  let summary = "Raise gated activations (SwiGLU, GeGLU) to kiln.glu";
+  let description = [{
+    A gated MLP computes `down(activation(gate(x)) * up(x))`. The product
+    in the middle is raised to one op, whatever the order and grouping of
+    its factors:
+
+    ```
+    silu:            g * sigmoid(g) * u
+    gelu, gelu_tanh: kiln.gelu(g) * u      (run --kiln-raise-gelu first)
+    relu:            kiln.relu(g) * u
+    sigmoid:         sigmoid(g) * u        (u other than g)
+    ```
+
+    becomes
+
+    ```mlir
+    %h = kiln.glu %g, %u {activation = "silu"} : tensor<1x?x1536xf32, #kiln.dims<[tokens]>>
+    ```
+
+    The CPU backend computes it in one loop instead of three, and reads
+    `g` and `u` in place when they are the two halves of one fused gate/up
+    matmul (`--kiln-fuse-matmuls`).
+
+    The pass does nothing when the product has a constant factor or a
+    factor besides the gate, its activation and up; when `g`, `u` and the
+    product do not have one type (a broadcast); or to a plain SiLU
+    `x * sigmoid(x)`, which gates nothing.
+  }];
+  let dependentDialects = ["::mlir::kiln::KilnDialect"];
+}
+
 def RaiseRotaryPass : Pass<"kiln-raise-rotary"> {
   let summary = "Raise decomposed rotary position embeddings to kiln.rotary";
   let description = [{

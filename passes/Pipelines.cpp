@@ -14,6 +14,7 @@ void mlir::kiln::buildCanonicalFormPipeline(OpPassManager &pm) {
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createRaiseNormsPass());
   pm.addPass(createRaiseGeluPass());
+  pm.addPass(createRaiseGluPass());
   pm.addPass(createRaiseRotaryPass());
   pm.addPass(createRaiseAttentionPass());
   pm.addPass(createCanonicalizerPass());

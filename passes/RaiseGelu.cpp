@@ -20,36 +20,6 @@ namespace mlir::kiln {
 
 namespace {
 
-/// A product flattened into its scalar-constant part and its other factors.
-struct Factors {
-  double constant = 1.0;
-  SmallVector<Value, 4> values;
-};
-
-/// Flattens nested kiln.mul (and division by a constant) into factors.
-void collectFactors(Value v, Factors &out, int depth = 0) {
-  if (std::optional<double> c = getScalarFloat(v)) {
-    out.constant *= *c;
-    return;
-  }
-  if (depth < 8) {
-    if (auto mul = v.getDefiningOp<MulOp>()) {
-      collectFactors(mul.getLhs(), out, depth + 1);
-      collectFactors(mul.getRhs(), out, depth + 1);
-      return;
-    }
-    if (auto div = v.getDefiningOp<DivOp>()) {
-      if (std::optional<double> c = getScalarFloat(div.getRhs());
-          c && *c != 0) {
-        collectFactors(div.getLhs(), out, depth + 1);
-        out.constant /= *c;
-        return;
-      }
-    }
-  }
-  out.values.push_back(v);
-}
-
 bool near(double a, double b) {
   return std::abs(a - b) <= 1e-5 * std::max(std::abs(a), std::abs(b));
 }

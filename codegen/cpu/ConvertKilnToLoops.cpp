@@ -452,6 +452,46 @@ void StepLowering::emitGeneric(
 }
 
 /// Elementwise ops (with broadcasting), casts, where, expand, transpose.
+/// 1 / (1 + exp(-x)).
+static Value sigmoidOf(OpBuilder &nb, Location l, Value x,
+                       arith::FastMathFlagsAttr fm) {
+  Type t = x.getType();
+  Value one = arith::ConstantOp::create(nb, l, t, nb.getFloatAttr(t, 1.0));
+  Value e = math::ExpOp::create(nb, l, arith::NegFOp::create(nb, l, x));
+  return arith::DivFOp::create(nb, l, one,
+                               arith::AddFOp::create(nb, l, one, e, fm), fm);
+}
+
+static Value reluOf(OpBuilder &nb, Location l, Value x) {
+  Type t = x.getType();
+  Value zero = arith::ConstantOp::create(nb, l, t, nb.getFloatAttr(t, 0));
+  return arith::MaximumFOp::create(nb, l, x, zero);
+}
+
+/// GELU, erf or tanh-approximated (kiln.gelu).
+static Value geluOf(OpBuilder &nb, Location l, Value x, bool tanh,
+                    arith::FastMathFlagsAttr fm) {
+  Type t = x.getType();
+  auto c = [&](double v) -> Value {
+    return arith::ConstantOp::create(nb, l, t, nb.getFloatAttr(t, v));
+  };
+  Value inner;
+  if (tanh) {
+    Value x3 = arith::MulFOp::create(
+        nb, l, x, arith::MulFOp::create(nb, l, x, x, fm), fm);
+    Value poly = arith::AddFOp::create(
+        nb, l, x, arith::MulFOp::create(nb, l, c(0.044715), x3, fm), fm);
+    inner = math::TanhOp::create(
+        nb, l, arith::MulFOp::create(nb, l, c(0.7978845608028654), poly, fm));
+  } else {
+    inner = math::ErfOp::create(
+        nb, l, arith::MulFOp::create(nb, l, x, c(0.7071067811865476), fm));
+  }
+  Value half = arith::MulFOp::create(nb, l, c(0.5), x, fm);
+  return arith::MulFOp::create(
+      nb, l, half, arith::AddFOp::create(nb, l, c(1.0), inner, fm), fm);
+}
+
 LogicalResult StepLowering::lowerElementwise(Operation *op) {
   Value result = op->getResult(0);
   FailureOr<Value> out = memrefOf(result, op);
@@ -551,39 +591,21 @@ LogicalResult StepLowering::lowerElementwise(Operation *op) {
           return isFloat ? math::AbsFOp::create(nb, l, a[0]).getResult()
                          : math::AbsIOp::create(nb, l, a[0]).getResult();
         })
-        .Case([&](SigmoidOp) -> Value {
-          Value e =
-              math::ExpOp::create(nb, l, arith::NegFOp::create(nb, l, a[0]));
-          return arith::DivFOp::create(
-              nb, l, one(), arith::AddFOp::create(nb, l, one(), e, fm), fm);
-        })
-        .Case([&](ReluOp) -> Value {
-          Value zero =
-              arith::ConstantOp::create(nb, l, t, nb.getFloatAttr(t, 0));
-          return arith::MaximumFOp::create(nb, l, a[0], zero);
-        })
+        .Case([&](SigmoidOp) -> Value { return sigmoidOf(nb, l, a[0], fm); })
+        .Case([&](ReluOp) -> Value { return reluOf(nb, l, a[0]); })
         .Case([&](GeluOp gelu) -> Value {
-          auto c = [&](double v) -> Value {
-            return arith::ConstantOp::create(nb, l, t, nb.getFloatAttr(t, v));
-          };
-          Value x = a[0], inner;
-          if (gelu.getApproximate() == "tanh") {
-            Value x3 = arith::MulFOp::create(
-                nb, l, x, arith::MulFOp::create(nb, l, x, x, fm), fm);
-            Value poly = arith::AddFOp::create(
-                nb, l, x, arith::MulFOp::create(nb, l, c(0.044715), x3, fm),
-                fm);
-            inner = math::TanhOp::create(
-                nb, l,
-                arith::MulFOp::create(nb, l, c(0.7978845608028654), poly, fm));
-          } else {
-            inner = math::ErfOp::create(
-                nb, l,
-                arith::MulFOp::create(nb, l, x, c(0.7071067811865476), fm));
-          }
-          Value half = arith::MulFOp::create(nb, l, c(0.5), x, fm);
-          return arith::MulFOp::create(
-              nb, l, half, arith::AddFOp::create(nb, l, c(1.0), inner, fm), fm);
+          return geluOf(nb, l, a[0], gelu.getApproximate() == "tanh", fm);
+        })
+        .Case([&](GluOp glu) -> Value {
+          Value g = a[0];
+          StringRef act = glu.getActivation();
+          Value gated =
+              act == "silu"
+                  ? arith::MulFOp::create(nb, l, g, sigmoidOf(nb, l, g, fm), fm)
+              : act == "sigmoid" ? sigmoidOf(nb, l, g, fm)
+              : act == "relu"    ? reluOf(nb, l, g)
+                                 : geluOf(nb, l, g, act == "gelu_tanh", fm);
+          return arith::MulFOp::create(nb, l, gated, a[1], fm);
         })
         .Case([&](WhereOp) -> Value {
           return arith::SelectOp::create(nb, l, a[0], a[1], a[2]);
@@ -1589,7 +1611,7 @@ LogicalResult StepLowering::dispatch(Operation *op) {
       .Case([&](SplitOp s) { return lowerSplit(s); })
       .Case<AddOp, SubOp, MulOp, DivOp, PowOp, MaxOp, MinOp, AndOp, OrOp, NegOp,
             SqrtOp, ReciprocalOp, ExpOp, LogOp, TanhOp, ErfOp, CosOp, SinOp,
-            AbsOp, SigmoidOp, ReluOp, GeluOp, WhereOp, ExpandOp, EqualOp,
+            AbsOp, SigmoidOp, ReluOp, GeluOp, GluOp, WhereOp, ExpandOp, EqualOp,
             LessOp, GreaterOp, CastOp, TransposeOp>(
           [&](Operation *e) { return lowerElementwise(e); })
       .Default([&](Operation *other) {

@@ -401,6 +401,16 @@ LogicalResult GeluOp::verify() {
   return verifyUnary(*this, true, false);
 }
 
+LogicalResult GluOp::verify() {
+  StringRef a = getActivation();
+  if (a != "silu" && a != "gelu" && a != "gelu_tanh" && a != "relu" &&
+      a != "sigmoid")
+    return emitOpError() << "activation must be \"silu\", \"gelu\", "
+                            "\"gelu_tanh\", \"relu\" or \"sigmoid\", got \""
+                         << a << "\"";
+  return verifyUnary(*this, true, false);
+}
+
 LogicalResult CastOp::verify() {
   return verifyShape(*this, exprsOf(getInput()), getResult(), "result");
 }

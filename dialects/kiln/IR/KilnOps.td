@@ -182,6 +182,29 @@ def Kiln_GeluOp : Kiln_Op<"gelu", [Pure, AllTypesMatch<["input", "result"]>]> {
   let hasVerifier = 1;
 }
 
+def Kiln_GluOp : Kiln_Op<"glu", [Pure, AllTypesMatch<["gate", "up", "result"]>]> {
+  let summary = "Gated linear unit: an activation of one operand times the other";
+  let description = [{
+    `activation(gate) * up`, elementwise, as a gated MLP computes between
+    its gate/up projections and its down projection. `activation` is one
+    of `"silu"` (`x * sigmoid(x)`: SwiGLU, Llama, Qwen, Mistral, SmolLM2),
+    `"gelu"` (erf GELU: GeGLU), `"gelu_tanh"` (tanh-approximated GELU:
+    Gemma), `"relu"` (ReGLU) or `"sigmoid"` (the original GLU). `gate`, `up`
+    and the result have one type; there is no broadcasting.
+
+    Example:
+
+    ```mlir
+    %h = kiln.glu %gate, %up {activation = "silu"} : tensor<1x?x1536xf32, #kiln.dims<[tokens]>>
+    ```
+  }];
+  let arguments = (ins Kiln_FloatTensor:$gate, Kiln_FloatTensor:$up,
+                       StrAttr:$activation);
+  let results = (outs Kiln_FloatTensor:$result);
+  let assemblyFormat = "$gate `,` $up attr-dict `:` type($result)";
+  let hasVerifier = 1;
+}
+
 def Kiln_CastOp : Kiln_Op<"cast", [Pure]> {
   let summary = "Converts the element type";
   let description = [{

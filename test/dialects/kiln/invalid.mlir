@@ -140,6 +140,22 @@ func.func @gelu_mode(%a: tensor<8xf32>) {
 
 // -----
 
+func.func @glu_activation(%a: tensor<8xf32>) {
+  // expected-error @+1 {{activation must be "silu", "gelu", "gelu_tanh", "relu" or "sigmoid", got "swish"}}
+  %0 = kiln.glu %a, %a {activation = "swish"} : tensor<8xf32>
+  return
+}
+
+// -----
+
+func.func @glu_int(%a: tensor<8xi32>) {
+  // expected-error @+1 {{must be ranked tensor of floating-point values}}
+  %0 = kiln.glu %a, %a {activation = "relu"} : tensor<8xi32>
+  return
+}
+
+// -----
+
 func.func @attention_heads(%q: tensor<1x6x4x16xf32>, %k: tensor<1x4x4x16xf32>) {
   // expected-error @+1 {{query heads (6) must be a multiple of KV heads (4)}}
   %0 = kiln.attention %q, %k, %k {scale = 0.25 : f32} : (tensor<1x6x4x16xf32>, tensor<1x4x4x16xf32>, tensor<1x4x4x16xf32>) -> tensor<1x6x4x16xf32>

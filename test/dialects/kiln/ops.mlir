@@ -51,6 +51,8 @@ func.func @elementwise(%a: tensor<?x8xf32, #kiln.dims<[batch]>>, %b: tensor<8xf3
   %29 = kiln.is_nan %b : tensor<8xf32> -> tensor<8xi1>
   // CHECK: kiln.cast %{{.*}} : tensor<8xf32> -> tensor<8xi64>
   %30 = kiln.cast %b : tensor<8xf32> -> tensor<8xi64>
+  // CHECK: kiln.glu %{{.*}}, %{{.*}} {activation = "silu"} : tensor<8xf32>
+  %31 = kiln.glu %b, %b {activation = "silu"} : tensor<8xf32>
   return
 }
 

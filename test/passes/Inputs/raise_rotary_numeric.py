@@ -16,54 +16,16 @@ Usage: raise_rotary_numeric.py --kilnc BIN --work DIR
 from __future__ import annotations
 
 import argparse
-import ctypes
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
-import onnx
-import onnxruntime as ort
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, numpy_helper
+
+from onnx_graph import Graph, compare
 
 B, H, S, D = 2, 3, 5, 16
-F32 = TensorProto.FLOAT
-
-
-class Graph:
-    def __init__(self):
-        self.nodes, self.inits, self.n = [], [], 0
-
-    def const(self, value, dtype=np.int64):
-        self.n += 1
-        name = f"c{self.n}"
-        self.inits.append(numpy_helper.from_array(np.array(value, dtype=dtype), name))
-        return name
-
-    def op(self, kind, *inputs, **attrs):
-        self.n += 1
-        out = f"t{self.n}"
-        self.nodes.append(helper.make_node(kind, list(inputs), [out], **attrs))
-        return out
-
-    def slice(self, x, start, end, step=1, axis=-1):
-        return self.op("Slice", x, self.const([start]), self.const([end]),
-                       self.const([axis]), self.const([step]))
-
-    def unsqueeze(self, x, axis):
-        return self.op("Unsqueeze", x, self.const([axis]))
-
-    def model(self, inputs):
-        """The model of the nodes so far; the last node's result is `y`."""
-        self.nodes[-1].output[0] = "y"
-        graph = helper.make_graph(
-            self.nodes, "rope",
-            [helper.make_tensor_value_info(i[0], i[2] if len(i) > 2 else F32, i[1])
-             for i in inputs],
-            [helper.make_tensor_value_info("y", F32, [B, H, S, D])], self.inits)
-        m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-        m.ir_version = 8
-        return m
+OUT = [B, H, S, D]
 
 
 def rotate_half(g, x, d):
@@ -90,7 +52,7 @@ def llama():
     cos = g.unsqueeze(g.op("Mul", g.op("Cos", emb), scale), 1)
     sin = g.unsqueeze(g.op("Mul", g.op("Sin", emb), scale), 1)
     rope(g, "x", cos, sin, rotate_half, D)
-    return g.model([("x", [B, H, S, D]), ("theta", [B, S, D // 2])]), 1
+    return g.model([("x", [B, H, S, D]), ("theta", [B, S, D // 2])], OUT), 1
 
 
 def neox_partial():
@@ -102,7 +64,7 @@ def neox_partial():
     sin = g.unsqueeze(g.op("Sin", emb), 1)
     xr, xp = g.slice("x", 0, r), g.slice("x", r, 2**62)
     g.op("Concat", rope(g, xr, cos, sin, rotate_half, r), xp, axis=-1)
-    return g.model([("x", [B, H, S, D]), ("theta", [B, S, r // 2])]), 1
+    return g.model([("x", [B, H, S, D]), ("theta", [B, S, r // 2])], OUT), 1
 
 
 def gptj_interleaved():
@@ -118,7 +80,7 @@ def gptj_interleaved():
     sin = g.unsqueeze(g.op("Sin", sin_rep), 1)
     xr, xp = g.slice("x", 0, r), g.slice("x", r, 2**62)
     g.op("Concat", rope(g, xr, cos, sin, rotate_every_two, r), xp, axis=-1)
-    return g.model([("x", [B, H, S, D]), ("theta", [B, S, r // 2])]), 1
+    return g.model([("x", [B, H, S, D]), ("theta", [B, S, r // 2])], OUT), 1
 
 
 def gptj_torch_onnx():
@@ -146,7 +108,7 @@ def gptj_torch_onnx():
                     g.const([B, S, H, d]))
     q = g.op("Concat", rope(g, xr, cos, sin, rotate, r), xp, axis=-1)
     g.op("Transpose", q, perm=[0, 2, 1, 3])
-    return g.model([("x", [B, S, H, D]), ("pos", [B, S], TensorProto.INT64)]), 1
+    return g.model([("x", [B, S, H, D]), ("pos", [B, S], TensorProto.INT64)], OUT), 1
 
 
 def halves_differ():
@@ -157,27 +119,10 @@ def halves_differ():
     sin = g.unsqueeze(g.op("Sin", emb), 1)
     rope(g, "x", cos, sin, rotate_half, D)
     return g.model([("x", [B, H, S, D]), ("theta", [B, S, D // 2]),
-                         ("theta2", [B, S, D // 2])]), 0
+                         ("theta2", [B, S, D // 2])], OUT), 0
 
 
 CASES = [llama, neox_partial, gptj_interleaved, gptj_torch_onnx, halves_differ]
-
-
-def run_graph(library: Path, inputs: list[np.ndarray], out_shape) -> np.ndarray:
-    lib = ctypes.CDLL(str(library))
-    arena_bytes = ctypes.c_int64.in_dll(lib, "kiln_graph_arena_bytes").value
-    run = lib.kiln_graph_run
-    run.restype = ctypes.c_int32
-    run.argtypes = [ctypes.c_void_p] * 4
-    out = np.zeros(out_shape, dtype=np.float32)
-    ins = (ctypes.c_void_p * len(inputs))(*[a.ctypes.data for a in inputs])
-    outs = (ctypes.c_void_p * 1)(out.ctypes.data)
-    arena = np.zeros(max(arena_bytes, 64) + 64, dtype=np.uint8)
-    skip = (-arena.ctypes.data) % 64
-    status = run(ins, outs, arena[skip:].ctypes.data, None)
-    if status != 0:
-        raise RuntimeError(f"kiln_graph_run returned {status}")
-    return out
 
 
 def main() -> int:
@@ -191,16 +136,6 @@ def main() -> int:
     for case in CASES:
         name = case.__name__
         model, want_rotary = case()
-        onnx.checker.check_model(model)
-        path = args.work / f"{name}.onnx"
-        onnx.save(model, path)
-        canonical = subprocess.run(
-            [args.kilnc, str(path), "--emit=canonical", "-o", "-"],
-            check=True, capture_output=True, text=True).stdout
-        rotary, neg = canonical.count("kiln.rotary"), canonical.count("kiln.neg")
-        library = args.work / f"{name}.so"
-        subprocess.run([args.kilnc, str(path), "--emit=graph", "--force", "-o", str(library)],
-                       check=True, capture_output=True)
         feeds = {}
         for inp in model.graph.input:
             shape = [d.dim_value for d in inp.type.tensor_type.shape.dim]
@@ -209,11 +144,8 @@ def main() -> int:
                 continue
             scale = 4.0 if inp.name.startswith("theta") else 1.0
             feeds[inp.name] = (rng.standard_normal(shape) * scale).astype(np.float32)
-        want = ort.InferenceSession(model.SerializeToString()).run(None, feeds)[0]
-        got = run_graph(library, [np.ascontiguousarray(feeds[i.name])
-                                  for i in model.graph.input], want.shape)
-        diff = float(np.max(np.abs(got - want)))
-        limit = 1e-5 * float(np.max(np.abs(want)))
+        canonical, diff, limit = compare(args.kilnc, args.work, name, model, feeds)
+        rotary, neg = canonical.count("kiln.rotary"), canonical.count("kiln.neg")
         ok = diff <= limit and rotary == want_rotary and (want_rotary == 0 or neg == 0)
         failed += not ok
         print(f"{name}: {rotary} kiln.rotary, {neg} kiln.neg, max|diff| "
