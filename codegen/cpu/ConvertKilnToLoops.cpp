@@ -8,7 +8,9 @@
 //  * Memory plan: every intermediate tensor gets a static byte offset in
 //    one arena, sized for --max-batch-tokens; buffers whose lifetimes do not
 //    overlap share bytes (linear scan, first fit). Reshapes alias their
-//    input. The logits are written straight into the caller's buffer.
+//    input; splits and transposes are views of theirs (strided, read in
+//    place) wherever every reader takes a strided operand. The logits are
+//    written straight into the caller's buffer.
 //  * Weights are views of the mapped weights file at the offsets the
 //    artifact writer assigned (`kiln.offset` on each kiln.global).
 //  * Matmuls with a weight and paged attention call the runtime's
@@ -97,6 +99,20 @@ private:
   LogicalResult planAndDeclareTypes();
   LogicalResult lowerBody(Block &entry);
   Value root(Value v) const;
+  /// Where the elements of a tensor lie in the buffer of its root.
+  struct View {
+    Value base; // the root: a value with a buffer of its own
+    DimExpr offset = DimExpr::constant(0); // in elements
+    SmallVector<DimExpr> strides;          // in elements, per dimension
+    Operation *origin = nullptr; // the in-place split/transpose that made it
+  };
+  View layoutOf(Value v) const;
+  bool contiguous(Value v) const;
+  std::optional<View> reshapedView(const View &in, Value input,
+                                   Value result) const;
+  bool readsViews(OpOperand &use, const View &view) const;
+  void computeViews();
+  FailureOr<Value> strideOf(Value tensor, int64_t dim, Operation *user);
   bool isSkippedTranspose(Operation *op) const;
   bool isSkippedDequantize(Operation *op) const;
   std::optional<int64_t> maxBytes(Value v) const;
@@ -151,7 +167,9 @@ private:
 
   // Plan.
   DenseMap<Value, int64_t> arenaOffset;
-  Value output; // root of the returned value
+  DenseMap<Value, View> views; // every value without its own buffer
+  llvm::SmallPtrSet<Operation *, 32> inPlace; // splits/transposes as views
+  Value output;                               // root of the returned value
   int64_t arenaBytes = 0;
 
   // Lowering state.
@@ -168,9 +186,193 @@ private:
 };
 
 Value StepLowering::root(Value v) const {
-  while (auto reshape = v.getDefiningOp<ReshapeOp>())
-    v = reshape.getInput();
-  return v;
+  auto it = views.find(v);
+  return it == views.end() ? v : it->second.base;
+}
+
+static SmallVector<DimExpr> shapeOf(Value v) {
+  return getShapeExprs(cast<RankedTensorType>(v.getType()));
+}
+
+static SmallVector<DimExpr> contiguousStrides(ArrayRef<DimExpr> dims) {
+  SmallVector<DimExpr> strides(dims.size(), DimExpr::constant(1));
+  for (int64_t i = static_cast<int64_t>(dims.size()) - 2; i >= 0; --i)
+    strides[i] = strides[i + 1] * dims[i + 1];
+  return strides;
+}
+
+StepLowering::View StepLowering::layoutOf(Value v) const {
+  auto it = views.find(v);
+  if (it != views.end())
+    return it->second;
+  View own;
+  own.base = v;
+  if (isa<RankedTensorType>(v.getType())) // not a quantized weight
+    own.strides = contiguousStrides(shapeOf(v));
+  return own;
+}
+
+/// Whether `v`'s elements lie in row-major order (at some offset): an
+/// identity-layout memref.view reads it. Strides of size-1 dimensions do
+/// not matter.
+bool StepLowering::contiguous(Value v) const {
+  View view = layoutOf(v);
+  SmallVector<DimExpr> dims = shapeOf(v);
+  SmallVector<DimExpr> want = contiguousStrides(dims);
+  for (size_t i = 0; i < dims.size(); ++i)
+    if (dims[i].getConstant() != 1 && view.strides[i] != want[i])
+      return false;
+  return true;
+}
+
+/// The view a reshape of `in` (the layout of `input`) gives `result`, if
+/// one exists: dimensions map one to one, or static runs of dimensions
+/// split or merge where the merged ones are contiguous among themselves.
+std::optional<StepLowering::View>
+StepLowering::reshapedView(const View &in, Value input, Value result) const {
+  SmallVector<DimExpr> from = shapeOf(input), to = shapeOf(result);
+  View out = in;
+  out.strides.assign(to.size(), DimExpr::constant(1));
+  auto isOne = [](const DimExpr &d) { return d.getConstant() == 1; };
+  size_t i = 0, j = 0;
+  auto skipOnes = [&] {
+    while (i < from.size() && isOne(from[i]))
+      ++i;
+    while (j < to.size() && isOne(to[j]))
+      ++j;
+  };
+  for (skipOnes(); i < from.size() && j < to.size(); skipOnes()) {
+    if (from[i] == to[j]) {
+      out.strides[j++] = in.strides[i++];
+      continue;
+    }
+    std::optional<int64_t> a = from[i].getConstant(), c = to[j].getConstant();
+    if (!a || !c)
+      return std::nullopt;
+    size_t i0 = i, j0 = j;
+    int64_t pin = *a, pout = *c;
+    while (pin != pout) {
+      std::optional<int64_t> next =
+          pin < pout
+              ? (++i < from.size() ? from[i].getConstant() : std::nullopt)
+              : (++j < to.size() ? to[j].getConstant() : std::nullopt);
+      if (!next)
+        return std::nullopt;
+      (pin < pout ? pin : pout) *= *next;
+    }
+    for (size_t k = i0; k < i; ++k)
+      if (in.strides[k] != in.strides[k + 1] * from[k + 1])
+        return std::nullopt;
+    out.strides[j] = in.strides[i];
+    for (size_t k = j; k > j0; --k)
+      out.strides[k - 1] = out.strides[k] * to[k];
+    ++i, ++j;
+  }
+  skipOnes();
+  if (i != from.size() || j != to.size())
+    return std::nullopt;
+  return out;
+}
+
+/// Whether `use` can read `view` of its operand in place: loops through a
+/// strided memref, or a kernel through a pointer and strides.
+bool StepLowering::readsViews(OpOperand &use, const View &view) const {
+  Operation *user = use.getOwner();
+  unsigned n = use.getOperandNumber();
+  auto innerUnit = [&] { return view.strides.back().getConstant() == 1; };
+  auto leadingOnes = [&](int64_t keep) {
+    auto type = cast<RankedTensorType>(use.get().getType());
+    for (int64_t i = 0; i + keep < type.getRank(); ++i)
+      if (type.getDimSize(i) != 1)
+        return false;
+    return true;
+  };
+  if (isa<ReshapeOp>(user) || inPlace.contains(user))
+    return true; // the result is a view in turn, checked at its own readers
+  if (isa<AddOp, SubOp, MulOp, DivOp, PowOp, MaxOp, MinOp, NegOp, SqrtOp,
+          ReciprocalOp, ExpOp, LogOp, TanhOp, ErfOp, CosOp, SinOp, AbsOp,
+          SigmoidOp, ReluOp, GeluOp, GluOp, CastOp, TransposeOp, RotaryOp>(
+          user))
+    return true;
+  if (isa<PagedAttentionOp>(user))
+    return n >= 1 && innerUnit() && leadingOnes(3);
+  if (auto mm = dyn_cast<MatMulOp>(user))
+    return n == 0 && isKernelMatMul(mm) && innerUnit() && leadingOnes(2);
+  return false;
+}
+
+/// Chooses the splits and transposes read in place and computes every
+/// view. Starts from all of them and gives up, one at a time, those with
+/// a reader that needs a buffer of its own.
+void StepLowering::computeViews() {
+  Block &body = graph.getBody().front();
+  inPlace.clear();
+  for (Operation &op : body) {
+    bool candidate =
+        isa<SplitOp>(op) || (isa<TransposeOp>(op) && !isSkippedTranspose(&op));
+    if (candidate && !isa_and_nonnull<WeightOp, ConstantOp>(
+                         root(op.getOperand(0)).getDefiningOp()))
+      inPlace.insert(&op);
+  }
+  while (true) {
+    views.clear();
+    Operation *giveUp = nullptr;
+    for (Operation &op : body) {
+      if (auto r = dyn_cast<ReshapeOp>(op)) {
+        View in = layoutOf(r.getInput());
+        if (contiguous(r.getInput())) {
+          in.strides = contiguousStrides(shapeOf(r.getResult()));
+          views[r.getResult()] = in;
+          continue;
+        }
+        std::optional<View> v = reshapedView(in, r.getInput(), r.getResult());
+        if (!v) {
+          giveUp = in.origin;
+          break;
+        }
+        views[r.getResult()] = *v;
+        continue;
+      }
+      if (!inPlace.contains(&op))
+        continue;
+      View in = layoutOf(op.getOperand(0));
+      in.origin = &op;
+      if (auto t = dyn_cast<TransposeOp>(op)) {
+        View v = in;
+        for (auto [j, p] : llvm::enumerate(t.getPerm()))
+          v.strides[j] = in.strides[p];
+        views[t.getResult()] = v;
+        continue;
+      }
+      auto split = cast<SplitOp>(op);
+      int64_t axis = split.getAxis();
+      DimExpr start = DimExpr::constant(0);
+      for (Value piece : split.getResults()) {
+        View v = in;
+        v.offset = in.offset + start * in.strides[axis];
+        views[piece] = v;
+        start = start + shapeOf(piece)[axis];
+      }
+    }
+    if (!giveUp)
+      for (Operation &op : body) {
+        for (OpOperand &use : op.getOpOperands()) {
+          auto it = views.find(use.get());
+          if (it == views.end() || !it->second.origin)
+            continue;
+          if (isa<func::ReturnOp>(op) ||
+              (!contiguous(use.get()) && !readsViews(use, it->second))) {
+            giveUp = it->second.origin;
+            break;
+          }
+        }
+        if (giveUp)
+          break;
+      }
+    if (!giveUp)
+      return;
+    inPlace.erase(giveUp);
+  }
 }
 
 /// `transpose(w)` of a static 2-D matrix read only as matmul right-hand
@@ -273,6 +475,7 @@ std::optional<int64_t> StepLowering::maxBytes(Value v) const {
 
 LogicalResult StepLowering::plan() {
   Block &body = graph.getBody().front();
+  computeViews();
 
   // Last use of every root, counting uses through aliases.
   DenseMap<Operation *, int64_t> order;
@@ -295,7 +498,8 @@ LogicalResult StepLowering::plan() {
     int64_t now = order[&op];
     llvm::erase_if(live, [&](const Live &l) { return l.end < now; });
     if (isa<ReshapeOp, WeightOp, ConstantOp, func::ReturnOp>(op) ||
-        isSkippedTranspose(&op) || isSkippedDequantize(&op))
+        inPlace.contains(&op) || isSkippedTranspose(&op) ||
+        isSkippedDequantize(&op))
       continue;
     for (Value r : op.getResults()) {
       if (r == output || !isa<RankedTensorType>(r.getType()))
@@ -386,20 +590,81 @@ FailureOr<Value> StepLowering::memrefOf(Value tensor, Operation *user) {
     return user->emitError("operand has no buffer (its producer was not "
                            "lowered)");
   auto type = cast<RankedTensorType>(tensor.getType());
-  SmallVector<Value> dynSizes;
-  SmallVector<DimExpr> dims = getShapeExprs(type);
-  for (int64_t i = 0; i < type.getRank(); ++i)
-    if (type.isDynamicDim(i)) {
-      FailureOr<Value> d = dimValue(dims[i], user);
-      if (failed(d))
-        return failure();
-      dynSizes.push_back(*d);
-    }
-  auto memrefType = MemRefType::get(type.getShape(), type.getElementType());
-  Value view = memref::ViewOp::create(b, loc, memrefType, it->second.bytes,
-                                      index(it->second.offset), dynSizes);
-  memrefs[tensor] = view;
-  return view;
+  Type elt = type.getElementType();
+  View view = layoutOf(tensor);
+  auto sizeValues = [&](Value of) -> FailureOr<SmallVector<Value>> {
+    SmallVector<Value> dynSizes;
+    auto t = cast<RankedTensorType>(of.getType());
+    SmallVector<DimExpr> dims = shapeOf(of);
+    for (int64_t i = 0; i < t.getRank(); ++i)
+      if (t.isDynamicDim(i)) {
+        FailureOr<Value> d = dimValue(dims[i], user);
+        if (failed(d))
+          return failure();
+        dynSizes.push_back(*d);
+      }
+    return dynSizes;
+  };
+  if (contiguous(tensor)) {
+    FailureOr<Value> offset = dimValue(view.offset, user);
+    FailureOr<SmallVector<Value>> dynSizes = sizeValues(tensor);
+    if (failed(offset) || failed(dynSizes))
+      return failure();
+    std::optional<int64_t> constant = view.offset.getConstant();
+    Value bytes = constant
+                      ? index(it->second.offset + *constant * elementBytes(elt))
+                      : arith::AddIOp::create(
+                            b, loc, index(it->second.offset),
+                            arith::MulIOp::create(b, loc, *offset,
+                                                  index(elementBytes(elt))))
+                            .getResult();
+    Value m =
+        memref::ViewOp::create(b, loc, MemRefType::get(type.getShape(), elt),
+                               it->second.bytes, bytes, *dynSizes);
+    memrefs[tensor] = m;
+    return m;
+  }
+  // A strided view: the root's elements as one dimension, reinterpreted.
+  DimExpr count = DimExpr::constant(1);
+  for (const DimExpr &d : shapeOf(r))
+    count = count * d;
+  FailureOr<Value> n = dimValue(count, user);
+  if (failed(n))
+    return failure();
+  Value flat = memref::ViewOp::create(
+      b, loc, MemRefType::get({ShapedType::kDynamic}, elt), it->second.bytes,
+      index(it->second.offset), ValueRange{*n});
+  auto mixed = [&](const DimExpr &e) -> FailureOr<OpFoldResult> {
+    if (std::optional<int64_t> c = e.getConstant())
+      return OpFoldResult(b.getIndexAttr(*c));
+    FailureOr<Value> v = dimValue(e, user);
+    if (failed(v))
+      return failure();
+    return OpFoldResult(*v);
+  };
+  auto staticOf = [](const DimExpr &e) {
+    return e.getConstant().value_or(ShapedType::kDynamic);
+  };
+  SmallVector<OpFoldResult> sizes, strides;
+  SmallVector<int64_t> staticStrides;
+  for (auto [d, stride] : llvm::zip(shapeOf(tensor), view.strides)) {
+    FailureOr<OpFoldResult> size = mixed(d), st = mixed(stride);
+    if (failed(size) || failed(st))
+      return failure();
+    sizes.push_back(*size);
+    strides.push_back(*st);
+    staticStrides.push_back(staticOf(stride));
+  }
+  FailureOr<OpFoldResult> offset = mixed(view.offset);
+  if (failed(offset))
+    return failure();
+  auto layout =
+      StridedLayoutAttr::get(ctx, staticOf(view.offset), staticStrides);
+  auto memrefType = MemRefType::get(type.getShape(), elt, layout);
+  Value m = memref::ReinterpretCastOp::create(b, loc, memrefType, flat, *offset,
+                                              sizes, strides);
+  memrefs[tensor] = m;
+  return m;
 }
 
 // Byte offsets go in as i64 values: the LLVM dialect's constant GEP
@@ -409,9 +674,29 @@ FailureOr<Value> StepLowering::pointerOf(Value tensor, Operation *user) {
   if (it == placements.end())
     return user->emitError("operand has no buffer");
   auto ptrType = LLVM::LLVMPointerType::get(ctx);
+  Value bytes = i64(it->second.offset);
+  View view = layoutOf(tensor);
+  if (view.offset.getConstant() != 0) {
+    FailureOr<Value> offset = dimValue(view.offset, user);
+    if (failed(offset))
+      return failure();
+    int64_t eb =
+        elementBytes(cast<RankedTensorType>(tensor.getType()).getElementType());
+    bytes = LLVM::AddOp::create(
+        b, loc, bytes, LLVM::MulOp::create(b, loc, toI64(*offset), i64(eb)));
+  }
   return LLVM::GEPOp::create(b, loc, ptrType, b.getI8Type(), it->second.ptr,
-                             ArrayRef<LLVM::GEPArg>{i64(it->second.offset)})
+                             ArrayRef<LLVM::GEPArg>{bytes})
       .getResult();
+}
+
+/// The stride of dimension `dim` of `tensor` in elements, as an i64.
+FailureOr<Value> StepLowering::strideOf(Value tensor, int64_t dim,
+                                        Operation *user) {
+  FailureOr<Value> s = dimValue(layoutOf(tensor).strides[dim], user);
+  if (failed(s))
+    return failure();
+  return toI64(*s);
 }
 
 Value StepLowering::kernel(KernelField field) {
@@ -703,8 +988,12 @@ LogicalResult StepLowering::lowerMatMul(MatMulOp op) {
               w, w.getNameAttr()))
         packed = ::kiln::isPanelLayout(global);
     Value fn = kernel(bt ? kMatmulBT : packed ? kMatmulPacked : kMatmul);
+    // The rows of lhs may be a view (a column range of a fused matmul).
+    FailureOr<Value> lda = strideOf(op.getLhs(), lhsType.getRank() - 2, op);
+    if (failed(lda))
+      return failure();
     LLVM::CallOp::create(b, loc, fnType,
-                         ValueRange{fn, poolPtr, *a, i64(k), *w, *c, i64(n),
+                         ValueRange{fn, poolPtr, *a, *lda, *w, *c, i64(n),
                                     toI64(*mv), i64(n), i64(k)});
     return success();
   }
@@ -797,8 +1086,11 @@ LogicalResult StepLowering::lowerQuantMatMul(MatMulOp op, DequantizeOp dq) {
        i64Type, i64Type, i64Type, i64Type, i64Type});
   Value fn = kernel(int8Activations(op, quant, quantCompute) ? kMatmulQuantA8
                                                              : kMatmulQuant);
+  FailureOr<Value> lda = strideOf(op.getLhs(), dims.size() - 2, op);
+  if (failed(lda))
+    return failure();
   LLVM::CallOp::create(b, loc, fnType,
-                       ValueRange{fn, poolPtr, *a, i64(k), *w, at(dataBytes),
+                       ValueRange{fn, poolPtr, *a, *lda, *w, at(dataBytes),
                                   zeroPoints, *c, i64(n), toI64(*mv), i64(n),
                                   i64(k), i64(group), i64(bits)});
   return success();
@@ -994,7 +1286,16 @@ LogicalResult StepLowering::lowerPagedAttention(PagedAttentionOp op) {
                    o = pointerOf(op.getResult(), op);
   if (failed(tokens) || failed(q) || failed(k) || failed(v) || failed(o))
     return failure();
-  // [1, heads, tokens, d] buffers: head stride tokens * d, token stride d.
+  // [1, heads, tokens, d]: q, k and v may be views (a transpose of the
+  // projection's [1, tokens, heads, d], read in place); the result is not.
+  SmallVector<Value> strides;
+  for (Value t : {op.getQuery(), op.getKey(), op.getValue()})
+    for (int64_t dim : {1, 2}) {
+      FailureOr<Value> s = strideOf(t, dim, op);
+      if (failed(s))
+        return failure();
+      strides.push_back(*s);
+    }
   Value headStride = arith::MulIOp::create(b, loc, toI64(*tokens), i64(d));
   auto ptrType = LLVM::LLVMPointerType::get(ctx);
   auto i64Type = b.getI64Type();
@@ -1020,14 +1321,14 @@ LogicalResult StepLowering::lowerPagedAttention(PagedAttentionOp op) {
                                   f32(op.getSoftcap().convertToFloat()),
                                   i64(static_cast<int64_t>(op.getWindow())),
                                   *q,
-                                  headStride,
-                                  i64(d),
+                                  strides[0],
+                                  strides[1],
                                   *k,
-                                  headStride,
-                                  i64(d),
+                                  strides[2],
+                                  strides[3],
                                   *v,
-                                  headStride,
-                                  i64(d),
+                                  strides[4],
+                                  strides[5],
                                   *o,
                                   headStride,
                                   i64(d)});
@@ -1481,8 +1782,8 @@ LogicalResult StepLowering::lower(Operation *op) {
   loc = op->getLoc();
   if (failed(checkElementTypes(op)))
     return failure();
-  if (isa<ReshapeOp>(op) || isSkippedTranspose(op))
-    return success(); // aliases / read in place by their users
+  if (isa<ReshapeOp>(op) || inPlace.contains(op) || isSkippedTranspose(op))
+    return success(); // aliases / views read in place by their users
   if (isSkippedDequantize(op))
     return success(); // the quantized matmul kernel reads the weight
   if (auto w = dyn_cast<WeightOp>(op)) {
