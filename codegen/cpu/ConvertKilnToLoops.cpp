@@ -112,6 +112,9 @@ private:
                                    Value result) const;
   bool readsViews(OpOperand &use, const View &view) const;
   void computeViews();
+  void computeFusion();
+  Operation *anchorOf(Operation *op) const;
+  SmallVector<Value> fusedLeaves(Operation *op) const;
   FailureOr<Value> strideOf(Value tensor, int64_t dim, Operation *user);
   bool isSkippedTranspose(Operation *op) const;
   bool isSkippedDequantize(Operation *op) const;
@@ -169,6 +172,7 @@ private:
   DenseMap<Value, int64_t> arenaOffset;
   DenseMap<Value, View> views; // every value without its own buffer
   llvm::SmallPtrSet<Operation *, 32> inPlace; // splits/transposes as views
+  llvm::SmallPtrSet<Operation *, 32> fused;   // computed in their user's loop
   Value output;                               // root of the returned value
   int64_t arenaBytes = 0;
 
@@ -476,17 +480,19 @@ std::optional<int64_t> StepLowering::maxBytes(Value v) const {
 LogicalResult StepLowering::plan() {
   Block &body = graph.getBody().front();
   computeViews();
+  computeFusion();
 
   // Last use of every root, counting uses through aliases.
   DenseMap<Operation *, int64_t> order;
   int64_t i = 0;
   for (Operation &op : body)
     order[&op] = i++;
+  // A fused producer's operands are read by its user's loop.
   DenseMap<Value, int64_t> lastUse;
   for (Operation &op : body)
     for (Value operand : op.getOperands()) {
       Value r = root(operand);
-      lastUse[r] = std::max(lastUse.lookup(r), order[&op]);
+      lastUse[r] = std::max(lastUse.lookup(r), order[anchorOf(&op)]);
     }
 
   // Linear scan over the arena: live intervals [offset, offset + size).
@@ -498,8 +504,8 @@ LogicalResult StepLowering::plan() {
     int64_t now = order[&op];
     llvm::erase_if(live, [&](const Live &l) { return l.end < now; });
     if (isa<ReshapeOp, WeightOp, ConstantOp, func::ReturnOp>(op) ||
-        inPlace.contains(&op) || isSkippedTranspose(&op) ||
-        isSkippedDequantize(&op))
+        inPlace.contains(&op) || fused.contains(&op) ||
+        isSkippedTranspose(&op) || isSkippedDequantize(&op))
       continue;
     for (Value r : op.getResults()) {
       if (r == output || !isa<RankedTensorType>(r.getType()))
@@ -777,6 +783,68 @@ static Value geluOf(OpBuilder &nb, Location l, Value x, bool tanh,
       nb, l, half, arith::AddFOp::create(nb, l, c(1.0), inner, fm), fm);
 }
 
+/// The operands an elementwise op reads element by element (not an
+/// expand's target shape).
+static SmallVector<Value> elementwiseOperands(Operation *op) {
+  if (isa<ExpandOp>(op))
+    return {op->getOperand(0)};
+  return SmallVector<Value>(op->getOperands());
+}
+
+/// Ops computed element by element in one loop, which fuse: a producer
+/// with one use, by another such op of its own shape, computes its
+/// element inside that op's loop instead of into a buffer of its own.
+static bool isFusibleElementwise(Operation *op) {
+  return isa<AddOp, SubOp, MulOp, DivOp, PowOp, MaxOp, MinOp, AndOp, OrOp,
+             NegOp, SqrtOp, ReciprocalOp, ExpOp, LogOp, TanhOp, ErfOp, CosOp,
+             SinOp, AbsOp, SigmoidOp, ReluOp, GeluOp, GluOp, WhereOp, ExpandOp,
+             EqualOp, LessOp, GreaterOp, CastOp>(op);
+}
+
+/// Chooses the elementwise producers computed inside their user's loop.
+void StepLowering::computeFusion() {
+  fused.clear();
+  for (Operation &op : graph.getBody().front()) {
+    if (!isFusibleElementwise(&op))
+      continue;
+    auto shape = cast<RankedTensorType>(op.getResult(0).getType()).getShape();
+    for (Value operand : elementwiseOperands(&op)) {
+      Operation *def = operand.getDefiningOp();
+      if (!def || !isFusibleElementwise(def) || !operand.hasOneUse() ||
+          views.count(operand) ||
+          cast<RankedTensorType>(operand.getType()).getShape() != shape ||
+          getShapeExprs(cast<RankedTensorType>(operand.getType())) !=
+              getShapeExprs(cast<RankedTensorType>(op.getResult(0).getType())))
+        continue;
+      fused.insert(def);
+    }
+  }
+}
+
+/// The op whose loop computes `op`: op itself, or the user it is fused into.
+Operation *StepLowering::anchorOf(Operation *op) const {
+  while (fused.contains(op))
+    op = *op->getResult(0).getUsers().begin();
+  return op;
+}
+
+/// The values the loop of `op` reads: its operands, with every fused
+/// producer replaced by its own operands, each value once.
+SmallVector<Value> StepLowering::fusedLeaves(Operation *op) const {
+  SmallVector<Value> leaves;
+  std::function<void(Operation *)> walk = [&](Operation *node) {
+    for (Value operand : elementwiseOperands(node)) {
+      Operation *def = operand.getDefiningOp();
+      if (def && fused.contains(def))
+        walk(def);
+      else if (!llvm::is_contained(leaves, operand))
+        leaves.push_back(operand);
+    }
+  };
+  walk(op);
+  return leaves;
+}
+
 LogicalResult StepLowering::lowerElementwise(Operation *op) {
   Value result = op->getResult(0);
   FailureOr<Value> out = memrefOf(result, op);
@@ -789,19 +857,21 @@ LogicalResult StepLowering::lowerElementwise(Operation *op) {
     linalg::TransposeOp::create(b, loc, *in, *out, t.getPerm());
     return success();
   }
-  SmallVector<Value> ins;
-  for (Value operand : op->getOperands()) {
-    if (isa<ExpandOp>(op) && operand != op->getOperand(0))
-      continue;
-    FailureOr<Value> m = memrefOf(operand, op);
+  // The loop reads the leaves of the tree of producers fused into op.
+  SmallVector<Value> leaves = fusedLeaves(op), ins;
+  for (Value leaf : leaves) {
+    FailureOr<Value> m = memrefOf(leaf, op);
     if (failed(m))
       return failure();
     ins.push_back(*m);
   }
-  Type outElt = cast<RankedTensorType>(result.getType()).getElementType();
   auto fm = arith::FastMathFlagsAttr::get(ctx, arith::FastMathFlags::contract);
   std::string unsupported;
-  emitGeneric(ins, *out, [&](OpBuilder &nb, Location l, ValueRange a) -> Value {
+  // One element of `node`'s result from its operands' elements `a`.
+  auto scalar = [&](Operation *node, OpBuilder &nb, Location l,
+                    ValueRange a) -> Value {
+    Type outElt =
+        cast<RankedTensorType>(node->getResult(0).getType()).getElementType();
     Type t = a[0].getType();
     bool isFloat = isa<FloatType>(t);
     auto one = [&]() -> Value {
@@ -814,7 +884,7 @@ LogicalResult StepLowering::lowerElementwise(Operation *op) {
         return arith::CmpFOp::create(cb, cl, fp, x[0], x[1]);
       return arith::CmpIOp::create(cb, cl, ip, x[0], x[1]);
     };
-    return llvm::TypeSwitch<Operation *, Value>(op)
+    return llvm::TypeSwitch<Operation *, Value>(node)
         .Case([&](AddOp) -> Value {
           return isFloat ? arith::AddFOp::create(nb, l, a[0], a[1], fm)
                          : arith::AddIOp::create(nb, l, a[0], a[1]).getResult();
@@ -942,9 +1012,24 @@ LogicalResult StepLowering::lowerElementwise(Operation *op) {
                      : arith::TruncIOp::create(nb, l, outElt, a[0]).getResult();
         })
         .Default([&](Operation *) -> Value {
-          unsupported = op->getName().getStringRef().str();
+          unsupported = node->getName().getStringRef().str();
           return a[0];
         });
+  };
+  emitGeneric(ins, *out, [&](OpBuilder &nb, Location l, ValueRange a) -> Value {
+    DenseMap<Value, Value> elements;
+    for (auto [leaf, element] : llvm::zip(leaves, a))
+      elements[leaf] = element;
+    std::function<Value(Operation *)> eval = [&](Operation *node) -> Value {
+      SmallVector<Value> args;
+      for (Value operand : elementwiseOperands(node)) {
+        Operation *def = operand.getDefiningOp();
+        args.push_back(def && fused.contains(def) ? eval(def)
+                                                  : elements.lookup(operand));
+      }
+      return scalar(node, nb, l, args);
+    };
+    return eval(op);
   });
   if (!unsupported.empty())
     return op->emitError() << "'" << unsupported
@@ -1784,6 +1869,8 @@ LogicalResult StepLowering::lower(Operation *op) {
     return failure();
   if (isa<ReshapeOp>(op) || inPlace.contains(op) || isSkippedTranspose(op))
     return success(); // aliases / views read in place by their users
+  if (fused.contains(op))
+    return success(); // computed in its user's loop
   if (isSkippedDequantize(op))
     return success(); // the quantized matmul kernel reads the weight
   if (auto w = dyn_cast<WeightOp>(op)) {
@@ -1839,12 +1926,36 @@ LogicalResult StepLowering::outlined(Operation *op) {
   std::string key;
   llvm::raw_string_ostream os(key);
   os << op->getName() << op->getAttrDictionary();
-  for (Value v : llvm::concat<Value>(op->getOperands(), op->getResults())) {
+  // With fused producers: their leaves are the function's inputs, and the
+  // tree's ops are part of what the function computes.
+  SmallVector<Value> operands(op->getOperands());
+  if (llvm::any_of(op->getOperands(), [&](Value v) {
+        return v.getDefiningOp() && fused.contains(v.getDefiningOp());
+      })) {
+    operands = fusedLeaves(op);
+    std::function<void(Operation *)> describe = [&](Operation *node) {
+      os << "(" << node->getName() << node->getAttrDictionary();
+      for (Value operand : elementwiseOperands(node)) {
+        Operation *def = operand.getDefiningOp();
+        if (def && fused.contains(def))
+          describe(def);
+        else
+          os << " #" << llvm::find(operands, operand) - operands.begin();
+      }
+      os << ")";
+    };
+    describe(op);
+  }
+  for (Value v : llvm::concat<Value>(operands, op->getResults())) {
     if (!isa<RankedTensorType>(v.getType()))
       continue;
     FailureOr<Value> m = memrefOf(v, op);
     if (failed(m))
       return failure();
+    // An operand repeated (x * x) is one buffer inside the function: only
+    // ops that repeat the same operands share it.
+    if (auto *same = llvm::find(tensors, v); same != tensors.end())
+      os << "|=#" << same - tensors.begin();
     tensors.push_back(v);
     buffers.push_back(*m);
     os << "|" << m->getType();

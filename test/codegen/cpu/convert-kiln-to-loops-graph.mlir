@@ -35,3 +35,22 @@ module {
     return %c : tensor<4xui8>
   }
 }
+
+// -----
+
+// An op reading one buffer twice (a + a) does not share its function with
+// one reading two (a + b): inside it, the repeated operand is one argument.
+// CHECK: func.func @kiln_graph_run
+// CHECK: call @[[SAME:__kiln_add_[0-9]+]](%[[A:[^,]+]], %[[A]], %{{[^,]+}})
+// CHECK: call @[[TWO:__kiln_add_[0-9]+]](%[[A]], %[[B:[^,]+]], %{{[^,]+}})
+// CHECK: call @[[SAME]](%[[B]], %[[B]], %{{[^,]+}})
+// CHECK: func.func private @[[TWO]](%[[X:[^:]+]]: memref<4xf32>, %[[Y:[^:]+]]: memref<4xf32>, %{{.+}}: memref<4xf32>)
+// CHECK: linalg.generic {{.*}} ins(%[[X]], %[[Y]] :
+module {
+  func.func @main(%a: tensor<4xf32>, %b: tensor<4xf32>) -> (tensor<4xf32>, tensor<4xf32>, tensor<4xf32>) {
+    %0 = kiln.add %a, %a : (tensor<4xf32>, tensor<4xf32>) -> tensor<4xf32>
+    %1 = kiln.add %a, %b : (tensor<4xf32>, tensor<4xf32>) -> tensor<4xf32>
+    %2 = kiln.add %b, %b : (tensor<4xf32>, tensor<4xf32>) -> tensor<4xf32>
+    return %0, %1, %2 : tensor<4xf32>, tensor<4xf32>, tensor<4xf32>
+  }
+}

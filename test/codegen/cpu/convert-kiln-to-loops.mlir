@@ -90,13 +90,41 @@ module {
 module {
   func.func @main(%ids: tensor<1x?xi64, #kiln.dims<[tokens]>> {kiln.step_input = "token_ids"}, %rows: tensor<?xi64, #kiln.dims<[logit_rows]>> {kiln.step_input = "logit_rows"}) -> tensor<1x?x8xf32, #kiln.dims<[logit_rows]>> {
     %f = kiln.cast %ids : tensor<1x?xi64, #kiln.dims<[tokens]>> -> tensor<1x?xf32, #kiln.dims<[tokens]>>
-    %e = kiln.expand %f : (tensor<1x?xf32, #kiln.dims<[tokens]>>) -> tensor<1x?xf32, #kiln.dims<[tokens]>>
-    %a = kiln.add %f, %e : (tensor<1x?xf32, #kiln.dims<[tokens]>>, tensor<1x?xf32, #kiln.dims<[tokens]>>) -> tensor<1x?xf32, #kiln.dims<[tokens]>>
-    %b = kiln.add %a, %f : (tensor<1x?xf32, #kiln.dims<[tokens]>>, tensor<1x?xf32, #kiln.dims<[tokens]>>) -> tensor<1x?xf32, #kiln.dims<[tokens]>>
+    %a = kiln.add %f, %f : (tensor<1x?xf32, #kiln.dims<[tokens]>>, tensor<1x?xf32, #kiln.dims<[tokens]>>) -> tensor<1x?xf32, #kiln.dims<[tokens]>>
+    %b = kiln.add %a, %a : (tensor<1x?xf32, #kiln.dims<[tokens]>>, tensor<1x?xf32, #kiln.dims<[tokens]>>) -> tensor<1x?xf32, #kiln.dims<[tokens]>>
     %r = kiln.reshape %b : tensor<1x?xf32, #kiln.dims<[tokens]>> -> tensor<1x?x1xf32, #kiln.dims<[tokens]>>
     %x = kiln.expand %r : (tensor<1x?x1xf32, #kiln.dims<[tokens]>>) -> tensor<1x?x8xf32, #kiln.dims<[tokens]>>
     %g = kiln.gather %x, %rows {axis = 1 : i64} : (tensor<1x?x8xf32, #kiln.dims<[tokens]>>, tensor<?xi64, #kiln.dims<[logit_rows]>>) -> tensor<1x?x8xf32, #kiln.dims<[logit_rows]>>
     return %g : tensor<1x?x8xf32, #kiln.dims<[logit_rows]>>
+  }
+}
+
+// -----
+
+// An elementwise chain is one loop: a producer with one use, by an
+// elementwise op of its shape, is computed inside that op's loop (neg and
+// exp inside the mul's, which reads %f once), and needs no buffer (one
+// [256] buffer for the cast, one for the product: 2 KiB).
+// CHECK-LABEL: func.func @kiln_model_step
+// CHECK: call @__kiln_cast_
+// CHECK-NOT: call @__kiln_neg_
+// CHECK-NOT: call @__kiln_exp_
+// CHECK: call @[[MUL:__kiln_mul_[0-9]+]](%{{[^,]+}}, %{{[^,]+}}) : (memref<1x?xf32>, memref<1x?xf32>) -> ()
+// CHECK: func.func private @[[MUL]](%{{.+}}: memref<1x?xf32>, %{{.+}}: memref<1x?xf32>)
+// CHECK: linalg.generic
+// CHECK: arith.negf
+// CHECK: math.exp
+// CHECK: arith.mulf
+// CHECK: linalg.yield
+// CHECK: @kiln_model_arena_bytes(2048 : i64)
+module {
+  func.func @main(%ids: tensor<1x?xi64, #kiln.dims<[tokens]>> {kiln.step_input = "token_ids"}, %rows: tensor<?xi64, #kiln.dims<[logit_rows]>> {kiln.step_input = "logit_rows"}) -> tensor<1x?xf32, #kiln.dims<[logit_rows]>> {
+    %f = kiln.cast %ids : tensor<1x?xi64, #kiln.dims<[tokens]>> -> tensor<1x?xf32, #kiln.dims<[tokens]>>
+    %n = kiln.neg %f : tensor<1x?xf32, #kiln.dims<[tokens]>>
+    %e = kiln.exp %n : tensor<1x?xf32, #kiln.dims<[tokens]>>
+    %m = kiln.mul %e, %f : (tensor<1x?xf32, #kiln.dims<[tokens]>>, tensor<1x?xf32, #kiln.dims<[tokens]>>) -> tensor<1x?xf32, #kiln.dims<[tokens]>>
+    %g = kiln.gather %m, %rows {axis = 1 : i64} : (tensor<1x?xf32, #kiln.dims<[tokens]>>, tensor<?xi64, #kiln.dims<[logit_rows]>>) -> tensor<1x?xf32, #kiln.dims<[logit_rows]>>
+    return %g : tensor<1x?xf32, #kiln.dims<[logit_rows]>>
   }
 }
 
