@@ -2143,6 +2143,16 @@ LogicalResult StepLowering::run() {
   exportConstant("kiln_model_arena_bytes", arenaBytes);
   exportConstant("kiln_model_max_tokens", maxTokens);
   module->setAttr("kiln.arena_bytes", b.getI64IntegerAttr(arenaBytes));
+  // When every layer attends a sliding window, the keys a query at p can
+  // see start at p - kv_window: the runtime frees the KV blocks before
+  // that (-1: some layer attends every earlier key).
+  int64_t kvWindow = 0;
+  graph.walk([&](PagedAttentionOp op) {
+    auto window = static_cast<int64_t>(op.getWindow()); // I64Attr: unsigned
+    kvWindow = window < 0 || kvWindow < 0 ? -1 : std::max(kvWindow, window);
+  });
+  exportConstant("kiln_model_kv_window", kvWindow);
+  module->setAttr("kiln.kv_window", b.getI64IntegerAttr(kvWindow));
 
   // The graph and its weight declarations are now in the step function.
   graph.erase();

@@ -98,6 +98,10 @@ int64_t fileSize(const std::string &path) {
 struct kiln_model_t {
   std::string dir;
   kiln_model_info info{};
+  /// Keys a query at position p sees start at p - kvWindow when every layer
+  /// attends a sliding window (-1: some layer sees every earlier key);
+  /// blocks before that are freed.
+  int64_t kvWindow = -1;
   std::string tokenizerPath, targetCpu;
   void *library = nullptr;
   kiln_model_step_fn step = nullptr;
@@ -166,6 +170,13 @@ std::unique_ptr<kiln_model_t> openModel(const std::string &dir) {
   info.block_size = integer(compile, "block_size", "compile");
   info.arena_bytes = integer(compile, "arena_bytes", "compile");
   info.weights_bytes = integer(compile, "weights_bytes", "compile");
+  // Artifacts compiled before sliding windows freed blocks lack it.
+  m->kvWindow = compile.contains("kv_window")
+                    ? integer(compile, "kv_window", "compile")
+                    : -1;
+  if (m->kvWindow < -1)
+    throw Error(KILN_ERROR_FORMAT,
+                "'" + manifestPath + "': kv_window must be -1 or more");
   if (info.vocab_size <= 0 || info.context_length <= 0 || info.layers <= 0 ||
       info.kv_heads <= 0 || info.head_dim <= 0 || info.block_size <= 0 ||
       info.max_batch_tokens <= 0 || info.arena_bytes < 0)
@@ -277,11 +288,15 @@ std::unique_ptr<kiln_model_t> openModel(const std::string &dir) {
   if (!m->step || !abi || !arena || !maxTokens)
     throw Error(KILN_ERROR_FORMAT,
                 "'" + libraryPath + "' is not a kiln model library");
+  auto *kvWindow =
+      static_cast<const int64_t *>(dlsym(m->library, "kiln_model_kv_window"));
   if (*abi != KILN_MODEL_ABI_VERSION || *arena != info.arena_bytes ||
-      *maxTokens != info.max_batch_tokens)
-    throw Error(KILN_ERROR_FORMAT, "'" + libraryPath +
-                                       "' does not match manifest.json "
-                                       "(ABI, arena or token budget differ)");
+      *maxTokens != info.max_batch_tokens ||
+      (kvWindow ? *kvWindow : -1) != m->kvWindow)
+    throw Error(KILN_ERROR_FORMAT,
+                "'" + libraryPath +
+                    "' does not match manifest.json "
+                    "(ABI, arena, token budget or KV window differ)");
   return m;
 }
 
@@ -325,6 +340,9 @@ struct Sequence {
   /// chain hash of the last of them.
   int64_t hashedBlocks = 0;
   uint64_t chainHash = 0;
+  /// Leading blocks released because no later query can see them (every
+  /// layer attends a sliding window); their entries in `blocks` are -1.
+  int64_t freedBlocks = 0;
 };
 
 /// The chain hash of a block: its tokens and the hash of everything before
@@ -574,7 +592,8 @@ extern "C" kiln_status_t kiln_engine_seq_free(kiln_engine_t *engine,
                       "kiln_engine_seq_free: no sequence " +
                           std::to_string(seq));
   for (int32_t b : it->second.blocks)
-    engine->blocks.release(b);
+    if (b >= 0)
+      engine->blocks.release(b);
   engine->seqs.erase(it);
   return KILN_OK;
 }
@@ -757,6 +776,14 @@ extern "C" kiln_status_t kiln_engine_step(kiln_engine_t *engine,
       seq.tokens.insert(seq.tokens.end(), seqs[i].tokens,
                         seqs[i].tokens + seqs[i].num_tokens);
       engine->blocks.offer(seq);
+      // The next query is at seq.length and sees keys from
+      // seq.length - kvWindow on: blocks wholly before that are free (the
+      // attention kernel never reads their table entries).
+      if (int64_t w = engine->model->kvWindow; w >= 0)
+        while ((seq.freedBlocks + 1) * info.block_size <= seq.length - w) {
+          engine->blocks.release(seq.blocks[seq.freedBlocks]);
+          seq.blocks[seq.freedBlocks++] = -1;
+        }
     }
     return KILN_OK;
   });

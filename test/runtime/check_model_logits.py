@@ -120,6 +120,9 @@ class Kiln:
         lib.kiln_model_get_info.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
         lib.kiln_engine_free.argtypes = [ctypes.c_void_p]
         lib.kiln_model_free.argtypes = [ctypes.c_void_p]
+        for fn in (lib.kiln_engine_free_blocks, lib.kiln_engine_total_blocks):
+            fn.argtypes = [ctypes.c_void_p]
+            fn.restype = ctypes.c_int64
         self.lib = lib
 
     def check(self, status: int, what: str):
@@ -316,7 +319,9 @@ def check_fixture(fixture: str, args, kiln: Kiln, c: Checker):
     if not artifact:
         return
     with open(os.path.join(artifact, "manifest.json")) as f:
-        quantized = json.load(f)["quantization"] != "none"
+        manifest = json.load(f)
+    quantized = manifest["quantization"] != "none"
+    kv_window = manifest["compile"]["kv_window"]
     check_fusion(fixture, artifact, args, kiln, c)
     if quantized and int8_levels(fixture):
         check_int8_activations(fixture, artifact, kiln, c)
@@ -370,6 +375,22 @@ def check_fixture(fixture: str, args, kiln: Kiln, c: Checker):
                  f"max|diff|/max|logit| {worst[i]:.2e} (limit {TOL:.0e})")
         c.expect(agree[i], f"{name}: {GREEDY_TOKENS} greedy tokens identical "
                            f"to onnxruntime, sequence {i}")
+
+    # 2b. The sequences hold the blocks a later query can still see: with a
+    # sliding window on every layer (kv_window >= 0), not those wholly
+    # before length - kv_window. Step 3 then reuses the freed blocks.
+    bs = engine.info.block_size
+    held = 0
+    for h in histories:
+        freed = (len(h) - kv_window) // bs if 0 <= kv_window < len(h) else 0
+        held += -(-len(h) // bs) - freed
+    lib = kiln.lib
+    free = lib.kiln_engine_free_blocks(engine.engine)
+    total = lib.kiln_engine_total_blocks(engine.engine)
+    c.expect(free == total - held,
+             f"{name}: KV blocks held after {GREEDY_TOKENS} decode steps: "
+             f"{total - free}, want {held} (kv_window {kv_window}, "
+             f"lengths {[len(h) for h in histories]})")
 
     # 3. A decode token and a prompt chunk in one step equal each alone.
     alone = engine.new_seq()

@@ -399,9 +399,11 @@ int main(int argc, char **argv) {
       artifact->discard();
     return 1;
   }
-  int64_t arenaBytes = 0;
+  int64_t arenaBytes = 0, kvWindow = -1;
   if (auto a = (*module)->getAttrOfType<mlir::IntegerAttr>("kiln.arena_bytes"))
     arenaBytes = a.getInt();
+  if (auto w = (*module)->getAttrOfType<mlir::IntegerAttr>("kiln.kv_window"))
+    kvWindow = w.getInt();
   progress.end(formatv("arena {0:f2} MiB for {1} tokens",
                        arenaBytes / 1048576.0, maxBatchTokens.getValue())
                    .str());
@@ -455,6 +457,7 @@ int main(int argc, char **argv) {
       {"max_batch_tokens", static_cast<int64_t>(maxBatchTokens)},
       {"block_size", static_cast<int64_t>(blockSize)},
       {"arena_bytes", arenaBytes},
+      {"kv_window", kvWindow},
       {"weights_bytes", weightBytes},
       {"model_abi_version", KILN_MODEL_ABI_VERSION},
       {"quant_compute", quantComputeName(quantCompute)},
