@@ -2279,6 +2279,10 @@ LogicalResult StepLowering::outlined(Operation *op) {
     FailureOr<Value> m = memrefOf(v, op);
     if (failed(m))
       return failure();
+    // An operand repeated (mul(x, x)) is one buffer in the body: such a
+    // function must not serve the same op on two different tensors.
+    if (const Value *same = llvm::find(tensors, v); same != tensors.end())
+      os << "|=#" << (same - tensors.begin());
     tensors.push_back(v);
     buffers.push_back(*m);
     os << "|" << m->getType();

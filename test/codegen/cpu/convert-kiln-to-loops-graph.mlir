@@ -270,3 +270,23 @@ module @attention_plain {
     return %o : tensor<1x2x3x8xf16>
   }
 }
+
+// -----
+
+// mul(x, x) reads one buffer twice: its loops read a single argument, so
+// mul(x, w) of the same types must not call them (it did, computing w * w).
+// CHECK-LABEL: module @repeated_operand
+// CHECK: call @[[SQUARE:__kiln_mul_[0-9]+]](%[[X:.+]], %[[X]], %{{.+}})
+// CHECK: call @[[MUL:__kiln_mul_[0-9]+]](
+// CHECK-NOT: call @[[SQUARE]](
+// CHECK: func.func private @[[SQUARE]](%{{.+}}: memref<3x4xf32>, %[[B:.+]]: memref<3x4xf32>, %{{.+}}: memref<3x4xf32>)
+// CHECK: ins(%[[B]], %[[B]] : memref<3x4xf32>, memref<3x4xf32>)
+// CHECK: func.func private @[[MUL]](%[[L:.+]]: memref<3x4xf32>, %[[R:.+]]: memref<3x4xf32>, %{{.+}}: memref<3x4xf32>)
+// CHECK: ins(%[[L]], %[[R]] : memref<3x4xf32>, memref<3x4xf32>)
+module @repeated_operand {
+  func.func @main(%x: tensor<3x4xf32>, %w: tensor<3x4xf32>) -> tensor<3x4xf32> {
+    %s = kiln.mul %x, %x : (tensor<3x4xf32>, tensor<3x4xf32>) -> tensor<3x4xf32>
+    %y = kiln.mul %s, %w : (tensor<3x4xf32>, tensor<3x4xf32>) -> tensor<3x4xf32>
+    return %y : tensor<3x4xf32>
+  }
+}
