@@ -74,12 +74,22 @@ int64_t elementBytes(Type t) {
   return std::max<int64_t>(1, (t.getIntOrFloatBitWidth() + 7) / 8);
 }
 
+/// The float8 types casts convert from and to (LLVM has no arithmetic on
+/// them; their buffers hold the bytes).
+static bool isFloat8(Type t) {
+  return isa<Float8E4M3FNType, Float8E5M2Type, Float8E4M3FNUZType,
+             Float8E5M2FNUZType>(t);
+}
+
 /// The element type of a buffer of `t`: unsigned integers are stored as
 /// signless integers of their width (arith computes on signless integers;
-/// the lowerings that care read the signedness from the kiln op's types).
+/// the lowerings that care read the signedness from the kiln op's types),
+/// float8 values as their bytes.
 static Type storageType(Type t) {
   if (auto i = dyn_cast<IntegerType>(t); i && !i.isSignless())
     return IntegerType::get(t.getContext(), i.getWidth());
+  if (isFloat8(t))
+    return IntegerType::get(t.getContext(), 8);
   return t;
 }
 
@@ -477,6 +487,16 @@ void StepLowering::emitGeneric(
                             });
 }
 
+/// `v` converted between floating-point types (no-op when equal).
+static Value convertFloat(OpBuilder &nb, Location l, Value v, Type to) {
+  Type from = v.getType();
+  if (from == to)
+    return v;
+  if (from.getIntOrFloatBitWidth() < to.getIntOrFloatBitWidth())
+    return arith::ExtFOp::create(nb, l, to, v);
+  return arith::TruncFOp::create(nb, l, to, v);
+}
+
 /// base^exponent on integers, by squaring over the exponent's bits (no
 /// intrinsic: math.ipowi has no LLVM lowering). A negative exponent gives
 /// what truncating 1 / base^-e gives: 1 or -1 for a base of 1 or -1, else 0.
@@ -521,6 +541,145 @@ static Value integerPower(OpBuilder &nb, Location l, Value base, Value exp,
                               arith::SelectOp::create(nb, l, odd, c(-1), c(1)),
                               c(0)));
   return arith::SelectOp::create(nb, l, negative, inverse, r);
+}
+
+/// The f32 value of the float8 `byte` of `type`: a 256-entry table in a
+/// constant global, made from APFloat once per type.
+static Value decodeFloat8(OpBuilder &nb, Location l, ModuleOp module,
+                          Value byte, Type type) {
+  std::string name;
+  llvm::raw_string_ostream os(name);
+  os << "__kiln_" << type << "_to_f32";
+  auto tableType = MemRefType::get({256}, nb.getF32Type());
+  if (!module.lookupSymbol(name)) {
+    OpBuilder::InsertionGuard guard(nb);
+    nb.setInsertionPointToStart(module.getBody());
+    SmallVector<float> values;
+    const llvm::fltSemantics &sem = cast<FloatType>(type).getFloatSemantics();
+    for (unsigned i = 0; i < 256; ++i) {
+      APFloat f(sem, APInt(8, i));
+      bool lost;
+      f.convert(APFloat::IEEEsingle(), APFloat::rmNearestTiesToEven, &lost);
+      values.push_back(f.convertToFloat());
+    }
+    memref::GlobalOp::create(
+        nb, l, name, nb.getStringAttr("private"), tableType,
+        DenseElementsAttr::get(RankedTensorType::get({256}, nb.getF32Type()),
+                               ArrayRef<float>(values)),
+        /*constant=*/true, nb.getI64IntegerAttr(kAlign));
+  }
+  Value table = memref::GetGlobalOp::create(nb, l, tableType, name);
+  Value at = arith::IndexCastUIOp::create(nb, l, nb.getIndexType(), byte);
+  return memref::LoadOp::create(nb, l, table, at);
+}
+
+/// The byte of the float8 `type` nearest to the f32 `x` (ties to even).
+/// Saturating, infinities and values beyond the largest finite one become
+/// that value (with their sign); otherwise infinities in f8E5M2 and NaN in
+/// the types without. The FNUZ types have no negative zero.
+static Value encodeFloat8(OpBuilder &nb, Location l, Value x, Type type,
+                          bool saturate) {
+  const llvm::fltSemantics &sem = cast<FloatType>(type).getFloatSemantics();
+  int64_t mbits = APFloat::semanticsPrecision(sem) - 1;
+  auto toFloat = [](APFloat f) {
+    bool lost;
+    f.convert(APFloat::IEEEsingle(), APFloat::rmNearestTiesToEven, &lost);
+    return f.convertToFloat();
+  };
+  float maxFinite = toFloat(APFloat::getLargest(sem));
+  APFloat minNormalF = APFloat::getSmallestNormalized(sem);
+  float minNormal = toFloat(minNormalF);
+  int64_t minExp = ilogb(minNormalF); // 1 - bias
+  bool fnuz = isa<Float8E4M3FNUZType, Float8E5M2FNUZType>(type);
+  bool hasInf = isa<Float8E5M2Type>(type);
+  Type i32 = nb.getI32Type(), f32 = nb.getF32Type();
+  auto ci = [&](int64_t v) -> Value {
+    return arith::ConstantIntOp::create(nb, l, i32, v);
+  };
+  auto cf = [&](float v) -> Value {
+    return arith::ConstantOp::create(nb, l, f32, nb.getF32FloatAttr(v));
+  };
+  auto exponentOf = [&](Value f) -> Value { // unbiased f32 exponent
+    Value bits = arith::BitcastOp::create(nb, l, i32, f);
+    return arith::SubIOp::create(
+        nb, l,
+        arith::AndIOp::create(
+            nb, l, arith::ShRUIOp::create(nb, l, bits, ci(23)), ci(0xff)),
+        ci(127));
+  };
+  Value sign = arith::ShRUIOp::create(
+      nb, l, arith::BitcastOp::create(nb, l, i32, x), ci(31));
+  Value a = math::AbsFOp::create(nb, l, x);
+  // Round to the spacing of a's binade in the target (the subnormal
+  // spacing below its smallest normal): a power of two, so exact.
+  Value qexp = arith::SubIOp::create(
+      nb, l, arith::MaxSIOp::create(nb, l, exponentOf(a), ci(minExp)),
+      ci(mbits));
+  Value quantum = arith::BitcastOp::create(
+      nb, l, f32,
+      arith::ShLIOp::create(nb, l, arith::AddIOp::create(nb, l, qexp, ci(127)),
+                            ci(23)));
+  Value r = arith::MulFOp::create(
+      nb, l,
+      math::RoundEvenOp::create(nb, l,
+                                arith::DivFOp::create(nb, l, a, quantum)),
+      quantum);
+  Value over =
+      arith::CmpFOp::create(nb, l, arith::CmpFPredicate::OGT, r, cf(maxFinite));
+  Value rc = arith::SelectOp::create(nb, l, over, cf(maxFinite), r);
+  Value rbits = arith::BitcastOp::create(nb, l, i32, rc);
+  Value normal = arith::CmpFOp::create(nb, l, arith::CmpFPredicate::OGE, rc,
+                                       cf(minNormal));
+  Value codeNormal = arith::OrIOp::create(
+      nb, l,
+      arith::ShLIOp::create(
+          nb, l, arith::AddIOp::create(nb, l, exponentOf(rc), ci(1 - minExp)),
+          ci(mbits)),
+      arith::AndIOp::create(
+          nb, l, arith::ShRUIOp::create(nb, l, rbits, ci(23 - mbits)),
+          ci((1 << mbits) - 1)));
+  Value codeSubnormal = arith::FPToUIOp::create(
+      nb, l, i32,
+      arith::DivFOp::create(nb, l, rc,
+                            cf(std::ldexp(1.0f, int(minExp - mbits)))));
+  Value mag = arith::SelectOp::create(nb, l, normal, codeNormal, codeSubnormal);
+  if (!saturate && hasInf) // the infinity: exponent all ones, mantissa 0
+    mag = arith::SelectOp::create(nb, l, over, ci(0x7c), mag);
+  Value code = arith::OrIOp::create(nb, l, mag,
+                                    arith::ShLIOp::create(nb, l, sign, ci(7)));
+  if (fnuz)
+    code = arith::SelectOp::create(
+        nb, l,
+        arith::CmpIOp::create(nb, l, arith::CmpIPredicate::eq, mag, ci(0)),
+        ci(0), code);
+  Value nan = arith::CmpFOp::create(nb, l, arith::CmpFPredicate::UNO, x, x);
+  if (!saturate && !hasInf)
+    nan = arith::OrIOp::create(nb, l, nan, over);
+  code = arith::SelectOp::create(nb, l, nan, ci(fnuz ? 0x80 : 0x7f), code);
+  return arith::TruncIOp::create(nb, l, nb.getI8Type(), code);
+}
+
+/// f64 to f16/bf16 without the compiler-rt call LLVM would emit (model.so
+/// links only libm): rounded to f32 with round-to-odd, which then rounds
+/// to the narrow type exactly as one rounding would.
+static Value truncF64ToHalf(OpBuilder &nb, Location l, Value x, Type to) {
+  Type f32 = nb.getF32Type(), i32 = nb.getI32Type();
+  Value t = arith::TruncFOp::create(nb, l, f32, x);
+  Value back = arith::ExtFOp::create(nb, l, x.getType(), t);
+  Value inexact =
+      arith::CmpFOp::create(nb, l, arith::CmpFPredicate::ONE, back, x);
+  Value away = arith::CmpFOp::create(nb, l, arith::CmpFPredicate::OGT,
+                                     math::AbsFOp::create(nb, l, back),
+                                     math::AbsFOp::create(nb, l, x));
+  Value bits = arith::BitcastOp::create(nb, l, i32, t);
+  Value one = arith::ConstantIntOp::create(nb, l, i32, 1);
+  // Toward zero (one step down in magnitude if rounded away), then odd.
+  Value tz = arith::SelectOp::create(
+      nb, l, away, arith::SubIOp::create(nb, l, bits, one), bits);
+  Value odd = arith::SelectOp::create(
+      nb, l, inexact, arith::OrIOp::create(nb, l, tz, one), bits);
+  return arith::TruncFOp::create(nb, l, to,
+                                 arith::BitcastOp::create(nb, l, f32, odd));
 }
 
 /// Elementwise ops (with broadcasting), casts, where, expand, transpose.
@@ -711,11 +870,37 @@ LogicalResult StepLowering::lowerElementwise(Operation *op) {
           return arith::XOrIOp::create(
               nb, l, a[0], arith::ConstantIntOp::create(nb, l, t, 1));
         })
-        .Case([&](CastOp) -> Value {
+        .Case([&](CastOp castOp) -> Value {
+          // Float8 goes through f32 (decoded by table, encoded by rounding).
+          if (isFloat8(kilnInElt) || isFloat8(kilnOutElt)) {
+            Value v = a[0];
+            Type from = t;
+            if (isFloat8(kilnInElt)) {
+              v = decodeFloat8(nb, l, module, v, kilnInElt);
+              from = nb.getF32Type();
+            }
+            Type to = isFloat8(kilnOutElt) ? nb.getF32Type() : outElt;
+            if (from != to && isa<FloatType>(from) && isa<FloatType>(to))
+              v = convertFloat(nb, l, v, to);
+            else if (from != to && isa<FloatType>(to))
+              v = isUnsigned
+                      ? arith::UIToFPOp::create(nb, l, to, v).getResult()
+                      : arith::SIToFPOp::create(nb, l, to, v).getResult();
+            else if (from != to)
+              v = kilnOutElt.isUnsignedInteger()
+                      ? arith::FPToUIOp::create(nb, l, to, v).getResult()
+                      : arith::FPToSIOp::create(nb, l, to, v).getResult();
+            if (!isFloat8(kilnOutElt))
+              return v;
+            return encodeFloat8(nb, l, v, kilnOutElt, !castOp.getNoSaturate());
+          }
           Type from = t;
           if (from == outElt)
             return a[0];
           bool fromF = isa<FloatType>(from), toF = isa<FloatType>(outElt);
+          if (fromF && toF && from.isF64() &&
+              outElt.getIntOrFloatBitWidth() == 16)
+            return truncF64ToHalf(nb, l, a[0], outElt);
           if (fromF && toF)
             return from.getIntOrFloatBitWidth() < outElt.getIntOrFloatBitWidth()
                        ? arith::ExtFOp::create(nb, l, outElt, a[0]).getResult()
@@ -1568,16 +1753,6 @@ static Value wrappedIndex(OpBuilder &nb, Location l, Value v, Value size) {
                                  arith::AddIOp::create(nb, l, id, size), id);
 }
 
-/// `v` converted between floating-point types (no-op when equal).
-static Value convertFloat(OpBuilder &nb, Location l, Value v, Type to) {
-  Type from = v.getType();
-  if (from == to)
-    return v;
-  if (from.getIntOrFloatBitWidth() < to.getIntOrFloatBitWidth())
-    return arith::ExtFOp::create(nb, l, to, v);
-  return arith::TruncFOp::create(nb, l, to, v);
-}
-
 /// Trilu: keeps `j - i >= k` (upper) or `j - i <= k` (lower) of the last two
 /// dims and zeroes the rest.
 LogicalResult StepLowering::lowerTrilu(TriluOp op) {
@@ -2193,7 +2368,7 @@ LogicalResult StepLowering::lowerAttention(AttentionOp op) {
 
 /// Element types the loops handle: signless and unsigned integers (stored
 /// as signless, storageType) and IEEE floats of 16 to 64 bits (plus
-/// bfloat16). Anything else is named in an error.
+/// bfloat16); float8 in casts only. Anything else is named in an error.
 static LogicalResult checkElementTypes(Operation *op) {
   for (Value v : llvm::concat<Value>(op->getOperands(), op->getResults())) {
     auto type = dyn_cast<RankedTensorType>(v.getType());
@@ -2202,7 +2377,11 @@ static LogicalResult checkElementTypes(Operation *op) {
     Type e = type.getElementType();
     bool ok = e.isSignlessInteger() || e.isUnsignedInteger() || e.isF16() ||
               e.isBF16() || e.isF32() || e.isF64();
-    if (!ok)
+    if (isFloat8(e) && !isa<CastOp, ReshapeOp, ConstantOp>(op))
+      return op->emitError() << "element type " << e
+                             << " is supported by the CPU backend in casts "
+                                "only (kiln.cast to or from it)";
+    if (!ok && !isFloat8(e))
       return op->emitError() << "element type " << e
                              << " is not supported by the CPU backend yet";
   }

@@ -1425,7 +1425,10 @@ LogicalResult Importer::importCast(bool like) {
   auto type = ty(dims(*x), target);
   if (type == x->getType())
     return setOutput(0, *x);
-  return setOutput(0, CastOp::create(builder, loc(), type, *x));
+  // `saturate` matters only for float8 targets.
+  bool noSaturate = attrInt("saturate", 1) == 0 && isa<FloatType>(target) &&
+                    target.getIntOrFloatBitWidth() == 8;
+  return setOutput(0, CastOp::create(builder, loc(), type, *x, noSaturate));
 }
 
 LogicalResult Importer::importShape() {

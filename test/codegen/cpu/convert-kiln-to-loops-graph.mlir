@@ -31,7 +31,7 @@ module {
 
 module {
   func.func @main(%a: tensor<4xf8E5M2>) -> tensor<4xf8E5M2> {
-    // expected-error @+1 {{element type 'f8E5M2' is not supported by the CPU backend yet}}
+    // expected-error @+1 {{element type 'f8E5M2' is supported by the CPU backend in casts only (kiln.cast to or from it)}}
     %c = kiln.add %a, %a : (tensor<4xf8E5M2>, tensor<4xf8E5M2>) -> tensor<4xf8E5M2>
     return %c : tensor<4xf8E5M2>
   }
@@ -288,5 +288,64 @@ module @repeated_operand {
     %s = kiln.mul %x, %x : (tensor<3x4xf32>, tensor<3x4xf32>) -> tensor<3x4xf32>
     %y = kiln.mul %s, %w : (tensor<3x4xf32>, tensor<3x4xf32>) -> tensor<3x4xf32>
     return %y : tensor<3x4xf32>
+  }
+}
+
+// -----
+
+module {
+  func.func @main(%a: tensor<4xf8E8M0FNU>) -> tensor<4xf32> {
+    // expected-error @+1 {{element type 'f8E8M0FNU' is not supported by the CPU backend yet}}
+    %c = kiln.cast %a : tensor<4xf8E8M0FNU> -> tensor<4xf32>
+    return %c : tensor<4xf32>
+  }
+}
+
+// -----
+
+// Float8 buffers hold bytes. Decoding reads a 256-entry f32 table;
+// encoding rounds |x| to the type's spacing in x's binade (ties to even)
+// and saturates at the largest finite value (448 for f8E4M3FN), or with
+// no_saturate makes an infinity of f8E5M2 (0x7C) beyond it.
+// CHECK-LABEL: module @float8
+// The table starts 0, 2^-16 (0x37800000, the smallest subnormal).
+// CHECK-DAG: memref.global "private" constant @[[TABLE:__kiln_f8E5M2_to_f32]] : memref<256xf32> = dense<"0x0000000000008037
+// CHECK: func.func private @__kiln_cast_{{[0-9]+}}(%{{.+}}: memref<4xf32>, %{{.+}}: memref<4xi8>)
+// CHECK: math.roundeven
+// CHECK: %[[OVER:.+]] = arith.cmpf ogt, %{{.+}}, %[[MAX:cst.*]] : f32
+// CHECK: arith.select %[[OVER]], %[[MAX]]
+// CHECK-NOT: %c124_i32
+// CHECK: arith.trunci %{{.+}} : i32 to i8
+// CHECK: func.func private @__kiln_cast_{{[0-9]+}}(%{{.+}}: memref<4xf32>, %{{.+}}: memref<4xi8>)
+// CHECK: %[[INF:.+]] = arith.constant 124 : i32
+// CHECK: arith.select %{{.+}}, %[[INF]]
+// CHECK: func.func private @__kiln_cast_{{[0-9]+}}(%{{.+}}: memref<4xi8>, %{{.+}}: memref<4xf16>)
+// CHECK: %[[T:.+]] = memref.get_global @[[TABLE]] : memref<256xf32>
+// CHECK: %[[I:.+]] = arith.index_castui %{{.+}} : i8 to index
+// CHECK: %[[V:.+]] = memref.load %[[T]][%[[I]]]
+// CHECK: arith.truncf %[[V]] : f32 to f16
+module @float8 {
+  func.func @main(%x: tensor<4xf32>, %y: tensor<4xf8E5M2>) -> (tensor<4xf8E4M3FN>, tensor<4xf8E5M2>, tensor<4xf16>) {
+    %a = kiln.cast %x : tensor<4xf32> -> tensor<4xf8E4M3FN>
+    %b = kiln.cast %x {no_saturate} : tensor<4xf32> -> tensor<4xf8E5M2>
+    %c = kiln.cast %y : tensor<4xf8E5M2> -> tensor<4xf16>
+    return %a, %b, %c : tensor<4xf8E4M3FN>, tensor<4xf8E5M2>, tensor<4xf16>
+  }
+}
+
+// -----
+
+// f64 to f16 goes through f32 rounded to odd (a direct truncation would
+// call compiler-rt's __truncdfhf2, which model.so does not link).
+// CHECK-LABEL: module @f64_to_f16
+// CHECK: func.func private @__kiln_cast_
+// CHECK-NOT: arith.truncf %{{.+}} : f64 to f16
+// CHECK: arith.truncf %{{.+}} : f64 to f32
+// CHECK: arith.ori
+// CHECK: arith.truncf %{{.+}} : f32 to f16
+module @f64_to_f16 {
+  func.func @main(%x: tensor<4xf64>) -> tensor<4xf16> {
+    %a = kiln.cast %x : tensor<4xf64> -> tensor<4xf16>
+    return %a : tensor<4xf16>
   }
 }
