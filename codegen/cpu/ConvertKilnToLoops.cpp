@@ -1172,16 +1172,39 @@ LogicalResult StepLowering::lowerNorm(Operation *op, Value input, Value scale,
                                       Value bias, int64_t axis, float eps,
                                       bool rms) {
   auto type = cast<RankedTensorType>(input.getType());
-  if (axis != type.getRank() - 1 || type.isDynamicDim(axis))
-    return op->emitError("the CPU backend normalizes over the last, static "
-                         "axis only");
-  int64_t n = type.getDimSize(axis);
-  // 2-D views [rows, n] of input and output; 1-D scale/bias.
+  int64_t rank = type.getRank(), n = 1;
+  for (int64_t i = axis; i < rank; ++i) {
+    if (type.isDynamicDim(i))
+      return op->emitError("the CPU backend normalizes over static axes "
+                           "only");
+    n *= type.getDimSize(i);
+  }
+  // 2-D views [rows, n] of input and output (the normalized axes
+  // collapsed); 1-D scale/bias.
   auto view2d = [&](Value v) -> FailureOr<Value> {
     FailureOr<Value> m = memrefOf(v, op);
     if (failed(m))
       return failure();
     auto mt = cast<MemRefType>(m->getType());
+    if (axis + 1 < rank) {
+      // [1, d0, ..., dr-1] collapsed to [1 * d0 .. d(axis-1), n].
+      SmallVector<int64_t> shape = {1};
+      llvm::append_range(shape, mt.getShape());
+      SmallVector<ReassociationIndices> pad = {{0, 1}};
+      for (int64_t i = 1; i < rank; ++i)
+        pad.push_back({i + 1});
+      Value padded = memref::ExpandShapeOp::create(
+          b, loc, MemRefType::get(shape, mt.getElementType()), *m, pad);
+      ReassociationIndices lead, normalized;
+      for (int64_t i = 0; i <= axis; ++i)
+        lead.push_back(i);
+      for (int64_t i = axis + 1; i <= rank; ++i)
+        normalized.push_back(i);
+      return memref::CollapseShapeOp::create(
+                 b, loc, padded,
+                 ArrayRef<ReassociationIndices>{lead, normalized})
+          .getResult();
+    }
     if (mt.getRank() == 1)
       return memref::ExpandShapeOp::create(
                  b, loc, MemRefType::get({1, n}, mt.getElementType()), *m,
@@ -1199,16 +1222,49 @@ LogicalResult StepLowering::lowerNorm(Operation *op, Value input, Value scale,
   if (failed(x) || failed(y))
     return failure();
   Value rowCount = memref::DimOp::create(b, loc, *x, 0);
-  FailureOr<Value> w = memrefOf(scale, op);
-  if (failed(x) || failed(y) || failed(w))
+  // Scale and bias flattened to 1-D: n elements, or one for all.
+  auto view1d = [&](Value v) -> FailureOr<Value> {
+    FailureOr<Value> m = memrefOf(v, op);
+    if (failed(m))
+      return failure();
+    auto mt = cast<MemRefType>(m->getType());
+    if (!mt.hasStaticShape() ||
+        (mt.getNumElements() != n && mt.getNumElements() != 1))
+      return op->emitError()
+             << "the CPU backend needs a scale and bias of the normalized "
+                "shape or of one element, got "
+             << v.getType();
+    auto flatType = MemRefType::get({mt.getNumElements()}, mt.getElementType());
+    if (mt.getRank() == 1)
+      return *m;
+    if (mt.getRank() == 0)
+      return memref::ExpandShapeOp::create(b, loc, flatType, *m,
+                                           ArrayRef<ReassociationIndices>{})
+          .getResult();
+    ReassociationIndices all;
+    for (int64_t i = 0; i < mt.getRank(); ++i)
+      all.push_back(i);
+    return memref::CollapseShapeOp::create(b, loc, flatType, *m,
+                                           ArrayRef<ReassociationIndices>{all})
+        .getResult();
+  };
+  FailureOr<Value> w = view1d(scale);
+  if (failed(w))
     return failure();
   Value biasMem;
   if (bias) {
-    FailureOr<Value> bm = memrefOf(bias, op);
+    FailureOr<Value> bm = view1d(bias);
     if (failed(bm))
       return failure();
     biasMem = *bm;
   }
+  // The element of a 1-D parameter for normalized index k.
+  Value first = index(0);
+  auto paramAt = [&](Value param, Value k) -> Value {
+    return cast<MemRefType>(param.getType()).getDimSize(0) == 1 && n != 1
+               ? first
+               : k;
+  };
   Type f32 = b.getF32Type();
   auto fm = arith::FastMathFlagsAttr::get(
       ctx, arith::FastMathFlags::reassoc | arith::FastMathFlags::contract);
@@ -1250,13 +1306,16 @@ LogicalResult StepLowering::lowerNorm(Operation *op, Value input, Value scale,
             [&](OpBuilder &kb, Location kl, Value k, ValueRange) {
               Value v = memref::LoadOp::create(kb, kl, *x, ValueRange{r, k});
               Value d = arith::SubFOp::create(kb, kl, v, mean, fm);
-              Value g = memref::LoadOp::create(kb, kl, *w, ValueRange{k});
+              Value g = memref::LoadOp::create(kb, kl, *w,
+                                               ValueRange{paramAt(*w, k)});
               Value o = arith::MulFOp::create(
                   kb, kl, arith::MulFOp::create(kb, kl, d, inv, fm), g, fm);
               if (biasMem)
                 o = arith::AddFOp::create(
                     kb, kl, o,
-                    memref::LoadOp::create(kb, kl, biasMem, ValueRange{k}), fm);
+                    memref::LoadOp::create(kb, kl, biasMem,
+                                           ValueRange{paramAt(biasMem, k)}),
+                    fm);
               memref::StoreOp::create(kb, kl, o, *y, ValueRange{r, k});
               scf::YieldOp::create(kb, kl);
             });

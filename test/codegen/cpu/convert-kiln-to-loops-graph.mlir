@@ -349,3 +349,35 @@ module @f64_to_f16 {
     return %a : tensor<4xf16>
   }
 }
+
+// -----
+
+// A norm over trailing axes 1 and 2 reads [rows, 12] views (a unit dim in
+// front, then the leading and the normalized axes collapsed) and a 1-D
+// scale of 12; a one-element bias is read at 0 for every column.
+// CHECK-LABEL: module @norm_axes
+// CHECK: func.func private @__kiln_layer_norm_
+// CHECK: %[[PAD:.+]] = memref.expand_shape %{{.+}} {{\[}}[0, 1], [2], [3]] output_shape [1, 2, 3, 4] : memref<2x3x4xf32> into memref<1x2x3x4xf32>
+// CHECK: %[[X:.+]] = memref.collapse_shape %[[PAD]] {{\[}}[0, 1], [2, 3]] : memref<1x2x3x4xf32> into memref<2x12xf32>
+// CHECK: %[[W:.+]] = memref.collapse_shape %{{.+}} {{\[}}[0, 1]] : memref<3x4xf32> into memref<12xf32>
+// CHECK: %[[B:.+]] = memref.expand_shape %{{.+}} [] output_shape [1] : memref<f32> into memref<1xf32>
+// CHECK: %[[FIRST:.+]] = arith.constant 0 : index
+// CHECK: scf.for
+// CHECK: memref.load %[[W]][%[[K:.+]]] : memref<12xf32>
+// CHECK: memref.load %[[B]][%[[FIRST]]] : memref<1xf32>
+module @norm_axes {
+  func.func @main(%x: tensor<2x3x4xf32>, %w: tensor<3x4xf32>, %b: tensor<f32>) -> tensor<2x3x4xf32> {
+    %y = kiln.layer_norm %x, %w, %b {axis = 1 : i64, epsilon = 1.0e-05 : f32} : (tensor<2x3x4xf32>, tensor<3x4xf32>, tensor<f32>) -> tensor<2x3x4xf32>
+    return %y : tensor<2x3x4xf32>
+  }
+}
+
+// -----
+
+module {
+  func.func @main(%x: tensor<2x3x4xf32>, %w: tensor<3x1xf32>) -> tensor<2x3x4xf32> {
+    // expected-error @+1 {{the CPU backend needs a scale and bias of the normalized shape or of one element, got 'tensor<3x1xf32>'}}
+    %y = kiln.rms_norm %x, %w {axis = 1 : i64, epsilon = 1.0e-05 : f32} : (tensor<2x3x4xf32>, tensor<3x1xf32>) -> tensor<2x3x4xf32>
+    return %y : tensor<2x3x4xf32>
+  }
+}
