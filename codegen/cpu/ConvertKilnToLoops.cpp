@@ -990,10 +990,8 @@ LogicalResult StepLowering::lowerMatMul(MatMulOp op) {
                                     toI64(*mv), i64(n), i64(k)});
     return success();
   }
-  // Anything else: a generic batched matmul with broadcasting.
-  if (lhsType.getRank() < 2 || rhsType.getRank() < 2)
-    return op.emitError("the CPU backend needs matmul operands of rank 2 or "
-                        "more");
+  // Anything else: a generic batched matmul with broadcasting. A 1-D
+  // operand is a vector, as in numpy: its M (or N) dimension is absent.
   FailureOr<Value> lhs = memrefOf(op.getLhs(), op),
                    rhs = memrefOf(op.getRhs(), op),
                    out = memrefOf(op.getResult(), op);
@@ -1004,16 +1002,22 @@ LogicalResult StepLowering::lowerMatMul(MatMulOp op) {
   Type elt = outType.getElementType();
   Value zero = arith::ConstantOp::create(b, loc, elt, b.getZeroAttr(elt));
   linalg::FillOp::create(b, loc, zero, *out);
+  // The output's batch dims, then M (unless lhs is a vector), then N
+  // (unless rhs is).
+  int64_t batch = rank - (lhsType.getRank() == 1 ? 0 : 1) -
+                  (rhsType.getRank() == 1 ? 0 : 1);
   auto operandMap = [&](MemRefType t, bool isLhs) {
+    AffineExpr mExpr = getAffineDimExpr(batch, ctx),
+               nExpr = getAffineDimExpr(rank - 1, ctx),
+               kExpr = getAffineDimExpr(rank, ctx);
+    if (t.getRank() == 1)
+      return AffineMap::get(rank + 1, 0, {kExpr}, ctx);
     SmallVector<AffineExpr> exprs;
-    int64_t lead = rank - t.getRank();
+    int64_t lead = batch - (t.getRank() - 2);
     for (int64_t i = 0; i + 2 < t.getRank(); ++i)
       exprs.push_back(t.getDimSize(i) == 1 && outType.getDimSize(lead + i) != 1
                           ? getAffineConstantExpr(0, ctx)
                           : getAffineDimExpr(lead + i, ctx));
-    AffineExpr mExpr = getAffineDimExpr(rank - 2, ctx),
-               nExpr = getAffineDimExpr(rank - 1, ctx),
-               kExpr = getAffineDimExpr(rank, ctx);
     if (isLhs) {
       exprs.push_back(mExpr);
       exprs.push_back(kExpr);

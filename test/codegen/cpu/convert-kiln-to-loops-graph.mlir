@@ -381,3 +381,21 @@ module {
     return %y : tensor<2x3x4xf32>
   }
 }
+
+// -----
+
+// A 1-D operand of a matmul is a vector: [2x3x4] x [4] reads the vector
+// at k alone and writes [2x3]; the reduction is the last loop.
+// (The maps print before the module.)
+// CHECK-DAG: #[[LHS:.+]] = affine_map<(d0, d1, d2) -> (d0, d1, d2)>
+// CHECK-DAG: #[[VEC:.+]] = affine_map<(d0, d1, d2) -> (d2)>
+// CHECK-DAG: #[[OUT:.+]] = affine_map<(d0, d1, d2) -> (d0, d1)>
+// CHECK-LABEL: module @matvec
+// CHECK: func.func private @__kiln_matmul_
+// CHECK: linalg.generic {indexing_maps = [#[[LHS]], #[[VEC]], #[[OUT]]], iterator_types = ["parallel", "parallel", "reduction"]}
+module @matvec {
+  func.func @main(%a: tensor<2x3x4xf32>, %v: tensor<4xf32>) -> tensor<2x3xf32> {
+    %y = kiln.matmul %a, %v : (tensor<2x3x4xf32>, tensor<4xf32>) -> tensor<2x3xf32>
+    return %y : tensor<2x3xf32>
+  }
+}
