@@ -76,6 +76,31 @@ int64_t elementBytes(Type t) {
   return std::max<int64_t>(1, (t.getIntOrFloatBitWidth() + 7) / 8);
 }
 
+/// The float8 types casts convert from and to (LLVM has no arithmetic on
+/// them; their buffers hold the bytes).
+static bool isFloat8(Type t) {
+  return isa<Float8E4M3FNType, Float8E5M2Type, Float8E4M3FNUZType,
+             Float8E5M2FNUZType>(t);
+}
+
+/// The element type of a buffer of `t`: unsigned integers are stored as
+/// signless integers of their width (arith computes on signless integers;
+/// the lowerings that care read the signedness from the kiln op's types),
+/// float8 values as their bytes.
+static Type storageType(Type t) {
+  if (auto i = dyn_cast<IntegerType>(t); i && !i.isSignless())
+    return IntegerType::get(t.getContext(), i.getWidth());
+  if (isFloat8(t))
+    return IntegerType::get(t.getContext(), 8);
+  return t;
+}
+
+/// The element type of a tensor value as the kiln op sees it (unsigned
+/// integers stay unsigned here; their buffers hold signless integers).
+static Type tensorElementOf(Value v) {
+  return cast<RankedTensorType>(v.getType()).getElementType();
+}
+
 /// Where a buffer lives: a base pointer and a byte offset from it.
 struct Placement {
   Value ptr;   // !llvm.ptr
@@ -155,6 +180,16 @@ private:
   LogicalResult lowerSlice(SliceOp op);
   LogicalResult lowerConcat(ConcatOp op);
   LogicalResult lowerSplit(SplitOp op);
+  LogicalResult lowerTrilu(TriluOp op);
+  LogicalResult lowerArgMax(ArgMaxOp op);
+  LogicalResult lowerGatherElements(GatherElementsOp op);
+  LogicalResult lowerGatherND(GatherNDOp op);
+  LogicalResult lowerScatterND(ScatterNDOp op);
+  LogicalResult lowerRange(RangeOp op);
+  LogicalResult lowerConstantOfShape(ConstantOfShapeOp op);
+  LogicalResult lowerDequantizeLinear(DequantizeLinearOp op);
+  LogicalResult lowerQuantizeLinear(QuantizeLinearOp op);
+  LogicalResult lowerAttention(AttentionOp op);
   LogicalResult dispatch(Operation *op);
   LogicalResult outlined(Operation *op);
   void emitGeneric(ValueRange inputs, Value output,
@@ -596,7 +631,7 @@ FailureOr<Value> StepLowering::memrefOf(Value tensor, Operation *user) {
     return user->emitError("operand has no buffer (its producer was not "
                            "lowered)");
   auto type = cast<RankedTensorType>(tensor.getType());
-  Type elt = type.getElementType();
+  Type elt = storageType(type.getElementType());
   View view = layoutOf(tensor);
   auto sizeValues = [&](Value of) -> FailureOr<SmallVector<Value>> {
     SmallVector<Value> dynSizes;
@@ -742,6 +777,201 @@ void StepLowering::emitGeneric(
                             });
 }
 
+/// `v` converted between floating-point types (no-op when equal).
+static Value convertFloat(OpBuilder &nb, Location l, Value v, Type to) {
+  Type from = v.getType();
+  if (from == to)
+    return v;
+  if (from.getIntOrFloatBitWidth() < to.getIntOrFloatBitWidth())
+    return arith::ExtFOp::create(nb, l, to, v);
+  return arith::TruncFOp::create(nb, l, to, v);
+}
+
+/// base^exponent on integers, by squaring over the exponent's bits (no
+/// intrinsic: math.ipowi has no LLVM lowering). A negative exponent gives
+/// what truncating 1 / base^-e gives: 1 or -1 for a base of 1 or -1, else 0.
+static Value integerPower(OpBuilder &nb, Location l, Value base, Value exp,
+                          bool isUnsigned) {
+  Type t = base.getType();
+  unsigned width = t.getIntOrFloatBitWidth();
+  auto c = [&](int64_t v) -> Value {
+    return arith::ConstantOp::create(nb, l, t, nb.getIntegerAttr(t, v));
+  };
+  Value lo = arith::ConstantIndexOp::create(nb, l, 0);
+  Value hi = arith::ConstantIndexOp::create(nb, l, width);
+  Value one = arith::ConstantIndexOp::create(nb, l, 1);
+  auto loop = scf::ForOp::create(
+      nb, l, lo, hi, one, ValueRange{c(1), base, exp},
+      [&](OpBuilder &kb, Location kl, Value, ValueRange acc) {
+        Value bit = arith::AndIOp::create(kb, kl, acc[2], c(1));
+        Value set =
+            arith::CmpIOp::create(kb, kl, arith::CmpIPredicate::ne, bit, c(0));
+        Value r = arith::SelectOp::create(
+            kb, kl, set, arith::MulIOp::create(kb, kl, acc[0], acc[1]), acc[0]);
+        scf::YieldOp::create(
+            kb, kl,
+            ValueRange{r, arith::MulIOp::create(kb, kl, acc[1], acc[1]),
+                       arith::ShRUIOp::create(kb, kl, acc[2], c(1))});
+      });
+  Value r = loop.getResult(0);
+  if (isUnsigned || width == 1)
+    return r;
+  Value negative =
+      arith::CmpIOp::create(nb, l, arith::CmpIPredicate::slt, exp, c(0));
+  Value odd =
+      arith::CmpIOp::create(nb, l, arith::CmpIPredicate::ne,
+                            arith::AndIOp::create(nb, l, exp, c(1)), c(0));
+  Value isOne =
+      arith::CmpIOp::create(nb, l, arith::CmpIPredicate::eq, base, c(1));
+  Value isMinusOne =
+      arith::CmpIOp::create(nb, l, arith::CmpIPredicate::eq, base, c(-1));
+  Value inverse = arith::SelectOp::create(
+      nb, l, isOne, c(1),
+      arith::SelectOp::create(nb, l, isMinusOne,
+                              arith::SelectOp::create(nb, l, odd, c(-1), c(1)),
+                              c(0)));
+  return arith::SelectOp::create(nb, l, negative, inverse, r);
+}
+
+/// The f32 value of the float8 `byte` of `type`: a 256-entry table in a
+/// constant global, made from APFloat once per type.
+static Value decodeFloat8(OpBuilder &nb, Location l, ModuleOp module,
+                          Value byte, Type type) {
+  std::string name;
+  llvm::raw_string_ostream os(name);
+  os << "__kiln_" << type << "_to_f32";
+  auto tableType = MemRefType::get({256}, nb.getF32Type());
+  if (!module.lookupSymbol(name)) {
+    OpBuilder::InsertionGuard guard(nb);
+    nb.setInsertionPointToStart(module.getBody());
+    SmallVector<float> values;
+    const llvm::fltSemantics &sem = cast<FloatType>(type).getFloatSemantics();
+    for (unsigned i = 0; i < 256; ++i) {
+      APFloat f(sem, APInt(8, i));
+      bool lost;
+      f.convert(APFloat::IEEEsingle(), APFloat::rmNearestTiesToEven, &lost);
+      values.push_back(f.convertToFloat());
+    }
+    memref::GlobalOp::create(
+        nb, l, name, nb.getStringAttr("private"), tableType,
+        DenseElementsAttr::get(RankedTensorType::get({256}, nb.getF32Type()),
+                               ArrayRef<float>(values)),
+        /*constant=*/true, nb.getI64IntegerAttr(kAlign));
+  }
+  Value table = memref::GetGlobalOp::create(nb, l, tableType, name);
+  Value at = arith::IndexCastUIOp::create(nb, l, nb.getIndexType(), byte);
+  return memref::LoadOp::create(nb, l, table, at);
+}
+
+/// The byte of the float8 `type` nearest to the f32 `x` (ties to even).
+/// Saturating, infinities and values beyond the largest finite one become
+/// that value (with their sign); otherwise infinities in f8E5M2 and NaN in
+/// the types without. The FNUZ types have no negative zero.
+static Value encodeFloat8(OpBuilder &nb, Location l, Value x, Type type,
+                          bool saturate) {
+  const llvm::fltSemantics &sem = cast<FloatType>(type).getFloatSemantics();
+  int64_t mbits = APFloat::semanticsPrecision(sem) - 1;
+  auto toFloat = [](APFloat f) {
+    bool lost;
+    f.convert(APFloat::IEEEsingle(), APFloat::rmNearestTiesToEven, &lost);
+    return f.convertToFloat();
+  };
+  float maxFinite = toFloat(APFloat::getLargest(sem));
+  APFloat minNormalF = APFloat::getSmallestNormalized(sem);
+  float minNormal = toFloat(minNormalF);
+  int64_t minExp = ilogb(minNormalF); // 1 - bias
+  bool fnuz = isa<Float8E4M3FNUZType, Float8E5M2FNUZType>(type);
+  bool hasInf = isa<Float8E5M2Type>(type);
+  Type i32 = nb.getI32Type(), f32 = nb.getF32Type();
+  auto ci = [&](int64_t v) -> Value {
+    return arith::ConstantIntOp::create(nb, l, i32, v);
+  };
+  auto cf = [&](float v) -> Value {
+    return arith::ConstantOp::create(nb, l, f32, nb.getF32FloatAttr(v));
+  };
+  auto exponentOf = [&](Value f) -> Value { // unbiased f32 exponent
+    Value bits = arith::BitcastOp::create(nb, l, i32, f);
+    return arith::SubIOp::create(
+        nb, l,
+        arith::AndIOp::create(
+            nb, l, arith::ShRUIOp::create(nb, l, bits, ci(23)), ci(0xff)),
+        ci(127));
+  };
+  Value sign = arith::ShRUIOp::create(
+      nb, l, arith::BitcastOp::create(nb, l, i32, x), ci(31));
+  Value a = math::AbsFOp::create(nb, l, x);
+  // Round to the spacing of a's binade in the target (the subnormal
+  // spacing below its smallest normal): a power of two, so exact.
+  Value qexp = arith::SubIOp::create(
+      nb, l, arith::MaxSIOp::create(nb, l, exponentOf(a), ci(minExp)),
+      ci(mbits));
+  Value quantum = arith::BitcastOp::create(
+      nb, l, f32,
+      arith::ShLIOp::create(nb, l, arith::AddIOp::create(nb, l, qexp, ci(127)),
+                            ci(23)));
+  Value r = arith::MulFOp::create(
+      nb, l,
+      math::RoundEvenOp::create(nb, l,
+                                arith::DivFOp::create(nb, l, a, quantum)),
+      quantum);
+  Value over =
+      arith::CmpFOp::create(nb, l, arith::CmpFPredicate::OGT, r, cf(maxFinite));
+  Value rc = arith::SelectOp::create(nb, l, over, cf(maxFinite), r);
+  Value rbits = arith::BitcastOp::create(nb, l, i32, rc);
+  Value normal = arith::CmpFOp::create(nb, l, arith::CmpFPredicate::OGE, rc,
+                                       cf(minNormal));
+  Value codeNormal = arith::OrIOp::create(
+      nb, l,
+      arith::ShLIOp::create(
+          nb, l, arith::AddIOp::create(nb, l, exponentOf(rc), ci(1 - minExp)),
+          ci(mbits)),
+      arith::AndIOp::create(
+          nb, l, arith::ShRUIOp::create(nb, l, rbits, ci(23 - mbits)),
+          ci((1 << mbits) - 1)));
+  Value codeSubnormal = arith::FPToUIOp::create(
+      nb, l, i32,
+      arith::DivFOp::create(nb, l, rc,
+                            cf(std::ldexp(1.0f, int(minExp - mbits)))));
+  Value mag = arith::SelectOp::create(nb, l, normal, codeNormal, codeSubnormal);
+  if (!saturate && hasInf) // the infinity: exponent all ones, mantissa 0
+    mag = arith::SelectOp::create(nb, l, over, ci(0x7c), mag);
+  Value code = arith::OrIOp::create(nb, l, mag,
+                                    arith::ShLIOp::create(nb, l, sign, ci(7)));
+  if (fnuz)
+    code = arith::SelectOp::create(
+        nb, l,
+        arith::CmpIOp::create(nb, l, arith::CmpIPredicate::eq, mag, ci(0)),
+        ci(0), code);
+  Value nan = arith::CmpFOp::create(nb, l, arith::CmpFPredicate::UNO, x, x);
+  if (!saturate && !hasInf)
+    nan = arith::OrIOp::create(nb, l, nan, over);
+  code = arith::SelectOp::create(nb, l, nan, ci(fnuz ? 0x80 : 0x7f), code);
+  return arith::TruncIOp::create(nb, l, nb.getI8Type(), code);
+}
+
+/// f64 to f16/bf16 without the compiler-rt call LLVM would emit (model.so
+/// links only libm): rounded to f32 with round-to-odd, which then rounds
+/// to the narrow type exactly as one rounding would.
+static Value truncF64ToHalf(OpBuilder &nb, Location l, Value x, Type to) {
+  Type f32 = nb.getF32Type(), i32 = nb.getI32Type();
+  Value t = arith::TruncFOp::create(nb, l, f32, x);
+  Value back = arith::ExtFOp::create(nb, l, x.getType(), t);
+  Value inexact =
+      arith::CmpFOp::create(nb, l, arith::CmpFPredicate::ONE, back, x);
+  Value away = arith::CmpFOp::create(nb, l, arith::CmpFPredicate::OGT,
+                                     math::AbsFOp::create(nb, l, back),
+                                     math::AbsFOp::create(nb, l, x));
+  Value bits = arith::BitcastOp::create(nb, l, i32, t);
+  Value one = arith::ConstantIntOp::create(nb, l, i32, 1);
+  // Toward zero (one step down in magnitude if rounded away), then odd.
+  Value tz = arith::SelectOp::create(
+      nb, l, away, arith::SubIOp::create(nb, l, bits, one), bits);
+  Value odd = arith::SelectOp::create(
+      nb, l, inexact, arith::OrIOp::create(nb, l, tz, one), bits);
+  return arith::TruncFOp::create(nb, l, to,
+                                 arith::BitcastOp::create(nb, l, f32, odd));
+}
+
 /// Elementwise ops (with broadcasting), casts, where, expand, transpose.
 /// 1 / (1 + exp(-x)).
 static Value sigmoidOf(OpBuilder &nb, Location l, Value x,
@@ -798,7 +1028,8 @@ static bool isFusibleElementwise(Operation *op) {
   return isa<AddOp, SubOp, MulOp, DivOp, PowOp, MaxOp, MinOp, AndOp, OrOp,
              NegOp, SqrtOp, ReciprocalOp, ExpOp, LogOp, TanhOp, ErfOp, CosOp,
              SinOp, AbsOp, SigmoidOp, ReluOp, GeluOp, GluOp, WhereOp, ExpandOp,
-             EqualOp, LessOp, GreaterOp, CastOp>(op);
+             EqualOp, LessOp, GreaterOp, LessEqualOp, GreaterEqualOp, IsNaNOp,
+             NotOp, CastOp>(op);
 }
 
 /// Chooses the elementwise producers computed inside their user's loop.
@@ -870,8 +1101,12 @@ LogicalResult StepLowering::lowerElementwise(Operation *op) {
   // One element of `node`'s result from its operands' elements `a`.
   auto scalar = [&](Operation *node, OpBuilder &nb, Location l,
                     ValueRange a) -> Value {
-    Type outElt =
-        cast<RankedTensorType>(node->getResult(0).getType()).getElementType();
+    // Signedness is the kiln types' (the buffers hold signless integers).
+    Type kilnInElt =
+        tensorElementOf(node->getOperand(isa<WhereOp>(node) ? 1 : 0));
+    Type kilnOutElt = tensorElementOf(node->getResult(0));
+    bool isUnsigned = kilnInElt.isUnsignedInteger();
+    Type outElt = storageType(kilnOutElt);
     Type t = a[0].getType();
     bool isFloat = isa<FloatType>(t);
     auto one = [&]() -> Value {
@@ -882,6 +1117,13 @@ LogicalResult StepLowering::lowerElementwise(Operation *op) {
                        arith::CmpIPredicate ip) -> Value {
       if (isFloat)
         return arith::CmpFOp::create(cb, cl, fp, x[0], x[1]);
+      if (isUnsigned)
+        ip = arith::CmpIPredicate(
+            ip == arith::CmpIPredicate::slt   ? arith::CmpIPredicate::ult
+            : ip == arith::CmpIPredicate::sle ? arith::CmpIPredicate::ule
+            : ip == arith::CmpIPredicate::sgt ? arith::CmpIPredicate::ugt
+            : ip == arith::CmpIPredicate::sge ? arith::CmpIPredicate::uge
+                                              : ip);
       return arith::CmpIOp::create(cb, cl, ip, x[0], x[1]);
     };
     return llvm::TypeSwitch<Operation *, Value>(node)
@@ -898,22 +1140,30 @@ LogicalResult StepLowering::lowerElementwise(Operation *op) {
                          : arith::MulIOp::create(nb, l, a[0], a[1]).getResult();
         })
         .Case([&](DivOp) -> Value {
-          return isFloat
-                     ? arith::DivFOp::create(nb, l, a[0], a[1], fm)
-                     : arith::DivSIOp::create(nb, l, a[0], a[1]).getResult();
+          if (isFloat)
+            return arith::DivFOp::create(nb, l, a[0], a[1], fm);
+          if (isUnsigned)
+            return arith::DivUIOp::create(nb, l, a[0], a[1]);
+          return arith::DivSIOp::create(nb, l, a[0], a[1]);
         })
         .Case([&](PowOp) -> Value {
-          return math::PowFOp::create(nb, l, a[0], a[1]);
+          if (isFloat)
+            return math::PowFOp::create(nb, l, a[0], a[1]);
+          return integerPower(nb, l, a[0], a[1], isUnsigned);
         })
         .Case([&](MaxOp) -> Value {
-          return isFloat
-                     ? arith::MaximumFOp::create(nb, l, a[0], a[1])
-                     : arith::MaxSIOp::create(nb, l, a[0], a[1]).getResult();
+          if (isFloat)
+            return arith::MaximumFOp::create(nb, l, a[0], a[1]);
+          if (isUnsigned)
+            return arith::MaxUIOp::create(nb, l, a[0], a[1]);
+          return arith::MaxSIOp::create(nb, l, a[0], a[1]);
         })
         .Case([&](MinOp) -> Value {
-          return isFloat
-                     ? arith::MinimumFOp::create(nb, l, a[0], a[1])
-                     : arith::MinSIOp::create(nb, l, a[0], a[1]).getResult();
+          if (isFloat)
+            return arith::MinimumFOp::create(nb, l, a[0], a[1]);
+          if (isUnsigned)
+            return arith::MinUIOp::create(nb, l, a[0], a[1]);
+          return arith::MinSIOp::create(nb, l, a[0], a[1]);
         })
         .Case([&](AndOp) -> Value {
           return arith::AndIOp::create(nb, l, a[0], a[1]);
@@ -943,8 +1193,11 @@ LogicalResult StepLowering::lowerElementwise(Operation *op) {
         .Case([&](CosOp) -> Value { return math::CosOp::create(nb, l, a[0]); })
         .Case([&](SinOp) -> Value { return math::SinOp::create(nb, l, a[0]); })
         .Case([&](AbsOp) -> Value {
-          return isFloat ? math::AbsFOp::create(nb, l, a[0]).getResult()
-                         : math::AbsIOp::create(nb, l, a[0]).getResult();
+          if (isFloat)
+            return math::AbsFOp::create(nb, l, a[0]);
+          if (isUnsigned)
+            return a[0];
+          return math::AbsIOp::create(nb, l, a[0]);
         })
         .Case([&](SigmoidOp) -> Value { return sigmoidOf(nb, l, a[0], fm); })
         .Case([&](ReluOp) -> Value { return reluOf(nb, l, a[0]); })
@@ -978,11 +1231,53 @@ LogicalResult StepLowering::lowerElementwise(Operation *op) {
           return compare(nb, l, a, arith::CmpFPredicate::OGT,
                          arith::CmpIPredicate::sgt);
         })
-        .Case([&](CastOp) -> Value {
+        .Case([&](LessEqualOp) -> Value {
+          return compare(nb, l, a, arith::CmpFPredicate::OLE,
+                         arith::CmpIPredicate::sle);
+        })
+        .Case([&](GreaterEqualOp) -> Value {
+          return compare(nb, l, a, arith::CmpFPredicate::OGE,
+                         arith::CmpIPredicate::sge);
+        })
+        .Case([&](IsNaNOp) -> Value {
+          return arith::CmpFOp::create(nb, l, arith::CmpFPredicate::UNO, a[0],
+                                       a[0]);
+        })
+        .Case([&](NotOp) -> Value {
+          return arith::XOrIOp::create(
+              nb, l, a[0], arith::ConstantIntOp::create(nb, l, t, 1));
+        })
+        .Case([&](CastOp castOp) -> Value {
+          // Float8 goes through f32 (decoded by table, encoded by rounding).
+          if (isFloat8(kilnInElt) || isFloat8(kilnOutElt)) {
+            Value v = a[0];
+            Type from = t;
+            if (isFloat8(kilnInElt)) {
+              v = decodeFloat8(nb, l, module, v, kilnInElt);
+              from = nb.getF32Type();
+            }
+            Type to = isFloat8(kilnOutElt) ? nb.getF32Type() : outElt;
+            if (from != to && isa<FloatType>(from) && isa<FloatType>(to))
+              v = convertFloat(nb, l, v, to);
+            else if (from != to && isa<FloatType>(to))
+              v = isUnsigned
+                      ? arith::UIToFPOp::create(nb, l, to, v).getResult()
+                      : arith::SIToFPOp::create(nb, l, to, v).getResult();
+            else if (from != to)
+              v = kilnOutElt.isUnsignedInteger()
+                      ? arith::FPToUIOp::create(nb, l, to, v).getResult()
+                      : arith::FPToSIOp::create(nb, l, to, v).getResult();
+            if (!isFloat8(kilnOutElt))
+              return v;
+            return encodeFloat8(nb, l, v, kilnOutElt, !castOp.getNoSaturate());
+          }
           Type from = t;
           if (from == outElt)
             return a[0];
           bool fromF = isa<FloatType>(from), toF = isa<FloatType>(outElt);
+          if (fromF && toF && from.isF64() &&
+              outElt.getIntOrFloatBitWidth() == 16)
+            return truncF64ToHalf(nb, l, a[0], outElt);
           if (fromF && toF)
             return from.getIntOrFloatBitWidth() < outElt.getIntOrFloatBitWidth()
                        ? arith::ExtFOp::create(nb, l, outElt, a[0]).getResult()
@@ -993,6 +1288,8 @@ LogicalResult StepLowering::lowerElementwise(Operation *op) {
                 nb, l, arith::CmpFPredicate::UNE, a[0],
                 arith::ConstantOp::create(nb, l, from,
                                           nb.getFloatAttr(from, 0)));
+          if (fromF && kilnOutElt.isUnsignedInteger())
+            return arith::FPToUIOp::create(nb, l, outElt, a[0]);
           if (fromF)
             return arith::FPToSIOp::create(nb, l, outElt, a[0]);
           if (from.isInteger(1))
@@ -1001,15 +1298,22 @@ LogicalResult StepLowering::lowerElementwise(Operation *op) {
                        : arith::ExtUIOp::create(nb, l, outElt, a[0])
                              .getResult();
           if (toF)
-            return arith::SIToFPOp::create(nb, l, outElt, a[0]);
+            return isUnsigned ? arith::UIToFPOp::create(nb, l, outElt, a[0])
+                                    .getResult()
+                              : arith::SIToFPOp::create(nb, l, outElt, a[0])
+                                    .getResult();
           if (outElt.isInteger(1))
             return arith::CmpIOp::create(
                 nb, l, arith::CmpIPredicate::ne, a[0],
                 arith::ConstantOp::create(nb, l, from,
                                           nb.getIntegerAttr(from, 0)));
-          return from.getIntOrFloatBitWidth() < outElt.getIntOrFloatBitWidth()
-                     ? arith::ExtSIOp::create(nb, l, outElt, a[0]).getResult()
-                     : arith::TruncIOp::create(nb, l, outElt, a[0]).getResult();
+          if (from.getIntOrFloatBitWidth() == outElt.getIntOrFloatBitWidth())
+            return a[0]; // e.g. i8 <-> ui8: the same bits
+          if (from.getIntOrFloatBitWidth() > outElt.getIntOrFloatBitWidth())
+            return arith::TruncIOp::create(nb, l, outElt, a[0]);
+          return isUnsigned
+                     ? arith::ExtUIOp::create(nb, l, outElt, a[0]).getResult()
+                     : arith::ExtSIOp::create(nb, l, outElt, a[0]).getResult();
         })
         .Default([&](Operation *) -> Value {
           unsupported = node->getName().getStringRef().str();
@@ -1082,10 +1386,8 @@ LogicalResult StepLowering::lowerMatMul(MatMulOp op) {
                                     toI64(*mv), i64(n), i64(k)});
     return success();
   }
-  // Anything else: a generic batched matmul with broadcasting.
-  if (lhsType.getRank() < 2 || rhsType.getRank() < 2)
-    return op.emitError("the CPU backend needs matmul operands of rank 2 or "
-                        "more");
+  // Anything else: a generic batched matmul with broadcasting. A 1-D
+  // operand is a vector, as in numpy: its M (or N) dimension is absent.
   FailureOr<Value> lhs = memrefOf(op.getLhs(), op),
                    rhs = memrefOf(op.getRhs(), op),
                    out = memrefOf(op.getResult(), op);
@@ -1096,16 +1398,22 @@ LogicalResult StepLowering::lowerMatMul(MatMulOp op) {
   Type elt = outType.getElementType();
   Value zero = arith::ConstantOp::create(b, loc, elt, b.getZeroAttr(elt));
   linalg::FillOp::create(b, loc, zero, *out);
+  // The output's batch dims, then M (unless lhs is a vector), then N
+  // (unless rhs is).
+  int64_t batch = rank - (lhsType.getRank() == 1 ? 0 : 1) -
+                  (rhsType.getRank() == 1 ? 0 : 1);
   auto operandMap = [&](MemRefType t, bool isLhs) {
+    AffineExpr mExpr = getAffineDimExpr(batch, ctx),
+               nExpr = getAffineDimExpr(rank - 1, ctx),
+               kExpr = getAffineDimExpr(rank, ctx);
+    if (t.getRank() == 1)
+      return AffineMap::get(rank + 1, 0, {kExpr}, ctx);
     SmallVector<AffineExpr> exprs;
-    int64_t lead = rank - t.getRank();
+    int64_t lead = batch - (t.getRank() - 2);
     for (int64_t i = 0; i + 2 < t.getRank(); ++i)
       exprs.push_back(t.getDimSize(i) == 1 && outType.getDimSize(lead + i) != 1
                           ? getAffineConstantExpr(0, ctx)
                           : getAffineDimExpr(lead + i, ctx));
-    AffineExpr mExpr = getAffineDimExpr(rank - 2, ctx),
-               nExpr = getAffineDimExpr(rank - 1, ctx),
-               kExpr = getAffineDimExpr(rank, ctx);
     if (isLhs) {
       exprs.push_back(mExpr);
       exprs.push_back(kExpr);
@@ -1267,16 +1575,39 @@ LogicalResult StepLowering::lowerNorm(Operation *op, Value input, Value scale,
                                       Value bias, int64_t axis, float eps,
                                       bool rms) {
   auto type = cast<RankedTensorType>(input.getType());
-  if (axis != type.getRank() - 1 || type.isDynamicDim(axis))
-    return op->emitError("the CPU backend normalizes over the last, static "
-                         "axis only");
-  int64_t n = type.getDimSize(axis);
-  // 2-D views [rows, n] of input and output; 1-D scale/bias.
+  int64_t rank = type.getRank(), n = 1;
+  for (int64_t i = axis; i < rank; ++i) {
+    if (type.isDynamicDim(i))
+      return op->emitError("the CPU backend normalizes over static axes "
+                           "only");
+    n *= type.getDimSize(i);
+  }
+  // 2-D views [rows, n] of input and output (the normalized axes
+  // collapsed); 1-D scale/bias.
   auto view2d = [&](Value v) -> FailureOr<Value> {
     FailureOr<Value> m = memrefOf(v, op);
     if (failed(m))
       return failure();
     auto mt = cast<MemRefType>(m->getType());
+    if (axis + 1 < rank) {
+      // [1, d0, ..., dr-1] collapsed to [1 * d0 .. d(axis-1), n].
+      SmallVector<int64_t> shape = {1};
+      llvm::append_range(shape, mt.getShape());
+      SmallVector<ReassociationIndices> pad = {{0, 1}};
+      for (int64_t i = 1; i < rank; ++i)
+        pad.push_back({i + 1});
+      Value padded = memref::ExpandShapeOp::create(
+          b, loc, MemRefType::get(shape, mt.getElementType()), *m, pad);
+      ReassociationIndices lead, normalized;
+      for (int64_t i = 0; i <= axis; ++i)
+        lead.push_back(i);
+      for (int64_t i = axis + 1; i <= rank; ++i)
+        normalized.push_back(i);
+      return memref::CollapseShapeOp::create(
+                 b, loc, padded,
+                 ArrayRef<ReassociationIndices>{lead, normalized})
+          .getResult();
+    }
     if (mt.getRank() == 1)
       return memref::ExpandShapeOp::create(
                  b, loc, MemRefType::get({1, n}, mt.getElementType()), *m,
@@ -1294,16 +1625,49 @@ LogicalResult StepLowering::lowerNorm(Operation *op, Value input, Value scale,
   if (failed(x) || failed(y))
     return failure();
   Value rowCount = memref::DimOp::create(b, loc, *x, 0);
-  FailureOr<Value> w = memrefOf(scale, op);
-  if (failed(x) || failed(y) || failed(w))
+  // Scale and bias flattened to 1-D: n elements, or one for all.
+  auto view1d = [&](Value v) -> FailureOr<Value> {
+    FailureOr<Value> m = memrefOf(v, op);
+    if (failed(m))
+      return failure();
+    auto mt = cast<MemRefType>(m->getType());
+    if (!mt.hasStaticShape() ||
+        (mt.getNumElements() != n && mt.getNumElements() != 1))
+      return op->emitError()
+             << "the CPU backend needs a scale and bias of the normalized "
+                "shape or of one element, got "
+             << v.getType();
+    auto flatType = MemRefType::get({mt.getNumElements()}, mt.getElementType());
+    if (mt.getRank() == 1)
+      return *m;
+    if (mt.getRank() == 0)
+      return memref::ExpandShapeOp::create(b, loc, flatType, *m,
+                                           ArrayRef<ReassociationIndices>{})
+          .getResult();
+    ReassociationIndices all;
+    for (int64_t i = 0; i < mt.getRank(); ++i)
+      all.push_back(i);
+    return memref::CollapseShapeOp::create(b, loc, flatType, *m,
+                                           ArrayRef<ReassociationIndices>{all})
+        .getResult();
+  };
+  FailureOr<Value> w = view1d(scale);
+  if (failed(w))
     return failure();
   Value biasMem;
   if (bias) {
-    FailureOr<Value> bm = memrefOf(bias, op);
+    FailureOr<Value> bm = view1d(bias);
     if (failed(bm))
       return failure();
     biasMem = *bm;
   }
+  // The element of a 1-D parameter for normalized index k.
+  Value first = index(0);
+  auto paramAt = [&](Value param, Value k) -> Value {
+    return cast<MemRefType>(param.getType()).getDimSize(0) == 1 && n != 1
+               ? first
+               : k;
+  };
   Type f32 = b.getF32Type();
   auto fm = arith::FastMathFlagsAttr::get(
       ctx, arith::FastMathFlags::reassoc | arith::FastMathFlags::contract);
@@ -1345,13 +1709,16 @@ LogicalResult StepLowering::lowerNorm(Operation *op, Value input, Value scale,
             [&](OpBuilder &kb, Location kl, Value k, ValueRange) {
               Value v = memref::LoadOp::create(kb, kl, *x, ValueRange{r, k});
               Value d = arith::SubFOp::create(kb, kl, v, mean, fm);
-              Value g = memref::LoadOp::create(kb, kl, *w, ValueRange{k});
+              Value g = memref::LoadOp::create(kb, kl, *w,
+                                               ValueRange{paramAt(*w, k)});
               Value o = arith::MulFOp::create(
                   kb, kl, arith::MulFOp::create(kb, kl, d, inv, fm), g, fm);
               if (biasMem)
                 o = arith::AddFOp::create(
                     kb, kl, o,
-                    memref::LoadOp::create(kb, kl, biasMem, ValueRange{k}), fm);
+                    memref::LoadOp::create(kb, kl, biasMem,
+                                           ValueRange{paramAt(biasMem, k)}),
+                    fm);
               memref::StoreOp::create(kb, kl, o, *y, ValueRange{r, k});
               scf::YieldOp::create(kb, kl);
             });
@@ -1536,8 +1903,9 @@ LogicalResult StepLowering::lowerReduce(Operation *op, ArrayRef<int64_t> axes,
   Type elt = inType.getElementType();
   bool isFloat = isa<FloatType>(elt);
   bool isMax = isa<ReduceMaxOp>(op);
+  bool isUnsigned = tensorElementOf(op->getOperand(0)).isUnsignedInteger();
   TypedAttr init =
-      !isMax ? b.getZeroAttr(elt)
+      !isMax || isUnsigned ? b.getZeroAttr(elt)
       : isFloat
           ? TypedAttr(b.getFloatAttr(
                 elt, APFloat::getInf(cast<FloatType>(elt).getFloatSemantics(),
@@ -1556,7 +1924,9 @@ LogicalResult StepLowering::lowerReduce(Operation *op, ArrayRef<int64_t> axes,
         Value r;
         if (isMax)
           r = isFloat ? arith::MaximumFOp::create(nb, l, a[0], a[1]).getResult()
-                      : arith::MaxSIOp::create(nb, l, a[0], a[1]).getResult();
+              : isUnsigned
+                  ? arith::MaxUIOp::create(nb, l, a[0], a[1]).getResult()
+                  : arith::MaxSIOp::create(nb, l, a[0], a[1]).getResult();
         else
           r = isFloat ? arith::AddFOp::create(nb, l, a[0], a[1], fm).getResult()
                       : arith::AddIOp::create(nb, l, a[0], a[1]).getResult();
@@ -1844,21 +2214,647 @@ LogicalResult StepLowering::lowerSplit(SplitOp op) {
   return success();
 }
 
-/// Element types the loops handle: signless integers and IEEE floats of
-/// 16 to 64 bits (plus bfloat16). Anything else is named in an error.
+/// `v` (an integer) as an index, counted from the end of a dimension of
+/// `size` when negative, as ONNX indices are.
+static Value wrappedIndex(OpBuilder &nb, Location l, Value v, Value size) {
+  Value id = arith::IndexCastOp::create(nb, l, nb.getIndexType(), v);
+  Value zero = arith::ConstantIndexOp::create(nb, l, 0);
+  Value neg = arith::CmpIOp::create(nb, l, arith::CmpIPredicate::slt, id, zero);
+  return arith::SelectOp::create(nb, l, neg,
+                                 arith::AddIOp::create(nb, l, id, size), id);
+}
+
+/// Trilu: keeps `j - i >= k` (upper) or `j - i <= k` (lower) of the last two
+/// dims and zeroes the rest.
+LogicalResult StepLowering::lowerTrilu(TriluOp op) {
+  FailureOr<Value> in = memrefOf(op.getInput(), op),
+                   out = memrefOf(op.getResult(), op);
+  if (failed(in) || failed(out))
+    return failure();
+  Value k = index(0);
+  if (op.getK()) {
+    FailureOr<Value> km = memrefOf(op.getK(), op);
+    if (failed(km))
+      return failure();
+    k = arith::IndexCastOp::create(b, loc, b.getIndexType(),
+                                   memref::LoadOp::create(b, loc, *km));
+  }
+  int64_t rank = cast<MemRefType>(out->getType()).getRank();
+  bool upper = op.getUpper();
+  emitGeneric(*in, *out, [&](OpBuilder &nb, Location l, ValueRange a) {
+    Value i = linalg::IndexOp::create(nb, l, rank - 2);
+    Value j = linalg::IndexOp::create(nb, l, rank - 1);
+    Value diff = arith::SubIOp::create(nb, l, j, i);
+    Value keep = arith::CmpIOp::create(
+        nb, l, upper ? arith::CmpIPredicate::sge : arith::CmpIPredicate::sle,
+        diff, k);
+    Type t = a[0].getType();
+    Value zero = arith::ConstantOp::create(nb, l, t, nb.getZeroAttr(t));
+    return arith::SelectOp::create(nb, l, keep, a[0], zero).getResult();
+  });
+  return success();
+}
+
+/// ArgMax: per output element, a loop along the axis keeping the best value
+/// and its index; the first maximum wins, or the last with
+/// select_last_index.
+LogicalResult StepLowering::lowerArgMax(ArgMaxOp op) {
+  FailureOr<Value> in = memrefOf(op.getInput(), op),
+                   out = memrefOf(op.getResult(), op);
+  if (failed(in) || failed(out))
+    return failure();
+  int64_t axis = op.getAxis();
+  bool keepdims = op.getKeepdims(), last = op.getSelectLastIndex();
+  Type elt = tensorElementOf(op.getInput());
+  int64_t inRank = cast<MemRefType>(in->getType()).getRank();
+  int64_t outRank = cast<MemRefType>(out->getType()).getRank();
+  Value n = memref::DimOp::create(b, loc, *in, axis);
+  Value input = *in;
+  linalg::GenericOp::create(
+      b, loc, TypeRange{}, ValueRange{}, ValueRange{*out},
+      ArrayRef<AffineMap>{AffineMap::getMultiDimIdentityMap(outRank, ctx)},
+      SmallVector<utils::IteratorType>(outRank, utils::IteratorType::parallel),
+      [&](OpBuilder &nb, Location l, ValueRange) {
+        // linalg.index only directly in the generic's region, not in the
+        // loop below.
+        SmallVector<Value> o;
+        for (int64_t d = 0; d < outRank; ++d)
+          o.push_back(linalg::IndexOp::create(nb, l, d));
+        auto at = [&](Value j) {
+          SmallVector<Value> idx;
+          for (int64_t d = 0; d < inRank; ++d) {
+            if (d == axis)
+              idx.push_back(j);
+            else
+              idx.push_back(o[keepdims || d < axis ? d : d - 1]);
+          }
+          return idx;
+        };
+        Value c0 = arith::ConstantIndexOp::create(nb, l, 0);
+        Value c1 = arith::ConstantIndexOp::create(nb, l, 1);
+        Value first = memref::LoadOp::create(nb, l, input, at(c0));
+        auto loop = scf::ForOp::create(
+            nb, l, c1, n, c1, ValueRange{first, c0},
+            [&](OpBuilder &kb, Location kl, Value j, ValueRange acc) {
+              Value v = memref::LoadOp::create(kb, kl, input, at(j));
+              Value better;
+              if (isa<FloatType>(elt))
+                better = arith::CmpFOp::create(kb, kl,
+                                               last ? arith::CmpFPredicate::OGE
+                                                    : arith::CmpFPredicate::OGT,
+                                               v, acc[0]);
+              else if (elt.isUnsignedInteger())
+                better = arith::CmpIOp::create(kb, kl,
+                                               last ? arith::CmpIPredicate::uge
+                                                    : arith::CmpIPredicate::ugt,
+                                               v, acc[0]);
+              else
+                better = arith::CmpIOp::create(kb, kl,
+                                               last ? arith::CmpIPredicate::sge
+                                                    : arith::CmpIPredicate::sgt,
+                                               v, acc[0]);
+              scf::YieldOp::create(
+                  kb, kl,
+                  ValueRange{
+                      arith::SelectOp::create(kb, kl, better, v, acc[0]),
+                      arith::SelectOp::create(kb, kl, better, j, acc[1])});
+            });
+        linalg::YieldOp::create(
+            nb, l,
+            ValueRange{arith::IndexCastOp::create(nb, l, nb.getI64Type(),
+                                                  loop.getResult(1))});
+      });
+  return success();
+}
+
+/// GatherElements: out[i] = input[i with i[axis] = indices[i]].
+LogicalResult StepLowering::lowerGatherElements(GatherElementsOp op) {
+  FailureOr<Value> in = memrefOf(op.getInput(), op),
+                   idx = memrefOf(op.getIndices(), op),
+                   out = memrefOf(op.getResult(), op);
+  if (failed(in) || failed(idx) || failed(out))
+    return failure();
+  int64_t axis = op.getAxis();
+  int64_t rank = cast<MemRefType>(out->getType()).getRank();
+  Value axisSize = memref::DimOp::create(b, loc, *in, axis);
+  Value input = *in;
+  emitGeneric(*idx, *out, [&](OpBuilder &nb, Location l, ValueRange a) {
+    SmallVector<Value> at;
+    for (int64_t d = 0; d < rank; ++d)
+      at.push_back(d == axis ? wrappedIndex(nb, l, a[0], axisSize)
+                             : linalg::IndexOp::create(nb, l, d).getResult());
+    return memref::LoadOp::create(nb, l, input, at).getResult();
+  });
+  return success();
+}
+
+/// GatherND: each output element reads the input at its batch indices, the
+/// k indices stored in `indices`, then its trailing indices.
+LogicalResult StepLowering::lowerGatherND(GatherNDOp op) {
+  FailureOr<Value> in = memrefOf(op.getInput(), op),
+                   idx = memrefOf(op.getIndices(), op),
+                   out = memrefOf(op.getResult(), op);
+  if (failed(in) || failed(idx) || failed(out))
+    return failure();
+  auto idxType = cast<MemRefType>(idx->getType());
+  int64_t batchDims = op.getBatchDims();
+  int64_t idxLead = idxType.getRank() - 1, k = idxType.getShape().back();
+  int64_t outRank = cast<MemRefType>(out->getType()).getRank();
+  SmallVector<Value> sizes;
+  for (int64_t t = 0; t < k; ++t)
+    sizes.push_back(memref::DimOp::create(b, loc, *in, batchDims + t));
+  Value input = *in, indices = *idx;
+  linalg::GenericOp::create(
+      b, loc, TypeRange{}, ValueRange{}, ValueRange{*out},
+      ArrayRef<AffineMap>{AffineMap::getMultiDimIdentityMap(outRank, ctx)},
+      SmallVector<utils::IteratorType>(outRank, utils::IteratorType::parallel),
+      [&](OpBuilder &nb, Location l, ValueRange) {
+        SmallVector<Value> o;
+        for (int64_t d = 0; d < outRank; ++d)
+          o.push_back(linalg::IndexOp::create(nb, l, d));
+        SmallVector<Value> at(o.begin(), o.begin() + batchDims);
+        SmallVector<Value> idxAt(o.begin(), o.begin() + idxLead);
+        idxAt.push_back(Value());
+        for (int64_t t = 0; t < k; ++t) {
+          idxAt.back() = arith::ConstantIndexOp::create(nb, l, t);
+          Value v = memref::LoadOp::create(nb, l, indices, idxAt);
+          at.push_back(wrappedIndex(nb, l, v, sizes[t]));
+        }
+        at.append(o.begin() + idxLead, o.end());
+        linalg::YieldOp::create(
+            nb, l, memref::LoadOp::create(nb, l, input, at).getResult());
+      });
+  return success();
+}
+
+/// ScatterND: a copy of the input, then the updates written (or combined
+/// with `reduction`) in order, one after the other, so that repeated
+/// indices behave as ONNX's reference does.
+LogicalResult StepLowering::lowerScatterND(ScatterNDOp op) {
+  FailureOr<Value> in = memrefOf(op.getInput(), op),
+                   idx = memrefOf(op.getIndices(), op),
+                   upd = memrefOf(op.getUpdates(), op),
+                   out = memrefOf(op.getResult(), op);
+  if (failed(in) || failed(idx) || failed(upd) || failed(out))
+    return failure();
+  linalg::CopyOp::create(b, loc, *in, *out);
+  auto idxType = cast<MemRefType>(idx->getType());
+  auto updType = cast<MemRefType>(upd->getType());
+  int64_t idxLead = idxType.getRank() - 1, k = idxType.getShape().back();
+  SmallVector<Value> lbs, ubs, steps, sizes;
+  for (int64_t d = 0; d < updType.getRank(); ++d) {
+    lbs.push_back(index(0));
+    ubs.push_back(memref::DimOp::create(b, loc, *upd, d));
+    steps.push_back(index(1));
+  }
+  for (int64_t t = 0; t < k; ++t)
+    sizes.push_back(memref::DimOp::create(b, loc, *out, t));
+  StringRef reduction = op.getReduction();
+  Type elt = tensorElementOf(op.getInput());
+  bool isFloat = isa<FloatType>(elt), isUnsigned = elt.isUnsignedInteger();
+  scf::buildLoopNest(
+      b, loc, lbs, ubs, steps, [&](OpBuilder &nb, Location l, ValueRange ivs) {
+        SmallVector<Value> idxAt(ivs.begin(), ivs.begin() + idxLead);
+        idxAt.push_back(Value());
+        SmallVector<Value> at;
+        for (int64_t t = 0; t < k; ++t) {
+          idxAt.back() = arith::ConstantIndexOp::create(nb, l, t);
+          Value v = memref::LoadOp::create(nb, l, *idx, idxAt);
+          at.push_back(wrappedIndex(nb, l, v, sizes[t]));
+        }
+        at.append(ivs.begin() + idxLead, ivs.end());
+        Value u = memref::LoadOp::create(nb, l, *upd, ivs);
+        if (reduction != "none") {
+          Value old = memref::LoadOp::create(nb, l, *out, at);
+          if (reduction == "add")
+            u = isFloat ? arith::AddFOp::create(nb, l, old, u).getResult()
+                        : arith::AddIOp::create(nb, l, old, u).getResult();
+          else if (reduction == "mul")
+            u = isFloat ? arith::MulFOp::create(nb, l, old, u).getResult()
+                        : arith::MulIOp::create(nb, l, old, u).getResult();
+          else if (reduction == "max")
+            u = isFloat ? arith::MaximumFOp::create(nb, l, old, u).getResult()
+                : isUnsigned
+                    ? arith::MaxUIOp::create(nb, l, old, u).getResult()
+                    : arith::MaxSIOp::create(nb, l, old, u).getResult();
+          else
+            u = isFloat ? arith::MinimumFOp::create(nb, l, old, u).getResult()
+                : isUnsigned
+                    ? arith::MinUIOp::create(nb, l, old, u).getResult()
+                    : arith::MinSIOp::create(nb, l, old, u).getResult();
+        }
+        memref::StoreOp::create(nb, l, u, *out, at);
+      });
+  return success();
+}
+
+/// Range: out[i] = start + i * delta (the length is the result's static or
+/// planned size).
+LogicalResult StepLowering::lowerRange(RangeOp op) {
+  FailureOr<Value> start = memrefOf(op.getStart(), op),
+                   delta = memrefOf(op.getDelta(), op),
+                   out = memrefOf(op.getResult(), op);
+  if (failed(start) || failed(delta) || failed(out))
+    return failure();
+  Value s = memref::LoadOp::create(b, loc, *start);
+  Value d = memref::LoadOp::create(b, loc, *delta);
+  Type t = s.getType();
+  emitGeneric(
+      ValueRange{}, *out, [&](OpBuilder &nb, Location l, ValueRange) -> Value {
+        Value i = linalg::IndexOp::create(nb, l, 0);
+        Value n = isa<FloatType>(t)
+                      ? arith::SIToFPOp::create(nb, l, t,
+                                                arith::IndexCastOp::create(
+                                                    nb, l, nb.getI64Type(), i))
+                            .getResult()
+                      : arith::IndexCastOp::create(nb, l, t, i).getResult();
+        return isa<FloatType>(t)
+                   ? arith::AddFOp::create(nb, l, s,
+                                           arith::MulFOp::create(nb, l, n, d))
+                         .getResult()
+                   : arith::AddIOp::create(nb, l, s,
+                                           arith::MulIOp::create(nb, l, n, d))
+                         .getResult();
+      });
+  return success();
+}
+
+/// ConstantOfShape: the result (whose shape the plan sized) filled with the
+/// value.
+LogicalResult StepLowering::lowerConstantOfShape(ConstantOfShapeOp op) {
+  FailureOr<Value> out = memrefOf(op.getResult(), op);
+  if (failed(out))
+    return failure();
+  TypedAttr value = op.getValue();
+  if (auto i = dyn_cast<IntegerAttr>(value))
+    value = b.getIntegerAttr(storageType(i.getType()), i.getValue());
+  linalg::FillOp::create(
+      b, loc, arith::ConstantOp::create(b, loc, value).getResult(), *out);
+  return success();
+}
+
+/// The scale (or zero point) of element `at` of a quantize/dequantize_linear
+/// input: one per tensor, one per slice along `axis`, or one per block of
+/// `blockSize` along `axis`.
+static Value quantParam(OpBuilder &nb, Location l, Value param, ValueRange at,
+                        int64_t axis, int64_t blockSize) {
+  auto type = cast<MemRefType>(param.getType());
+  if (type.getRank() == 0)
+    return memref::LoadOp::create(nb, l, param);
+  if (type.getNumElements() == 1)
+    return memref::LoadOp::create(
+        nb, l, param,
+        SmallVector<Value>(type.getRank(),
+                           arith::ConstantIndexOp::create(nb, l, 0)));
+  if (blockSize == 0)
+    return memref::LoadOp::create(nb, l, param, at[axis]);
+  SmallVector<Value> idx(at);
+  idx[axis] = arith::DivUIOp::create(
+      nb, l, at[axis], arith::ConstantIndexOp::create(nb, l, blockSize));
+  return memref::LoadOp::create(nb, l, param, idx);
+}
+
+/// An integer of `type` (signed or unsigned, as the kiln tensor says) as a
+/// float of `to`.
+static Value intToFloat(OpBuilder &nb, Location l, Value v, Type type,
+                        Type to) {
+  if (type.isUnsignedInteger())
+    return arith::UIToFPOp::create(nb, l, to, v);
+  return arith::SIToFPOp::create(nb, l, to, v);
+}
+
+/// DequantizeLinear: (float(x) - float(zero_point)) * scale in f32 (as
+/// ONNX's reference computes it), then rounded to the scale's type.
+LogicalResult StepLowering::lowerDequantizeLinear(DequantizeLinearOp op) {
+  FailureOr<Value> in = memrefOf(op.getInput(), op),
+                   scale = memrefOf(op.getScale(), op),
+                   out = memrefOf(op.getResult(), op);
+  FailureOr<Value> zp = op.getZeroPoint() ? memrefOf(op.getZeroPoint(), op)
+                                          : FailureOr<Value>(Value());
+  if (failed(in) || failed(scale) || failed(zp) || failed(out))
+    return failure();
+  Type inElt = tensorElementOf(op.getInput());
+  Type outElt = tensorElementOf(op.getResult());
+  Type ct = outElt.isF64() ? outElt : b.getF32Type();
+  int64_t axis = op.getAxis(), blockSize = op.getBlockSize();
+  int64_t rank = cast<MemRefType>(out->getType()).getRank();
+  Value scaleM = *scale, zpM = *zp;
+  Type zpElt = zpM ? tensorElementOf(op.getZeroPoint()) : Type();
+  emitGeneric(*in, *out, [&](OpBuilder &nb, Location l, ValueRange a) {
+    SmallVector<Value> at;
+    for (int64_t d = 0; d < rank; ++d)
+      at.push_back(linalg::IndexOp::create(nb, l, d));
+    Value x = intToFloat(nb, l, a[0], inElt, ct);
+    if (zpM)
+      x = arith::SubFOp::create(
+          nb, l, x,
+          intToFloat(nb, l, quantParam(nb, l, zpM, at, axis, blockSize), zpElt,
+                     ct));
+    Value s =
+        convertFloat(nb, l, quantParam(nb, l, scaleM, at, axis, blockSize), ct);
+    return convertFloat(nb, l, arith::MulFOp::create(nb, l, x, s), outElt);
+  });
+  return success();
+}
+
+/// QuantizeLinear: clamp(round_half_even(x / scale) + zero_point) to the
+/// result type's range; the division in x's type, as ONNX's reference.
+LogicalResult StepLowering::lowerQuantizeLinear(QuantizeLinearOp op) {
+  FailureOr<Value> in = memrefOf(op.getInput(), op),
+                   scale = memrefOf(op.getScale(), op),
+                   out = memrefOf(op.getResult(), op);
+  FailureOr<Value> zp = op.getZeroPoint() ? memrefOf(op.getZeroPoint(), op)
+                                          : FailureOr<Value>(Value());
+  if (failed(in) || failed(scale) || failed(zp) || failed(out))
+    return failure();
+  Type outElt = tensorElementOf(op.getResult());
+  unsigned bits = outElt.getIntOrFloatBitWidth();
+  if (bits > 32)
+    return op.emitError() << "the CPU backend quantizes to integers of at "
+                             "most 32 bits, got "
+                          << outElt;
+  bool isUnsigned = outElt.isUnsignedInteger();
+  int64_t lo = isUnsigned ? 0 : -(int64_t(1) << (bits - 1));
+  int64_t hi =
+      isUnsigned ? (int64_t(1) << bits) - 1 : (int64_t(1) << (bits - 1)) - 1;
+  int64_t axis = op.getAxis(), blockSize = op.getBlockSize();
+  int64_t rank = cast<MemRefType>(out->getType()).getRank();
+  Value scaleM = *scale, zpM = *zp;
+  Type zpElt = zpM ? tensorElementOf(op.getZeroPoint()) : Type();
+  Type store = storageType(outElt);
+  emitGeneric(*in, *out, [&](OpBuilder &nb, Location l, ValueRange a) {
+    SmallVector<Value> at;
+    for (int64_t d = 0; d < rank; ++d)
+      at.push_back(linalg::IndexOp::create(nb, l, d));
+    Type ft = a[0].getType();
+    Type i64 = nb.getI64Type();
+    Value s =
+        convertFloat(nb, l, quantParam(nb, l, scaleM, at, axis, blockSize), ft);
+    Value r =
+        math::RoundEvenOp::create(nb, l, arith::DivFOp::create(nb, l, a[0], s));
+    // Clamped in floating point first, so that the conversion is defined.
+    auto fc = [&](double v) -> Value {
+      return arith::ConstantOp::create(nb, l, ft, nb.getFloatAttr(ft, v));
+    };
+    r = arith::MaximumFOp::create(nb, l, r, fc(-2147483648.0));
+    r = arith::MinimumFOp::create(nb, l, r, fc(2147483647.0));
+    Value q = arith::FPToSIOp::create(nb, l, i64, r);
+    if (zpM) {
+      Value z = quantParam(nb, l, zpM, at, axis, blockSize);
+      z = zpElt.isUnsignedInteger()
+              ? arith::ExtUIOp::create(nb, l, i64, z).getResult()
+              : arith::ExtSIOp::create(nb, l, i64, z).getResult();
+      q = arith::AddIOp::create(nb, l, q, z);
+    }
+    q = arith::MaxSIOp::create(nb, l, q,
+                               arith::ConstantIntOp::create(nb, l, i64, lo));
+    q = arith::MinSIOp::create(nb, l, q,
+                               arith::ConstantIntOp::create(nb, l, i64, hi));
+    return arith::TruncIOp::create(nb, l, store, q).getResult();
+  });
+  return success();
+}
+
+/// kiln.attention on static shapes (graph mode; the step function has
+/// kiln.paged_attention instead). Per (batch, head, query): scores of every
+/// key the query may see (key_lengths, causal, window and a boolean or -inf
+/// mask decide which), softcapped, plus an additive mask; softmax; the
+/// weighted sum of the values. Math in f32 (f64 for f64 tensors); a query
+/// that sees no key yields zeros.
+LogicalResult StepLowering::lowerAttention(AttentionOp op) {
+  for (Value v : {op.getQuery(), op.getKey(), op.getValue()})
+    if (!cast<RankedTensorType>(v.getType()).hasStaticShape())
+      return op.emitError()
+             << "the CPU backend runs 'kiln.attention' on static shapes only "
+                "(graph mode), got "
+             << v.getType()
+             << "; a model's attention must become kiln.paged_attention "
+                "(--kiln-insert-kv-cache)";
+  FailureOr<Value> q = memrefOf(op.getQuery(), op),
+                   k = memrefOf(op.getKey(), op),
+                   v = memrefOf(op.getValue(), op),
+                   out = memrefOf(op.getResult(), op);
+  FailureOr<Value> mask =
+      op.getMask() ? memrefOf(op.getMask(), op) : FailureOr<Value>(Value());
+  FailureOr<Value> lengths = op.getKeyLengths()
+                                 ? memrefOf(op.getKeyLengths(), op)
+                                 : FailureOr<Value>(Value());
+  if (failed(q) || failed(k) || failed(v) || failed(out) || failed(mask) ||
+      failed(lengths))
+    return failure();
+  auto qt = cast<MemRefType>(q->getType()), kt = cast<MemRefType>(k->getType()),
+       vt = cast<MemRefType>(v->getType());
+  int64_t batch = qt.getDimSize(0), hq = qt.getDimSize(1),
+          seq = qt.getDimSize(2), d = qt.getDimSize(3);
+  int64_t hkv = kt.getDimSize(1), total = kt.getDimSize(2),
+          dv = vt.getDimSize(3);
+  Type elt = qt.getElementType();
+  Type ct = elt.isF64() ? elt : b.getF32Type();
+  float scale = op.getScale().convertToFloat();
+  float softcap = op.getSoftcap().convertToFloat();
+  int64_t wl = op.getWindowLeft(), wr = op.getWindowRight();
+  bool causal = op.getCausal();
+  Value maskM = *mask, lengthsM = *lengths;
+  bool boolMask =
+      maskM && cast<MemRefType>(maskM.getType()).getElementType().isInteger(1);
+  Value qM = *q, kM = *k, vM = *v, outM = *out;
+  // Per-query scratch on the stack: the scores of one row and the
+  // accumulated output row.
+  Value scores = memref::AllocaOp::create(b, loc, MemRefType::get({total}, ct));
+  Value acc = memref::AllocaOp::create(b, loc, MemRefType::get({dv}, ct));
+  auto fm = arith::FastMathFlagsAttr::get(ctx, arith::FastMathFlags::contract);
+  Value c0 = index(0), c1 = index(1);
+  scf::buildLoopNest(
+      b, loc, ValueRange{c0, c0, c0},
+      ValueRange{index(batch), index(hq), index(seq)}, ValueRange{c1, c1, c1},
+      [&](OpBuilder &nb, Location l, ValueRange ivs) {
+        auto c = [&](int64_t x) -> Value {
+          return arith::ConstantIndexOp::create(nb, l, x);
+        };
+        auto f = [&](OpBuilder &fb, double x) -> Value {
+          return arith::ConstantOp::create(fb, l, ct, fb.getFloatAttr(ct, x));
+        };
+        Value bi = ivs[0], hi = ivs[1], i = ivs[2];
+        Value kh = arith::DivUIOp::create(nb, l, hi, c(hq / hkv));
+        Value len = c(total);
+        if (lengthsM)
+          len = arith::IndexCastOp::create(
+              nb, l, nb.getIndexType(),
+              memref::LoadOp::create(nb, l, lengthsM, ValueRange{bi}));
+        // The query's absolute position: the queries are the last `seq`
+        // of the `len` keys.
+        Value p = arith::AddIOp::create(
+            nb, l, i, arith::SubIOp::create(nb, l, len, c(seq)));
+        Value negInf = f(nb, -INFINITY);
+        // Pass 1: scores (-inf where the key is not seen) and their max.
+        Value max =
+            scf::ForOp::create(
+                nb, l, c0, c(total), c1, ValueRange{negInf},
+                [&](OpBuilder &jb, Location jl, Value j, ValueRange m) {
+                  Value seen = arith::ConstantIntOp::create(jb, jl, 1, 1);
+                  auto also = [&](arith::CmpIPredicate pred, Value x, Value y) {
+                    seen = arith::AndIOp::create(
+                        jb, jl, seen,
+                        arith::CmpIOp::create(jb, jl, pred, x, y));
+                  };
+                  if (lengthsM)
+                    also(arith::CmpIPredicate::slt, j, len);
+                  if (causal)
+                    also(arith::CmpIPredicate::sle, j, p);
+                  if (wl >= 0)
+                    also(arith::CmpIPredicate::sge, j,
+                         arith::SubIOp::create(jb, jl, p, c(wl)));
+                  if (wr >= 0)
+                    also(arith::CmpIPredicate::sle, j,
+                         arith::AddIOp::create(jb, jl, p, c(wr)));
+                  Value dot =
+                      scf::ForOp::create(
+                          jb, jl, c0, c(d), c1, ValueRange{f(jb, 0)},
+                          [&](OpBuilder &eb, Location el, Value e,
+                              ValueRange s) {
+                            Value x = convertFloat(
+                                eb, el,
+                                memref::LoadOp::create(
+                                    eb, el, qM, ValueRange{bi, hi, i, e}),
+                                ct);
+                            Value y = convertFloat(
+                                eb, el,
+                                memref::LoadOp::create(
+                                    eb, el, kM, ValueRange{bi, kh, j, e}),
+                                ct);
+                            scf::YieldOp::create(
+                                eb, el,
+                                ValueRange{arith::AddFOp::create(
+                                    eb, el, s[0],
+                                    arith::MulFOp::create(eb, el, x, y, fm),
+                                    fm)});
+                          })
+                          .getResult(0);
+                  Value s = arith::MulFOp::create(jb, jl, dot, f(jb, scale));
+                  if (softcap > 0)
+                    s = arith::MulFOp::create(
+                        jb, jl, f(jb, softcap),
+                        math::TanhOp::create(
+                            jb, jl,
+                            arith::DivFOp::create(jb, jl, s, f(jb, softcap))));
+                  if (maskM) {
+                    // Broadcast to [batch, q_heads, seq, total], aligned
+                    // right.
+                    auto mt = cast<MemRefType>(maskM.getType());
+                    Value full[4] = {bi, hi, i, j};
+                    SmallVector<Value> at;
+                    for (int64_t x = 0; x < mt.getRank(); ++x)
+                      at.push_back(mt.getDimSize(x) == 1
+                                       ? c0
+                                       : full[4 - mt.getRank() + x]);
+                    Value mv = memref::LoadOp::create(jb, jl, maskM, at);
+                    if (boolMask) {
+                      seen = arith::AndIOp::create(jb, jl, seen, mv);
+                    } else {
+                      mv = convertFloat(jb, jl, mv, ct);
+                      seen = arith::AndIOp::create(
+                          jb, jl, seen,
+                          arith::CmpFOp::create(
+                              jb, jl, arith::CmpFPredicate::UNE, mv, negInf));
+                      s = arith::AddFOp::create(jb, jl, s, mv);
+                    }
+                  }
+                  s = arith::SelectOp::create(jb, jl, seen, s, negInf);
+                  memref::StoreOp::create(jb, jl, s, scores, ValueRange{j});
+                  scf::YieldOp::create(
+                      jb, jl,
+                      ValueRange{arith::MaximumFOp::create(jb, jl, m[0], s)});
+                })
+                .getResult(0);
+        // Pass 2: exponentials, their sum, and the weighted values.
+        scf::ForOp::create(
+            nb, l, c0, c(dv), c1, ValueRange{},
+            [&](OpBuilder &eb, Location el, Value e, ValueRange) {
+              memref::StoreOp::create(eb, el, f(eb, 0), acc, ValueRange{e});
+              scf::YieldOp::create(eb, el);
+            });
+        Value sum =
+            scf::ForOp::create(
+                nb, l, c0, c(total), c1, ValueRange{f(nb, 0)},
+                [&](OpBuilder &jb, Location jl, Value j, ValueRange s) {
+                  Value sj =
+                      memref::LoadOp::create(jb, jl, scores, ValueRange{j});
+                  Value unseen = arith::CmpFOp::create(
+                      jb, jl, arith::CmpFPredicate::OEQ, sj, negInf);
+                  Value pj = arith::SelectOp::create(
+                      jb, jl, unseen, f(jb, 0),
+                      math::ExpOp::create(
+                          jb, jl, arith::SubFOp::create(jb, jl, sj, max)));
+                  // Keys not seen add nothing (not even 0 * a NaN value).
+                  scf::IfOp::create(
+                      jb, jl,
+                      arith::XOrIOp::create(
+                          jb, jl, unseen,
+                          arith::ConstantIntOp::create(jb, jl, 1, 1)),
+                      [&](OpBuilder &ib, Location il) {
+                        scf::ForOp::create(
+                            ib, il, c0, c(dv), c1, ValueRange{},
+                            [&](OpBuilder &eb, Location el, Value e,
+                                ValueRange) {
+                              Value x = convertFloat(
+                                  eb, el,
+                                  memref::LoadOp::create(
+                                      eb, el, vM, ValueRange{bi, kh, j, e}),
+                                  ct);
+                              Value a = memref::LoadOp::create(eb, el, acc,
+                                                               ValueRange{e});
+                              memref::StoreOp::create(
+                                  eb, el,
+                                  arith::AddFOp::create(
+                                      eb, el, a,
+                                      arith::MulFOp::create(eb, el, pj, x, fm),
+                                      fm),
+                                  acc, ValueRange{e});
+                              scf::YieldOp::create(eb, el);
+                            });
+                        scf::YieldOp::create(ib, il);
+                      });
+                  scf::YieldOp::create(
+                      jb, jl,
+                      ValueRange{arith::AddFOp::create(jb, jl, s[0], pj, fm)});
+                })
+                .getResult(0);
+        // Pass 3: normalize; a query that sees no key gets zeros.
+        Value none = arith::CmpFOp::create(nb, l, arith::CmpFPredicate::OEQ,
+                                           max, negInf);
+        scf::ForOp::create(
+            nb, l, c0, c(dv), c1, ValueRange{},
+            [&](OpBuilder &eb, Location el, Value e, ValueRange) {
+              Value a = memref::LoadOp::create(eb, el, acc, ValueRange{e});
+              Value o = arith::SelectOp::create(
+                  eb, el, none, f(eb, 0),
+                  arith::DivFOp::create(eb, el, a, sum));
+              memref::StoreOp::create(eb, el, convertFloat(eb, el, o, elt),
+                                      outM, ValueRange{bi, hi, i, e});
+              scf::YieldOp::create(eb, el);
+            });
+      });
+  return success();
+}
+
+/// Element types the loops handle: signless and unsigned integers (stored
+/// as signless, storageType) and IEEE floats of 16 to 64 bits (plus
+/// bfloat16); float8 in casts only. Anything else is named in an error.
 static LogicalResult checkElementTypes(Operation *op) {
   for (Value v : llvm::concat<Value>(op->getOperands(), op->getResults())) {
     auto type = dyn_cast<RankedTensorType>(v.getType());
     if (!type)
       continue;
     Type e = type.getElementType();
-    bool ok = e.isSignlessInteger() || e.isF16() || e.isBF16() || e.isF32() ||
-              e.isF64();
-    if (!ok)
-      return op->emitError()
-             << "element type " << e
-             << " is not supported by the CPU backend yet"
-             << (e.isUnsignedInteger() ? " (unsigned integers)" : "");
+    bool ok = e.isSignlessInteger() || e.isUnsignedInteger() || e.isF16() ||
+              e.isBF16() || e.isF32() || e.isF64();
+    if (isFloat8(e) && !isa<CastOp, ReshapeOp, ConstantOp>(op))
+      return op->emitError() << "element type " << e
+                             << " is supported by the CPU backend in casts "
+                                "only (kiln.cast to or from it)";
+    if (!ok && !isFloat8(e))
+      return op->emitError() << "element type " << e
+                             << " is not supported by the CPU backend yet";
   }
   return success();
 }
@@ -1886,19 +2882,22 @@ LogicalResult StepLowering::lower(Operation *op) {
   }
   if (auto c = dyn_cast<ConstantOp>(op)) {
     auto type = cast<RankedTensorType>(c.getType());
-    auto memrefType = MemRefType::get(type.getShape(), type.getElementType());
+    auto memrefType =
+        MemRefType::get(type.getShape(), storageType(type.getElementType()));
     auto value = dyn_cast<DenseElementsAttr>(c.getValue());
     if (!value)
       return op->emitError("the CPU backend needs dense constants");
+    if (memrefType.getElementType() != type.getElementType())
+      value = value.bitcast(memrefType.getElementType());
     std::string name = "__kiln_constant_" + std::to_string(constantCount++);
     {
       OpBuilder::InsertionGuard g(b);
       b.setInsertionPointToStart(module.getBody());
-      memref::GlobalOp::create(b, loc, name, b.getStringAttr("private"),
-                               memrefType,
-                               value.reshape(RankedTensorType::get(
-                                   type.getShape(), type.getElementType())),
-                               /*constant=*/true, b.getI64IntegerAttr(kAlign));
+      memref::GlobalOp::create(
+          b, loc, name, b.getStringAttr("private"), memrefType,
+          value.reshape(RankedTensorType::get(type.getShape(),
+                                              memrefType.getElementType())),
+          /*constant=*/true, b.getI64IntegerAttr(kAlign));
     }
     memrefs[c.getResult()] =
         memref::GetGlobalOp::create(b, loc, memrefType, name);
@@ -1934,7 +2933,8 @@ LogicalResult StepLowering::outlined(Operation *op) {
       })) {
     operands = fusedLeaves(op);
     std::function<void(Operation *)> describe = [&](Operation *node) {
-      os << "(" << node->getName() << node->getAttrDictionary();
+      os << "(" << node->getName() << node->getAttrDictionary() << ":"
+         << node->getResult(0).getType();
       for (Value operand : elementwiseOperands(node)) {
         Operation *def = operand.getDefiningOp();
         if (def && fused.contains(def))
@@ -1959,6 +2959,9 @@ LogicalResult StepLowering::outlined(Operation *op) {
     tensors.push_back(v);
     buffers.push_back(*m);
     os << "|" << m->getType();
+    // Unsigned and signless integers share buffer types, not loops.
+    if (Type e = tensorElementOf(v); e != storageType(e))
+      os << "(" << e << ")";
     if (auto c = v.getDefiningOp<ConstantOp>())
       os << "=" << c.getValue();
   }
@@ -2021,10 +3024,21 @@ LogicalResult StepLowering::dispatch(Operation *op) {
       .Case([&](SliceOp s) { return lowerSlice(s); })
       .Case([&](ConcatOp c) { return lowerConcat(c); })
       .Case([&](SplitOp s) { return lowerSplit(s); })
+      .Case([&](TriluOp t) { return lowerTrilu(t); })
+      .Case([&](ArgMaxOp a) { return lowerArgMax(a); })
+      .Case([&](GatherElementsOp g) { return lowerGatherElements(g); })
+      .Case([&](GatherNDOp g) { return lowerGatherND(g); })
+      .Case([&](ScatterNDOp s) { return lowerScatterND(s); })
+      .Case([&](RangeOp r) { return lowerRange(r); })
+      .Case([&](ConstantOfShapeOp c) { return lowerConstantOfShape(c); })
+      .Case([&](DequantizeLinearOp d) { return lowerDequantizeLinear(d); })
+      .Case([&](QuantizeLinearOp q) { return lowerQuantizeLinear(q); })
+      .Case([&](AttentionOp a) { return lowerAttention(a); })
       .Case<AddOp, SubOp, MulOp, DivOp, PowOp, MaxOp, MinOp, AndOp, OrOp, NegOp,
             SqrtOp, ReciprocalOp, ExpOp, LogOp, TanhOp, ErfOp, CosOp, SinOp,
             AbsOp, SigmoidOp, ReluOp, GeluOp, GluOp, WhereOp, ExpandOp, EqualOp,
-            LessOp, GreaterOp, CastOp, TransposeOp>(
+            LessOp, GreaterOp, LessEqualOp, GreaterEqualOp, IsNaNOp, NotOp,
+            CastOp, TransposeOp>(
           [&](Operation *e) { return lowerElementwise(e); })
       .Default([&](Operation *other) {
         return other->emitError()
@@ -2211,7 +3225,8 @@ LogicalResult StepLowering::runGraph() {
     if (failed(from))
       return failure();
     Value ptr = pointerAt(entry->getArgument(1), j);
-    auto memrefType = MemRefType::get(type.getShape(), type.getElementType());
+    auto memrefType =
+        MemRefType::get(type.getShape(), storageType(type.getElementType()));
     Value to = memref::ViewOp::create(b, loc, memrefType, bytesView(ptr),
                                       index(0), ValueRange{});
     linalg::CopyOp::create(b, loc, *from, to);

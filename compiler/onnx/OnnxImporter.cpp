@@ -1425,7 +1425,10 @@ LogicalResult Importer::importCast(bool like) {
   auto type = ty(dims(*x), target);
   if (type == x->getType())
     return setOutput(0, *x);
-  return setOutput(0, CastOp::create(builder, loc(), type, *x));
+  // `saturate` matters only for float8 targets.
+  bool noSaturate = attrInt("saturate", 1) == 0 && isa<FloatType>(target) &&
+                    target.getIntOrFloatBitWidth() == 8;
+  return setOutput(0, CastOp::create(builder, loc(), type, *x, noSaturate));
 }
 
 LogicalResult Importer::importShape() {
@@ -2332,6 +2335,61 @@ LogicalResult Importer::importAttention() {
                               builder.getI64IntegerAttr(rank(mask) - 1));
     }
   }
+  // ONNX aligns the causal and window constraints at the past length (or
+  // at 0 without a cache: top left); kiln.attention aligns them at total -
+  // seq (bottom right: the queries are the last keys). The two agree when
+  // there are as many new keys as queries. Where static sizes say they do
+  // not, the constraints become an explicit boolean mask, combined with
+  // the given one.
+  bool causal = attrInt("is_causal", 0) != 0;
+  int64_t windowLeft = attrInt("left_window_size", -1),
+          windowRight = attrInt("right_window_size", -1);
+  if ((causal || windowLeft >= 0 || windowRight >= 0) && !*nonpad) {
+    DimExpr past = *pastK ? dims(*pastK)[2] : DimExpr::constant(0);
+    std::optional<int64_t> seq = dims(Q)[2].getConstant(),
+                           total = dims(K)[2].getConstant(),
+                           pastLen = past.getConstant();
+    if (seq && total && pastLen && *total - *seq != *pastLen) {
+      SmallVector<bool> allowed;
+      for (int64_t i = 0; i < *seq; ++i)
+        for (int64_t j = 0; j < *total; ++j) {
+          int64_t p = i + *pastLen;
+          allowed.push_back((!causal || j <= p) &&
+                            (windowLeft < 0 || j >= p - windowLeft) &&
+                            (windowRight < 0 || j <= p + windowRight));
+        }
+      auto boolType =
+          RankedTensorType::get({*seq, *total}, builder.getI1Type());
+      Value bias = ConstantOp::create(
+          builder, loc(), DenseElementsAttr::get(boolType, allowed));
+      if (!mask) {
+        mask = bias;
+      } else {
+        FailureOr<Dims> md = broadcastShapes(dims(mask), dims(bias));
+        if (failed(md)) {
+          error() << "attn_mask " << mask.getType()
+                  << " does not broadcast to [q_sequence_length, "
+                     "kv_sequence_length]";
+          return failure();
+        }
+        Type e = elt(mask);
+        if (e.isInteger(1)) {
+          mask = AndOp::create(builder, loc(), ty(*md, e), mask, bias);
+        } else {
+          auto scalar = RankedTensorType::get({}, e);
+          Value negInf = ConstantOp::create(
+              builder, loc(),
+              DenseElementsAttr::get(
+                  scalar, ArrayRef<Attribute>{builder.getFloatAttr(
+                              e, -std::numeric_limits<double>::infinity())}));
+          mask =
+              WhereOp::create(builder, loc(), ty(*md, e), bias, mask, negInf);
+        }
+      }
+      causal = false;
+      windowLeft = windowRight = -1;
+    }
+  }
   float scale = attrFloat("scale", 0.0f);
   if (scale == 0.0f)
     scale = defaultScale(Q);
@@ -2344,10 +2402,10 @@ LogicalResult Importer::importAttention() {
   auto op = AttentionOp::create(
       builder, loc(), ty({qd[0], qd[1], qd[2], vd[3]}, elt(Q)), Q, K, V, mask,
       *nonpad, builder.getF32FloatAttr(scale),
-      attrInt("is_causal", 0) ? builder.getUnitAttr() : nullptr,
+      causal ? builder.getUnitAttr() : nullptr,
       builder.getF32FloatAttr(attrFloat("softcap", 0.0f)),
-      builder.getI64IntegerAttr(attrInt("left_window_size", -1)),
-      builder.getI64IntegerAttr(attrInt("right_window_size", -1)));
+      builder.getI64IntegerAttr(windowLeft),
+      builder.getI64IntegerAttr(windowRight));
   if (failed(op.verify()))
     return failure();
   Value y = op.getResult();

@@ -210,11 +210,15 @@ def Kiln_CastOp : Kiln_Op<"cast", [Pure]> {
   let description = [{
     Converts every element to the result's element type, with ONNX `Cast`
     semantics (float to int truncates toward zero, to i1 tests for non-zero).
-    The shape is unchanged.
+    The shape is unchanged. A cast to a float8 type rounds to nearest even
+    and saturates (infinities and values beyond the largest finite one
+    become that value, with their sign); with `no_saturate` (ONNX
+    `saturate = 0`) they become infinities in f8E5M2 and NaN in the types
+    without infinities.
 
     Example: `%r = kiln.cast %x : tensor<4xi64> -> tensor<4xf32>`
   }];
-  let arguments = (ins Kiln_Tensor:$input);
+  let arguments = (ins Kiln_Tensor:$input, UnitAttr:$no_saturate);
   let results = (outs Kiln_Tensor:$result);
   let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
   let hasVerifier = 1;

@@ -133,10 +133,26 @@ module {
 module {
   func.func @main(%ids: tensor<1x?xi64, #kiln.dims<[tokens]>> {kiln.step_input = "token_ids"}, %rows: tensor<?xi64, #kiln.dims<[logit_rows]>> {kiln.step_input = "logit_rows"}) -> tensor<1x?xf32, #kiln.dims<[logit_rows]>> {
     %f = kiln.cast %ids : tensor<1x?xi64, #kiln.dims<[tokens]>> -> tensor<1x?xf32, #kiln.dims<[tokens]>>
-    // expected-error @+1 {{'kiln.is_nan' is not supported by the CPU backend yet}}
-    %n = kiln.is_nan %f : tensor<1x?xf32, #kiln.dims<[tokens]>> -> tensor<1x?xi1, #kiln.dims<[tokens]>>
-    %s = kiln.cast %n : tensor<1x?xi1, #kiln.dims<[tokens]>> -> tensor<1x?xf32, #kiln.dims<[tokens]>>
+    %reps = kiln.constant dense<[1, 1]> : tensor<2xi64>
+    // expected-error @+1 {{'kiln.tile' is not supported by the CPU backend yet}}
+    %s = kiln.tile %f, %reps : (tensor<1x?xf32, #kiln.dims<[tokens]>>, tensor<2xi64>) -> tensor<1x?xf32, #kiln.dims<[tokens]>>
     %g = kiln.gather %s, %rows {axis = 1 : i64} : (tensor<1x?xf32, #kiln.dims<[tokens]>>, tensor<?xi64, #kiln.dims<[logit_rows]>>) -> tensor<1x?xf32, #kiln.dims<[logit_rows]>>
+    return %g : tensor<1x?xf32, #kiln.dims<[logit_rows]>>
+  }
+}
+
+// -----
+
+// kiln.attention runs on static shapes only; in a step function every
+// attention must have become kiln.paged_attention.
+module {
+  func.func @main(%ids: tensor<1x?xi64, #kiln.dims<[tokens]>> {kiln.step_input = "token_ids"}, %rows: tensor<?xi64, #kiln.dims<[logit_rows]>> {kiln.step_input = "logit_rows"}) -> tensor<1x?xf32, #kiln.dims<[logit_rows]>> {
+    %f = kiln.cast %ids : tensor<1x?xi64, #kiln.dims<[tokens]>> -> tensor<1x?xf32, #kiln.dims<[tokens]>>
+    %r = kiln.reshape %f : tensor<1x?xf32, #kiln.dims<[tokens]>> -> tensor<1x1x?x1xf32, #kiln.dims<[tokens]>>
+    // expected-error @+1 {{the CPU backend runs 'kiln.attention' on static shapes only (graph mode), got 'tensor<1x1x?x1xf32, #kiln.dims<[tokens]>>'; a model's attention must become kiln.paged_attention (--kiln-insert-kv-cache)}}
+    %a = kiln.attention %r, %r, %r {causal, scale = 1.0 : f32} : (tensor<1x1x?x1xf32, #kiln.dims<[tokens]>>, tensor<1x1x?x1xf32, #kiln.dims<[tokens]>>, tensor<1x1x?x1xf32, #kiln.dims<[tokens]>>) -> tensor<1x1x?x1xf32, #kiln.dims<[tokens]>>
+    %b = kiln.reshape %a : tensor<1x1x?x1xf32, #kiln.dims<[tokens]>> -> tensor<1x?xf32, #kiln.dims<[tokens]>>
+    %g = kiln.gather %b, %rows {axis = 1 : i64} : (tensor<1x?xf32, #kiln.dims<[tokens]>>, tensor<?xi64, #kiln.dims<[logit_rows]>>) -> tensor<1x?xf32, #kiln.dims<[logit_rows]>>
     return %g : tensor<1x?xf32, #kiln.dims<[logit_rows]>>
   }
 }
