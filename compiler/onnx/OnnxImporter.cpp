@@ -43,8 +43,99 @@ using ::kiln::WeightStore;
 
 namespace {
 
-constexpr int64_t kMinOpset = 13;
+constexpr int64_t kMinOpset = 1;
 constexpr int64_t kMaxOpset = 28; // the newest opset of the pinned onnx package
+
+/// The oldest version of each default-domain op whose meaning kiln's handler
+/// implements. A model's opset selects the newest version of an op that is
+/// not newer than the opset, so an opset below the listed version means an
+/// older version of the op, which is refused; `why` says what differed.
+/// Versions that changed only the accepted element types are not listed
+/// separately. An op missing here needs opset 13 (what kiln required of
+/// every model before the older forms were reviewed).
+struct OpSince {
+  llvm::StringLiteral op;
+  int64_t version;
+  llvm::StringLiteral why;
+};
+constexpr int64_t kDefaultOpSince = 13;
+constexpr llvm::StringLiteral kLegacyBroadcast =
+    "broadcasts with the 'broadcast' and 'axis' attributes";
+constexpr llvm::StringLiteral kLegacyAttrs =
+    "has the legacy 'consumed_inputs' attribute";
+constexpr OpSince kOpSince[] = {
+    // Same meaning since opset 1.
+    {"Not", 1, ""},
+    {"Identity", 1, ""},
+    {"Transpose", 1, ""},
+    {"MatMul", 1, ""},
+    {"Flatten", 1, ""},
+    {"Gather", 1, ""},
+    {"Shape", 1, ""},
+    {"Size", 1, ""},
+    {"Constant", 1, ""},
+    {"ArgMax", 1, ""},
+    // Axes as an attribute (before 13 or 18) are read as well as the input.
+    {"Squeeze", 1, ""},
+    {"Unsqueeze", 1, ""},
+    {"ReduceMean", 1, ""},
+    {"ReduceSum", 1, ""},
+    {"ReduceMax", 1, ""},
+    {"Split", 1, ""},
+    {"Concat", 4, "has a default axis of 1"},
+    {"Reshape", 5, "takes the shape as an attribute"},
+    {"Abs", 6, kLegacyAttrs},
+    {"Exp", 6, kLegacyAttrs},
+    {"Log", 6, kLegacyAttrs},
+    {"Neg", 6, kLegacyAttrs},
+    {"Reciprocal", 6, kLegacyAttrs},
+    {"Relu", 6, kLegacyAttrs},
+    {"Sigmoid", 6, kLegacyAttrs},
+    {"Sqrt", 6, kLegacyAttrs},
+    {"Tanh", 6, kLegacyAttrs},
+    {"Max", 6, kLegacyAttrs},
+    {"Min", 6, kLegacyAttrs},
+    {"Cast", 6, "names the target type with a string"},
+    {"Tile", 6, "takes tiles and axis inputs"},
+    {"Add", 7, kLegacyBroadcast},
+    {"Sub", 7, kLegacyBroadcast},
+    {"Mul", 7, kLegacyBroadcast},
+    {"Div", 7, kLegacyBroadcast},
+    {"Pow", 7, kLegacyBroadcast},
+    {"Equal", 7, kLegacyBroadcast},
+    {"Less", 7, kLegacyBroadcast},
+    {"Greater", 7, kLegacyBroadcast},
+    {"And", 7, kLegacyBroadcast},
+    {"Or", 7, kLegacyBroadcast},
+    {"Gemm", 7, kLegacyBroadcast},
+    {"Cos", 7, ""},
+    {"Sin", 7, ""},
+    {"Expand", 8, ""},
+    {"Erf", 9, ""},
+    {"IsNaN", 9, ""},
+    {"Where", 9, ""},
+    {"ConstantOfShape", 9, ""},
+    {"Dropout", 10, "has a mask of the input's type or an is_test attribute"},
+    {"DequantizeLinear", 10, ""},
+    {"QuantizeLinear", 10, ""},
+    {"Slice", 10, "takes starts, ends and axes as attributes"},
+    {"Range", 11, ""},
+    {"GatherElements", 11, ""},
+    {"GatherND", 11, ""},
+    {"ScatterND", 11, ""},
+    {"LessOrEqual", 12, ""},
+    {"GreaterOrEqual", 12, ""},
+    {"Softmax", 13, "flattens the input to 2-D at the axis"},
+    {"LogSoftmax", 13, "flattens the input to 2-D at the axis"},
+    {"Trilu", 14, ""},
+    {"CastLike", 15, ""},
+    {"LayerNormalization", 17, ""},
+    {"Gelu", 20, ""},
+    {"Attention", 23, ""},
+    {"RMSNormalization", 23, ""},
+    {"RotaryEmbedding", 23, ""},
+    {"TensorScatter", 24, ""},
+};
 constexpr llvm::StringLiteral kMsDomain = "com.microsoft";
 
 using Dims = SmallVector<DimExpr>;
@@ -2744,6 +2835,20 @@ LogicalResult Importer::importNode(const onnx::NodeProto &n) {
   if (it == handlers.end()) {
     error() << "unsupported op '" << n.op_type() << "'";
     return failure();
+  }
+  if (domain.empty()) {
+    const OpSince *since = llvm::find_if(
+        kOpSince, [&](const OpSince &s) { return s.op == n.op_type(); });
+    int64_t version =
+        since == std::end(kOpSince) ? kDefaultOpSince : since->version;
+    if (opsetOf(domain) < version) {
+      InFlightDiagnostic d = error();
+      d << n.op_type() << " before opset " << version;
+      if (since != std::end(kOpSince) && !since->why.empty())
+        d << " (which " << since->why << ")";
+      d << " is not supported; expected opset " << version << " or newer";
+      return failure();
+    }
   }
   inputsRead.clear();
   inputsRead.resize(n.input_size());
