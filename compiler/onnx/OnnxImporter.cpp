@@ -1697,18 +1697,53 @@ LogicalResult Importer::importLayerNorm() {
   FailureOr<Value> x = input(0), g = input(1), b = input(2, false);
   if (failed(x) || failed(g) || failed(b))
     return failure();
-  if (outputUsed(1) || outputUsed(2)) {
-    error() << "the Mean and InvStdDev outputs are not supported (training "
-               "outputs); expected only Y to be used";
-    return failure();
-  }
   FailureOr<int64_t> axis = normAxis(attrInt("axis", -1), rank(*x));
   if (failed(axis))
     return failure();
-  return setOutput(0, LayerNormOp::create(builder, loc(), x->getType(), *x, *g,
-                                          *b, builder.getI64IntegerAttr(*axis),
-                                          builder.getF32FloatAttr(
-                                              attrFloat("epsilon", 1e-5f))));
+  float epsilon = attrFloat("epsilon", 1e-5f);
+  (void)setOutput(0, LayerNormOp::create(builder, loc(), x->getType(), *x, *g,
+                                         *b, builder.getI64IntegerAttr(*axis),
+                                         builder.getF32FloatAttr(epsilon)));
+  if (!outputUsed(1) && !outputUsed(2))
+    return success();
+  // The statistics (Mean and InvStdDev) are computed beside the fused op as
+  // ONNX's function body does: in stash_type, over the axes from `axis` on,
+  // kept as dims of size 1. Unused, they are dead code.
+  FailureOr<Type> stash =
+      elementType(attrInt("stash_type", 1), "attribute 'stash_type'");
+  if (failed(stash))
+    return failure();
+  if (!isa<FloatType>(*stash)) {
+    error() << "stash_type must be a float type, got " << *stash;
+    return failure();
+  }
+  Value xs = *x;
+  if (elt(xs) != *stash)
+    xs = CastOp::create(builder, loc(), ty(dims(xs), *stash), xs);
+  SmallVector<int64_t> axes;
+  Dims stat = dims(xs);
+  for (int64_t a = *axis; a < rank(xs); ++a) {
+    axes.push_back(a);
+    stat[a] = DimExpr::constant(1);
+  }
+  auto statType = ty(stat, *stash);
+  auto mean = [&](Value v) {
+    return ReduceMeanOp::create(builder, loc(), statType, v,
+                                builder.getDenseI64ArrayAttr(axes),
+                                builder.getUnitAttr())
+        .getResult();
+  };
+  Value m = mean(xs);
+  Value d = SubOp::create(builder, loc(), xs.getType(), xs, m);
+  Value var = mean(MulOp::create(builder, loc(), xs.getType(), d, d));
+  Value eps = ConstantOp::create(
+      builder, loc(),
+      DenseElementsAttr::get(RankedTensorType::get({}, *stash),
+                             builder.getFloatAttr(*stash, epsilon)));
+  Value std = SqrtOp::create(builder, loc(), statType,
+                             AddOp::create(builder, loc(), statType, var, eps));
+  (void)setOutput(1, m);
+  return setOutput(2, ReciprocalOp::create(builder, loc(), statType, std));
 }
 
 LogicalResult Importer::importRMSNorm() {
