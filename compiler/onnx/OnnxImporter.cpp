@@ -1806,10 +1806,6 @@ LogicalResult Importer::importIdentity() {
   if (failed(x))
     return failure();
   if (node->op_type() == "Dropout") {
-    if (outputUsed(1)) {
-      error() << "the mask output of Dropout is not supported at inference";
-      return failure();
-    }
     // The ratio does not matter at inference; training mode must be off.
     FailureOr<Value> ratio = input(1, false), training = input(2, false);
     if (failed(ratio) || failed(training))
@@ -1821,6 +1817,24 @@ LogicalResult Importer::importIdentity() {
                    "for inference";
         return failure();
       }
+    }
+    // Nothing is dropped at inference: the mask is all true.
+    if (outputUsed(1)) {
+      Dims d = dims(*x);
+      RankedTensorType maskType = ty(d, builder.getI1Type());
+      Value mask;
+      if (maskType.hasStaticShape()) {
+        mask = ConstantOp::create(builder, loc(),
+                                  DenseElementsAttr::get(maskType, true));
+      } else {
+        Value shape = ShapeOp::create(
+            builder, loc(),
+            RankedTensorType::get({rank(*x)}, builder.getI64Type()), *x,
+            builder.getI64IntegerAttr(0), builder.getI64IntegerAttr(rank(*x)));
+        mask = ConstantOfShapeOp::create(builder, loc(), maskType, shape,
+                                         builder.getBoolAttr(true));
+      }
+      (void)setOutput(1, mask);
     }
   }
   return setOutput(0, *x);
