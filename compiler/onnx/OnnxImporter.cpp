@@ -276,6 +276,10 @@ private:
   LogicalResult importSkipNorm(bool simplified);
   LogicalResult importIdentity();
   LogicalResult importDequantizeLinear();
+  /// `zeroPoint` reshaped to the shape of `scale` where both hold one
+  /// element (a per-tensor zero point spelled [1] beside a scalar scale);
+  /// otherwise `zeroPoint` unchanged (null stays null).
+  Value perTensorZeroPoint(Value scale, Value zeroPoint);
   LogicalResult importQuantizeLinear();
   LogicalResult importRotary(bool microsoft);
   LogicalResult importAttention();
@@ -2016,10 +2020,55 @@ LogicalResult Importer::importDequantizeLinear() {
       return failure();
     axis = *n;
   }
+  Value zero = perTensorZeroPoint(*scale, *zp);
+  if (isa<FloatType>(elt(*x))) {
+    // Float8 data: y = (float(x) - float(zero point)) * scale, in the
+    // scale's type. kiln.dequantize_linear is for integer data only.
+    if (block != 0) {
+      error() << "blocked dequantization of float data is not supported; "
+                 "expected a per-tensor or per-axis scale";
+      return failure();
+    }
+    // A per-axis scale (and zero point) broadcasts along `axis`.
+    auto alongAxis = [&](Value v) {
+      if (rank(v) != 1)
+        return v;
+      Dims b(rank(*x), DimExpr::constant(1));
+      b[axis] = dims(v)[0];
+      return reshapeTo(v, b);
+    };
+    Type st = elt(*scale);
+    Value s = alongAxis(*scale);
+    Value y = CastOp::create(builder, loc(), ty(dims(*x), st), *x);
+    if (zero) {
+      Value z = alongAxis(zero);
+      z = CastOp::create(builder, loc(), ty(dims(z), st), z);
+      y = SubOp::create(builder, loc(), y.getType(), y, z);
+    }
+    y = MulOp::create(builder, loc(), y.getType(), y, s);
+    if (st != *outType)
+      y = CastOp::create(builder, loc(), ty(dims(y), *outType), y);
+    return setOutput(0, y);
+  }
   return setOutput(0, DequantizeLinearOp::create(
                           builder, loc(), ty(dims(*x), *outType), *x, *scale,
-                          *zp, builder.getI64IntegerAttr(axis),
+                          zero, builder.getI64IntegerAttr(axis),
                           builder.getI64IntegerAttr(block)));
+}
+
+Value Importer::perTensorZeroPoint(Value scale, Value zeroPoint) {
+  // ONNX's own tests give a per-tensor zero point as [1] beside a scalar
+  // scale: one element each, so the zero point takes the scale's shape.
+  if (!zeroPoint || zeroPoint.getType() == scale.getType() ||
+      rank(zeroPoint) == rank(scale))
+    return zeroPoint;
+  auto isOne = [](Value v) {
+    auto t = cast<RankedTensorType>(v.getType());
+    return t.hasStaticShape() && t.getNumElements() == 1;
+  };
+  if (!isOne(scale) || !isOne(zeroPoint))
+    return zeroPoint;
+  return reshapeTo(zeroPoint, dims(scale));
 }
 
 LogicalResult Importer::importQuantizeLinear() {
@@ -2049,7 +2098,8 @@ LogicalResult Importer::importQuantizeLinear() {
   }
   return setOutput(0, QuantizeLinearOp::create(
                           builder, loc(), ty(dims(*x), outType), *x, *scale,
-                          *zp, builder.getI64IntegerAttr(axis),
+                          perTensorZeroPoint(*scale, *zp),
+                          builder.getI64IntegerAttr(axis),
                           builder.getI64IntegerAttr(attrInt("block_size", 0))));
 }
 
