@@ -283,6 +283,14 @@ private:
   LogicalResult importQuantizeLinear();
   LogicalResult importRotary(bool microsoft);
   LogicalResult importAttention();
+  /// ONNX Attention's qk_matmul_output: the scores [batch, q_heads, q_len,
+  /// kv_len] of Q (4-D) against K (4-D, past appended) at the step
+  /// qk_matmul_output_mode names, with the mask already padded to kv_len;
+  /// `offset` is the position of the first query (the past's length).
+  FailureOr<Value> attentionScores(Value Q, Value K, Value mask, float scale,
+                                   int64_t offset);
+  /// A rank-0 constant of float type `e`.
+  Value scalarConst(Type e, double v);
   LogicalResult importGroupQueryAttention();
   LogicalResult importMatMulNBits();
   LogicalResult importGatherBlockQuantized();
@@ -2453,8 +2461,9 @@ LogicalResult Importer::importAttention() {
   if (failed(q) || failed(k) || failed(v) || failed(mask0) || failed(pastK) ||
       failed(pastV) || failed(nonpad))
     return failure();
-  if (outputUsed(3)) {
-    error() << "the qk_matmul_output output is not supported";
+  if (outputUsed(3) && *nonpad) {
+    error() << "the qk_matmul_output output with nonpad_kv_seqlen is not "
+               "supported";
     return failure();
   }
 
@@ -2543,7 +2552,158 @@ LogicalResult Importer::importAttention() {
   Value y = op.getResult();
   (void)setOutput(0, threeD ? mergeHeads(y) : y);
   (void)setOutput(1, K);
-  return setOutput(2, V);
+  (void)setOutput(2, V);
+  if (!outputUsed(3))
+    return success();
+  int64_t offset = 0; // keys before the first query: the past's length
+  if (*pastK) {
+    std::optional<int64_t> past = dims(*pastK)[2].getConstant();
+    if (!past) {
+      error() << "the qk_matmul_output output needs a static past length";
+      return failure();
+    }
+    offset = *past;
+  }
+  FailureOr<Value> qk = attentionScores(Q, K, mask, scale, offset);
+  return failed(qk) ? failure() : setOutput(3, *qk);
+}
+
+Value Importer::scalarConst(Type e, double v) {
+  return ConstantOp::create(
+      builder, loc(),
+      DenseElementsAttr::get(RankedTensorType::get({}, e),
+                             TypedAttr(builder.getFloatAttr(e, v))));
+}
+
+FailureOr<Value> Importer::attentionScores(Value Q, Value K, Value mask,
+                                           float scale, int64_t offset) {
+  // What ONNX's function body computes beside the fused op, step by step:
+  // scaled QK^T, softcap, + bias (mask, causal and window), softmax. Mode
+  // picks the step the output shows.
+  int64_t mode = attrInt("qk_matmul_output_mode", 0);
+  if (mode < 0 || mode > 3) {
+    error() << "qk_matmul_output_mode must be 0, 1, 2 or 3, got " << mode;
+    return failure();
+  }
+  Type e = elt(Q);
+  Dims qd = dims(Q), kd = dims(K);
+  std::optional<int64_t> hq = qd[1].getConstant(), hkv = kd[1].getConstant();
+  if (!hq || !hkv || *hkv <= 0 || *hq % *hkv != 0) {
+    error() << "the qk_matmul_output output needs static head counts, the "
+               "query's a multiple of the keys', got "
+            << Q.getType() << " and " << K.getType();
+    return failure();
+  }
+  if (*hq != *hkv) {
+    // Grouped heads: each key head serves hq / hkv query heads in a row.
+    Dims k5 = {kd[0], kd[1], DimExpr::constant(1), kd[2], kd[3]};
+    Value k = reshapeTo(K, k5);
+    k5[2] = DimExpr::constant(*hq / *hkv);
+    k = ConcatOp::create(builder, loc(), ty(k5, e),
+                         SmallVector<Value>(*hq / *hkv, k),
+                         builder.getI64IntegerAttr(2));
+    K = reshapeTo(k, {kd[0], qd[1], kd[2], kd[3]});
+  }
+  Dims sd = {qd[0], qd[1], qd[2], kd[2]};
+  RankedTensorType st = ty(sd, e);
+  Value qk =
+      MatMulOp::create(builder, loc(), st, Q, transpose(K, {0, 1, 3, 2}));
+  qk = MulOp::create(builder, loc(), st, qk, scalarConst(e, scale));
+  if (mode == 0)
+    return qk;
+  if (float cap = attrFloat("softcap", 0.0f); cap > 0.0f) {
+    Value c = scalarConst(e, cap);
+    qk = MulOp::create(builder, loc(), st,
+                       TanhOp::create(builder, loc(), st,
+                                      DivOp::create(builder, loc(), st, qk, c)),
+                       c);
+  }
+  if (mode == 1)
+    return qk;
+  // The additive bias: a bool mask allows where true.
+  double ninf = -std::numeric_limits<double>::infinity();
+  Value bias;
+  if (mask && elt(mask).isInteger(1))
+    bias = WhereOp::create(builder, loc(), ty(dims(mask), e), mask,
+                           scalarConst(e, 0.0), scalarConst(e, ninf));
+  else if (mask)
+    bias = mask;
+  bool causal = attrInt("is_causal", 0) != 0;
+  int64_t left = attrInt("left_window_size", -1),
+          right = attrInt("right_window_size", -1);
+  if (causal || left >= 0 || right >= 0) {
+    // Query i is at position offset + i; it sees key j where j <= p
+    // (causal) and p - left <= j <= p + right (each bound when >= 0).
+    std::optional<int64_t> S = qd[2].getConstant(), T = kd[2].getConstant();
+    if (!S || !T) {
+      error() << "the qk_matmul_output output with is_causal or a window "
+                 "needs static sequence lengths, got "
+              << Q.getType() << " and " << K.getType();
+      return failure();
+    }
+    SmallVector<Attribute> cells;
+    for (int64_t i = 0; i < *S; ++i)
+      for (int64_t j = 0; j < *T; ++j) {
+        int64_t p = offset + i;
+        bool ok = (!causal || j <= p) && (left < 0 || p - j <= left) &&
+                  (right < 0 || j - p <= right);
+        cells.push_back(builder.getFloatAttr(e, ok ? 0.0 : ninf));
+      }
+    Value structural = ConstantOp::create(
+        builder, loc(),
+        DenseElementsAttr::get(RankedTensorType::get({*S, *T}, e), cells));
+    if (bias) {
+      FailureOr<Dims> bd = broadcastShapes(dims(bias), dims(structural));
+      if (failed(bd)) {
+        error() << "attn_mask " << mask.getType() << " does not broadcast to ["
+                << *S << ", " << *T << "]";
+        return failure();
+      }
+      bias = AddOp::create(builder, loc(), ty(*bd, e), bias, structural);
+    } else {
+      bias = structural;
+    }
+  }
+  if (bias) {
+    if (elt(bias) != e || failed(broadcastShapes(sd, dims(bias)))) {
+      error() << "attn_mask " << bias.getType()
+              << " does not broadcast to the scores " << st;
+      return failure();
+    }
+    qk = AddOp::create(builder, loc(), st, qk, bias);
+  }
+  if (mode == 2)
+    return qk;
+  Type pt = e;
+  if (int64_t p = attrInt("softmax_precision", 0); p != 0) {
+    FailureOr<Type> t = elementType(p, "attribute 'softmax_precision'");
+    if (failed(t))
+      return failure();
+    if (!isa<FloatType>(*t)) {
+      error() << "softmax_precision must be a float type, got " << *t;
+      return failure();
+    }
+    pt = *t;
+  }
+  if (pt != e)
+    qk = CastOp::create(builder, loc(), ty(sd, pt), qk);
+  Value probs = SoftmaxOp::create(builder, loc(), qk.getType(), qk,
+                                  builder.getI64IntegerAttr(3));
+  if (bias) {
+    // A row whose bias is -inf everywhere sees no key: zeros, not NaN.
+    Dims rd = dims(bias);
+    rd.back() = DimExpr::constant(1);
+    Value rowMax = ReduceMaxOp::create(
+        builder, loc(), ty(rd, e), bias,
+        builder.getDenseI64ArrayAttr({rank(bias) - 1}), builder.getUnitAttr());
+    Value none = EqualOp::create(builder, loc(), ty(rd, builder.getI1Type()),
+                                 rowMax, scalarConst(e, ninf));
+    probs = WhereOp::create(builder, loc(), probs.getType(), none,
+                            scalarConst(pt, 0.0), probs);
+  }
+  if (pt != e)
+    probs = CastOp::create(builder, loc(), st, probs);
+  return probs;
 }
 
 LogicalResult Importer::importGroupQueryAttention() {
