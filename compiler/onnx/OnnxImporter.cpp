@@ -2641,6 +2641,16 @@ FailureOr<Value> Importer::attentionScores(Value Q, Value K, Value mask,
               << Q.getType() << " and " << K.getType();
       return failure();
     }
+    // The mask is a constant; a huge one would exhaust memory (a small
+    // file can declare any size).
+    constexpr int64_t kMaxMaskCells = int64_t(1) << 22;
+    if (*S > kMaxMaskCells / std::max<int64_t>(*T, 1)) {
+      error() << "the qk_matmul_output output with is_causal or a window "
+                 "builds a constant mask of "
+              << *S << " x " << *T << " elements; at most " << kMaxMaskCells
+              << " are supported";
+      return failure();
+    }
     SmallVector<Attribute> cells;
     for (int64_t i = 0; i < *S; ++i)
       for (int64_t j = 0; j < *T; ++j) {
