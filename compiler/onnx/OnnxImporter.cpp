@@ -2588,7 +2588,7 @@ FailureOr<Value> Importer::attentionScores(Value Q, Value K, Value mask,
   Type e = elt(Q);
   Dims qd = dims(Q), kd = dims(K);
   std::optional<int64_t> hq = qd[1].getConstant(), hkv = kd[1].getConstant();
-  if (!hq || !hkv || *hkv <= 0 || *hq % *hkv != 0) {
+  if (!hq || !hkv || *hq <= 0 || *hkv <= 0 || *hq % *hkv != 0) {
     error() << "the qk_matmul_output output needs static head counts, the "
                "query's a multiple of the keys', got "
             << Q.getType() << " and " << K.getType();
@@ -2623,6 +2623,18 @@ FailureOr<Value> Importer::attentionScores(Value Q, Value K, Value mask,
   // The additive bias: a bool mask allows where true.
   double ninf = -std::numeric_limits<double>::infinity();
   Value bias;
+  if (mask && !elt(mask).isInteger(1) && elt(mask) != e) {
+    error() << "attn_mask must be bool or of the query's type " << e << ", got "
+            << mask.getType();
+    return failure();
+  }
+  if (mask && rank(mask) < 2) {
+    // Broadcasting aligns to the right: a scalar or a row of keys is the
+    // same for every query. The row guard below needs a query axis.
+    Dims md = dims(mask);
+    md.insert(md.begin(), 2 - md.size(), DimExpr::constant(1));
+    mask = reshapeTo(mask, md);
+  }
   if (mask && elt(mask).isInteger(1))
     bias = WhereOp::create(builder, loc(), ty(dims(mask), e), mask,
                            scalarConst(e, 0.0), scalarConst(e, ninf));
@@ -2675,7 +2687,11 @@ FailureOr<Value> Importer::attentionScores(Value Q, Value K, Value mask,
     }
   }
   if (bias) {
-    if (elt(bias) != e || failed(broadcastShapes(sd, dims(bias)))) {
+    FailureOr<Dims> bd = broadcastShapes(sd, dims(bias));
+    bool fits = succeeded(bd) && bd->size() == sd.size();
+    for (size_t i = 0; fits && i < sd.size(); ++i)
+      fits = dimsCompatible((*bd)[i], sd[i]);
+    if (!fits) {
       error() << "attn_mask " << bias.getType()
               << " does not broadcast to the scores " << st;
       return failure();
