@@ -2032,9 +2032,16 @@ LogicalResult Importer::importDequantizeLinear() {
   if (isa<FloatType>(elt(*x))) {
     // Float8 data: y = (float(x) - float(zero point)) * scale, in the
     // scale's type. kiln.dequantize_linear is for integer data only.
-    if (block != 0) {
+    if (block != 0 || rank(*scale) > 1) {
       error() << "blocked dequantization of float data is not supported; "
                  "expected a per-tensor or per-axis scale";
+      return failure();
+    }
+    if (zero && (rank(zero) != rank(*scale) ||
+                 (rank(zero) == 1 &&
+                  !dimsCompatible(dims(zero)[0], dims(*scale)[0])))) {
+      error() << "zero point " << zero.getType()
+              << " must have the scale's shape " << scale->getType();
       return failure();
     }
     // A per-axis scale (and zero point) broadcasts along `axis`.
