@@ -302,8 +302,11 @@ private:
   /// sequence axis (both [batch, kv_heads, len, head_dim]).
   FailureOr<Value> appendPast(Value past, Value cur);
   /// `cache` with `update` written at positions start[b] + s along `axis`
-  /// (start: [batch] i64, or null for 0). Both have the same rank.
-  Value writeRows(Value cache, Value update, Value start, int64_t axis);
+  /// (start: [batch] i64, or null for 0). Both have the same rank. With
+  /// `circular`, positions wrap around the cache's length (ONNX
+  /// TensorScatter mode "circular").
+  Value writeRows(Value cache, Value update, Value start, int64_t axis,
+                  bool circular = false);
   Value mergeHeads(Value x);
   FailureOr<Value> rotary4D(Value x, Value cos, Value sin, Value positions,
                             int64_t rotaryDim, bool interleaved);
@@ -2896,9 +2899,10 @@ LogicalResult Importer::importTensorScatter() {
   FailureOr<Value> cache = input(0), update = input(1), idx = input(2, false);
   if (failed(cache) || failed(update) || failed(idx))
     return failure();
-  if (attrString("mode", "linear") != "linear") {
-    error() << "mode '" << attrString("mode", "linear")
-            << "' is not supported; expected \"linear\"";
+  std::string mode = attrString("mode", "linear");
+  if (mode != "linear" && mode != "circular") {
+    error() << "mode '" << mode
+            << "' is not supported; expected \"linear\" or \"circular\"";
     return failure();
   }
   int64_t r = rank(*cache);
@@ -2914,11 +2918,12 @@ LogicalResult Importer::importTensorScatter() {
   if (start && !elt(start).isInteger(64))
     start = CastOp::create(builder, loc(),
                            ty(dims(start), builder.getI64Type()), start);
-  return setOutput(0, writeRows(*cache, *update, start, *axis));
+  return setOutput(
+      0, writeRows(*cache, *update, start, *axis, mode == "circular"));
 }
 
-Value Importer::writeRows(Value cache, Value update, Value start,
-                          int64_t axis) {
+Value Importer::writeRows(Value cache, Value update, Value start, int64_t axis,
+                          bool circular) {
   int64_t r = rank(cache);
   // Move the sequence axis next to batch, scatter rows [b, pos], move back.
   SmallVector<int64_t> perm = {0, axis};
@@ -2953,6 +2958,16 @@ Value Importer::writeRows(Value cache, Value update, Value start,
   Value pos = AddOp::create(builder, loc(), ty(bs, i64),
                             reshapeTo(start, {ud[0], DimExpr::constant(1)}),
                             reshapeTo(srange, {DimExpr::constant(1), ud[1]}));
+  if (circular) {
+    // pos mod capacity, as pos - (pos / capacity) * capacity: positions are
+    // not negative, so the truncating division is the floor.
+    Value cap =
+        DimOp::create(builder, loc(), scalar, c, builder.getI64IntegerAttr(1));
+    Value wraps = DivOp::create(builder, loc(), pos.getType(), pos, cap);
+    pos =
+        SubOp::create(builder, loc(), pos.getType(), pos,
+                      MulOp::create(builder, loc(), pos.getType(), wraps, cap));
+  }
   Value bIdx = ExpandOp::create(
       builder, loc(), ty(bs, i64),
       reshapeTo(brange, {ud[0], DimExpr::constant(1)}),
