@@ -43,8 +43,99 @@ using ::kiln::WeightStore;
 
 namespace {
 
-constexpr int64_t kMinOpset = 13;
+constexpr int64_t kMinOpset = 1;
 constexpr int64_t kMaxOpset = 28; // the newest opset of the pinned onnx package
+
+/// The oldest version of each default-domain op whose meaning kiln's handler
+/// implements. A model's opset selects the newest version of an op that is
+/// not newer than the opset, so an opset below the listed version means an
+/// older version of the op, which is refused; `why` says what differed.
+/// Versions that changed only the accepted element types are not listed
+/// separately. An op missing here needs opset 13 (what kiln required of
+/// every model before the older forms were reviewed).
+struct OpSince {
+  llvm::StringLiteral op;
+  int64_t version;
+  llvm::StringLiteral why;
+};
+constexpr int64_t kDefaultOpSince = 13;
+constexpr llvm::StringLiteral kLegacyBroadcast =
+    "broadcasts with the 'broadcast' and 'axis' attributes";
+constexpr llvm::StringLiteral kLegacyAttrs =
+    "has the legacy 'consumed_inputs' attribute";
+constexpr OpSince kOpSince[] = {
+    // Same meaning since opset 1.
+    {"Not", 1, ""},
+    {"Identity", 1, ""},
+    {"Transpose", 1, ""},
+    {"MatMul", 1, ""},
+    {"Flatten", 1, ""},
+    {"Gather", 1, ""},
+    {"Shape", 1, ""},
+    {"Size", 1, ""},
+    {"Constant", 1, ""},
+    {"ArgMax", 1, ""},
+    // Axes as an attribute (before 13 or 18) are read as well as the input.
+    {"Squeeze", 1, ""},
+    {"Unsqueeze", 1, ""},
+    {"ReduceMean", 1, ""},
+    {"ReduceSum", 1, ""},
+    {"ReduceMax", 1, ""},
+    {"Split", 1, ""},
+    {"Concat", 4, "has a default axis of 1"},
+    {"Reshape", 5, "takes the shape as an attribute"},
+    {"Abs", 6, kLegacyAttrs},
+    {"Exp", 6, kLegacyAttrs},
+    {"Log", 6, kLegacyAttrs},
+    {"Neg", 6, kLegacyAttrs},
+    {"Reciprocal", 6, kLegacyAttrs},
+    {"Relu", 6, kLegacyAttrs},
+    {"Sigmoid", 6, kLegacyAttrs},
+    {"Sqrt", 6, kLegacyAttrs},
+    {"Tanh", 6, kLegacyAttrs},
+    {"Max", 6, kLegacyAttrs},
+    {"Min", 6, kLegacyAttrs},
+    {"Cast", 6, "names the target type with a string"},
+    {"Tile", 6, "takes tiles and axis inputs"},
+    {"Add", 7, kLegacyBroadcast},
+    {"Sub", 7, kLegacyBroadcast},
+    {"Mul", 7, kLegacyBroadcast},
+    {"Div", 7, kLegacyBroadcast},
+    {"Pow", 7, kLegacyBroadcast},
+    {"Equal", 7, kLegacyBroadcast},
+    {"Less", 7, kLegacyBroadcast},
+    {"Greater", 7, kLegacyBroadcast},
+    {"And", 7, kLegacyBroadcast},
+    {"Or", 7, kLegacyBroadcast},
+    {"Gemm", 7, kLegacyBroadcast},
+    {"Cos", 7, ""},
+    {"Sin", 7, ""},
+    {"Expand", 8, ""},
+    {"Erf", 9, ""},
+    {"IsNaN", 9, ""},
+    {"Where", 9, ""},
+    {"ConstantOfShape", 9, ""},
+    {"Dropout", 10, "has a mask of the input's type or an is_test attribute"},
+    {"DequantizeLinear", 10, ""},
+    {"QuantizeLinear", 10, ""},
+    {"Slice", 10, "takes starts, ends and axes as attributes"},
+    {"Range", 11, ""},
+    {"GatherElements", 11, ""},
+    {"GatherND", 11, ""},
+    {"ScatterND", 11, ""},
+    {"LessOrEqual", 12, ""},
+    {"GreaterOrEqual", 12, ""},
+    {"Softmax", 13, "flattens the input to 2-D at the axis"},
+    {"LogSoftmax", 13, "flattens the input to 2-D at the axis"},
+    {"Trilu", 14, ""},
+    {"CastLike", 15, ""},
+    {"LayerNormalization", 17, ""},
+    {"Gelu", 20, ""},
+    {"Attention", 23, ""},
+    {"RMSNormalization", 23, ""},
+    {"RotaryEmbedding", 23, ""},
+    {"TensorScatter", 24, ""},
+};
 constexpr llvm::StringLiteral kMsDomain = "com.microsoft";
 
 using Dims = SmallVector<DimExpr>;
@@ -185,9 +276,21 @@ private:
   LogicalResult importSkipNorm(bool simplified);
   LogicalResult importIdentity();
   LogicalResult importDequantizeLinear();
+  /// `zeroPoint` reshaped to the shape of `scale` where both hold one
+  /// element (a per-tensor zero point spelled [1] beside a scalar scale);
+  /// otherwise `zeroPoint` unchanged (null stays null).
+  Value perTensorZeroPoint(Value scale, Value zeroPoint);
   LogicalResult importQuantizeLinear();
   LogicalResult importRotary(bool microsoft);
   LogicalResult importAttention();
+  /// ONNX Attention's qk_matmul_output: the scores [batch, q_heads, q_len,
+  /// kv_len] of Q (4-D) against K (4-D, past appended) at the step
+  /// qk_matmul_output_mode names, with the mask already padded to kv_len;
+  /// `offset` is the position of the first query (the past's length).
+  FailureOr<Value> attentionScores(Value Q, Value K, Value mask, float scale,
+                                   int64_t offset);
+  /// A rank-0 constant of float type `e`.
+  Value scalarConst(Type e, double v);
   LogicalResult importGroupQueryAttention();
   LogicalResult importMatMulNBits();
   LogicalResult importGatherBlockQuantized();
@@ -199,8 +302,11 @@ private:
   /// sequence axis (both [batch, kv_heads, len, head_dim]).
   FailureOr<Value> appendPast(Value past, Value cur);
   /// `cache` with `update` written at positions start[b] + s along `axis`
-  /// (start: [batch] i64, or null for 0). Both have the same rank.
-  Value writeRows(Value cache, Value update, Value start, int64_t axis);
+  /// (start: [batch] i64, or null for 0). Both have the same rank. With
+  /// `circular`, positions wrap around the cache's length (ONNX
+  /// TensorScatter mode "circular").
+  Value writeRows(Value cache, Value update, Value start, int64_t axis,
+                  bool circular = false);
   Value mergeHeads(Value x);
   FailureOr<Value> rotary4D(Value x, Value cos, Value sin, Value positions,
                             int64_t rotaryDim, bool interleaved);
@@ -1609,18 +1715,53 @@ LogicalResult Importer::importLayerNorm() {
   FailureOr<Value> x = input(0), g = input(1), b = input(2, false);
   if (failed(x) || failed(g) || failed(b))
     return failure();
-  if (outputUsed(1) || outputUsed(2)) {
-    error() << "the Mean and InvStdDev outputs are not supported (training "
-               "outputs); expected only Y to be used";
-    return failure();
-  }
   FailureOr<int64_t> axis = normAxis(attrInt("axis", -1), rank(*x));
   if (failed(axis))
     return failure();
-  return setOutput(0, LayerNormOp::create(builder, loc(), x->getType(), *x, *g,
-                                          *b, builder.getI64IntegerAttr(*axis),
-                                          builder.getF32FloatAttr(
-                                              attrFloat("epsilon", 1e-5f))));
+  float epsilon = attrFloat("epsilon", 1e-5f);
+  (void)setOutput(0, LayerNormOp::create(builder, loc(), x->getType(), *x, *g,
+                                         *b, builder.getI64IntegerAttr(*axis),
+                                         builder.getF32FloatAttr(epsilon)));
+  if (!outputUsed(1) && !outputUsed(2))
+    return success();
+  // The statistics (Mean and InvStdDev) are computed beside the fused op as
+  // ONNX's function body does: in stash_type, over the axes from `axis` on,
+  // kept as dims of size 1. Unused, they are dead code.
+  FailureOr<Type> stash =
+      elementType(attrInt("stash_type", 1), "attribute 'stash_type'");
+  if (failed(stash))
+    return failure();
+  if (!isa<FloatType>(*stash)) {
+    error() << "stash_type must be a float type, got " << *stash;
+    return failure();
+  }
+  Value xs = *x;
+  if (elt(xs) != *stash)
+    xs = CastOp::create(builder, loc(), ty(dims(xs), *stash), xs);
+  SmallVector<int64_t> axes;
+  Dims stat = dims(xs);
+  for (int64_t a = *axis; a < rank(xs); ++a) {
+    axes.push_back(a);
+    stat[a] = DimExpr::constant(1);
+  }
+  auto statType = ty(stat, *stash);
+  auto mean = [&](Value v) {
+    return ReduceMeanOp::create(builder, loc(), statType, v,
+                                builder.getDenseI64ArrayAttr(axes),
+                                builder.getUnitAttr())
+        .getResult();
+  };
+  Value m = mean(xs);
+  Value d = SubOp::create(builder, loc(), xs.getType(), xs, m);
+  Value var = mean(MulOp::create(builder, loc(), xs.getType(), d, d));
+  Value eps = ConstantOp::create(
+      builder, loc(),
+      DenseElementsAttr::get(RankedTensorType::get({}, *stash),
+                             builder.getFloatAttr(*stash, epsilon)));
+  Value std = SqrtOp::create(builder, loc(), statType,
+                             AddOp::create(builder, loc(), statType, var, eps));
+  (void)setOutput(1, m);
+  return setOutput(2, ReciprocalOp::create(builder, loc(), statType, std));
 }
 
 LogicalResult Importer::importRMSNorm() {
@@ -1683,10 +1824,6 @@ LogicalResult Importer::importIdentity() {
   if (failed(x))
     return failure();
   if (node->op_type() == "Dropout") {
-    if (outputUsed(1)) {
-      error() << "the mask output of Dropout is not supported at inference";
-      return failure();
-    }
     // The ratio does not matter at inference; training mode must be off.
     FailureOr<Value> ratio = input(1, false), training = input(2, false);
     if (failed(ratio) || failed(training))
@@ -1698,6 +1835,24 @@ LogicalResult Importer::importIdentity() {
                    "for inference";
         return failure();
       }
+    }
+    // Nothing is dropped at inference: the mask is all true.
+    if (outputUsed(1)) {
+      Dims d = dims(*x);
+      RankedTensorType maskType = ty(d, builder.getI1Type());
+      Value mask;
+      if (maskType.hasStaticShape()) {
+        mask = ConstantOp::create(builder, loc(),
+                                  DenseElementsAttr::get(maskType, true));
+      } else {
+        Value shape = ShapeOp::create(
+            builder, loc(),
+            RankedTensorType::get({rank(*x)}, builder.getI64Type()), *x,
+            builder.getI64IntegerAttr(0), builder.getI64IntegerAttr(rank(*x)));
+        mask = ConstantOfShapeOp::create(builder, loc(), maskType, shape,
+                                         builder.getBoolAttr(true));
+      }
+      (void)setOutput(1, mask);
     }
   }
   return setOutput(0, *x);
@@ -1879,10 +2034,62 @@ LogicalResult Importer::importDequantizeLinear() {
       return failure();
     axis = *n;
   }
+  Value zero = perTensorZeroPoint(*scale, *zp);
+  if (isa<FloatType>(elt(*x))) {
+    // Float8 data: y = (float(x) - float(zero point)) * scale, in the
+    // scale's type. kiln.dequantize_linear is for integer data only.
+    if (block != 0 || rank(*scale) > 1) {
+      error() << "blocked dequantization of float data is not supported; "
+                 "expected a per-tensor or per-axis scale";
+      return failure();
+    }
+    if (zero && (rank(zero) != rank(*scale) ||
+                 (rank(zero) == 1 &&
+                  !dimsCompatible(dims(zero)[0], dims(*scale)[0])))) {
+      error() << "zero point " << zero.getType()
+              << " must have the scale's shape " << scale->getType();
+      return failure();
+    }
+    // A per-axis scale (and zero point) broadcasts along `axis`.
+    auto alongAxis = [&](Value v) {
+      if (rank(v) != 1)
+        return v;
+      Dims b(rank(*x), DimExpr::constant(1));
+      b[axis] = dims(v)[0];
+      return reshapeTo(v, b);
+    };
+    Type st = elt(*scale);
+    Value s = alongAxis(*scale);
+    Value y = CastOp::create(builder, loc(), ty(dims(*x), st), *x);
+    if (zero) {
+      Value z = alongAxis(zero);
+      z = CastOp::create(builder, loc(), ty(dims(z), st), z);
+      y = SubOp::create(builder, loc(), y.getType(), y, z);
+    }
+    y = MulOp::create(builder, loc(), y.getType(), y, s);
+    if (st != *outType)
+      y = CastOp::create(builder, loc(), ty(dims(y), *outType), y);
+    return setOutput(0, y);
+  }
   return setOutput(0, DequantizeLinearOp::create(
                           builder, loc(), ty(dims(*x), *outType), *x, *scale,
-                          *zp, builder.getI64IntegerAttr(axis),
+                          zero, builder.getI64IntegerAttr(axis),
                           builder.getI64IntegerAttr(block)));
+}
+
+Value Importer::perTensorZeroPoint(Value scale, Value zeroPoint) {
+  // ONNX's own tests give a per-tensor zero point as [1] beside a scalar
+  // scale: one element each, so the zero point takes the scale's shape.
+  if (!zeroPoint || zeroPoint.getType() == scale.getType() ||
+      rank(zeroPoint) == rank(scale))
+    return zeroPoint;
+  auto isOne = [](Value v) {
+    auto t = cast<RankedTensorType>(v.getType());
+    return t.hasStaticShape() && t.getNumElements() == 1;
+  };
+  if (!isOne(scale) || !isOne(zeroPoint))
+    return zeroPoint;
+  return reshapeTo(zeroPoint, dims(scale));
 }
 
 LogicalResult Importer::importQuantizeLinear() {
@@ -1912,7 +2119,8 @@ LogicalResult Importer::importQuantizeLinear() {
   }
   return setOutput(0, QuantizeLinearOp::create(
                           builder, loc(), ty(dims(*x), outType), *x, *scale,
-                          *zp, builder.getI64IntegerAttr(axis),
+                          perTensorZeroPoint(*scale, *zp),
+                          builder.getI64IntegerAttr(axis),
                           builder.getI64IntegerAttr(attrInt("block_size", 0))));
 }
 
@@ -2266,8 +2474,9 @@ LogicalResult Importer::importAttention() {
   if (failed(q) || failed(k) || failed(v) || failed(mask0) || failed(pastK) ||
       failed(pastV) || failed(nonpad))
     return failure();
-  if (outputUsed(3)) {
-    error() << "the qk_matmul_output output is not supported";
+  if (outputUsed(3) && *nonpad) {
+    error() << "the qk_matmul_output output with nonpad_kv_seqlen is not "
+               "supported";
     return failure();
   }
 
@@ -2411,7 +2620,184 @@ LogicalResult Importer::importAttention() {
   Value y = op.getResult();
   (void)setOutput(0, threeD ? mergeHeads(y) : y);
   (void)setOutput(1, K);
-  return setOutput(2, V);
+  (void)setOutput(2, V);
+  if (!outputUsed(3))
+    return success();
+  int64_t offset = 0; // keys before the first query: the past's length
+  if (*pastK) {
+    std::optional<int64_t> past = dims(*pastK)[2].getConstant();
+    if (!past) {
+      error() << "the qk_matmul_output output needs a static past length";
+      return failure();
+    }
+    offset = *past;
+  }
+  FailureOr<Value> qk = attentionScores(Q, K, mask, scale, offset);
+  return failed(qk) ? failure() : setOutput(3, *qk);
+}
+
+Value Importer::scalarConst(Type e, double v) {
+  return ConstantOp::create(
+      builder, loc(),
+      DenseElementsAttr::get(RankedTensorType::get({}, e),
+                             TypedAttr(builder.getFloatAttr(e, v))));
+}
+
+FailureOr<Value> Importer::attentionScores(Value Q, Value K, Value mask,
+                                           float scale, int64_t offset) {
+  // What ONNX's function body computes beside the fused op, step by step:
+  // scaled QK^T, softcap, + bias (mask, causal and window), softmax. Mode
+  // picks the step the output shows.
+  int64_t mode = attrInt("qk_matmul_output_mode", 0);
+  if (mode < 0 || mode > 3) {
+    error() << "qk_matmul_output_mode must be 0, 1, 2 or 3, got " << mode;
+    return failure();
+  }
+  Type e = elt(Q);
+  Dims qd = dims(Q), kd = dims(K);
+  std::optional<int64_t> hq = qd[1].getConstant(), hkv = kd[1].getConstant();
+  if (!hq || !hkv || *hq <= 0 || *hkv <= 0 || *hq % *hkv != 0) {
+    error() << "the qk_matmul_output output needs static head counts, the "
+               "query's a multiple of the keys', got "
+            << Q.getType() << " and " << K.getType();
+    return failure();
+  }
+  if (*hq != *hkv) {
+    // Grouped heads: each key head serves hq / hkv query heads in a row.
+    Dims k5 = {kd[0], kd[1], DimExpr::constant(1), kd[2], kd[3]};
+    Value k = reshapeTo(K, k5);
+    k5[2] = DimExpr::constant(*hq / *hkv);
+    k = ConcatOp::create(builder, loc(), ty(k5, e),
+                         SmallVector<Value>(*hq / *hkv, k),
+                         builder.getI64IntegerAttr(2));
+    K = reshapeTo(k, {kd[0], qd[1], kd[2], kd[3]});
+  }
+  Dims sd = {qd[0], qd[1], qd[2], kd[2]};
+  RankedTensorType st = ty(sd, e);
+  Value qk =
+      MatMulOp::create(builder, loc(), st, Q, transpose(K, {0, 1, 3, 2}));
+  qk = MulOp::create(builder, loc(), st, qk, scalarConst(e, scale));
+  if (mode == 0)
+    return qk;
+  if (float cap = attrFloat("softcap", 0.0f); cap > 0.0f) {
+    Value c = scalarConst(e, cap);
+    qk = MulOp::create(builder, loc(), st,
+                       TanhOp::create(builder, loc(), st,
+                                      DivOp::create(builder, loc(), st, qk, c)),
+                       c);
+  }
+  if (mode == 1)
+    return qk;
+  // The additive bias: a bool mask allows where true.
+  double ninf = -std::numeric_limits<double>::infinity();
+  Value bias;
+  if (mask && !elt(mask).isInteger(1) && elt(mask) != e) {
+    error() << "attn_mask must be bool or of the query's type " << e << ", got "
+            << mask.getType();
+    return failure();
+  }
+  if (mask && rank(mask) < 2) {
+    // Broadcasting aligns to the right: a scalar or a row of keys is the
+    // same for every query. The row guard below needs a query axis.
+    Dims md = dims(mask);
+    md.insert(md.begin(), 2 - md.size(), DimExpr::constant(1));
+    mask = reshapeTo(mask, md);
+  }
+  if (mask && elt(mask).isInteger(1))
+    bias = WhereOp::create(builder, loc(), ty(dims(mask), e), mask,
+                           scalarConst(e, 0.0), scalarConst(e, ninf));
+  else if (mask)
+    bias = mask;
+  bool causal = attrInt("is_causal", 0) != 0;
+  int64_t left = attrInt("left_window_size", -1),
+          right = attrInt("right_window_size", -1);
+  if (causal || left >= 0 || right >= 0) {
+    // Query i is at position offset + i; it sees key j where j <= p
+    // (causal) and p - left <= j <= p + right (each bound when >= 0).
+    std::optional<int64_t> S = qd[2].getConstant(), T = kd[2].getConstant();
+    if (!S || !T) {
+      error() << "the qk_matmul_output output with is_causal or a window "
+                 "needs static sequence lengths, got "
+              << Q.getType() << " and " << K.getType();
+      return failure();
+    }
+    // The mask is a constant; a huge one would exhaust memory (a small
+    // file can declare any size).
+    constexpr int64_t kMaxMaskCells = int64_t(1) << 22;
+    if (*S > kMaxMaskCells / std::max<int64_t>(*T, 1)) {
+      error() << "the qk_matmul_output output with is_causal or a window "
+                 "builds a constant mask of "
+              << *S << " x " << *T << " elements; at most " << kMaxMaskCells
+              << " are supported";
+      return failure();
+    }
+    SmallVector<Attribute> cells;
+    for (int64_t i = 0; i < *S; ++i)
+      for (int64_t j = 0; j < *T; ++j) {
+        int64_t p = offset + i;
+        bool ok = (!causal || j <= p) && (left < 0 || p - j <= left) &&
+                  (right < 0 || j - p <= right);
+        cells.push_back(builder.getFloatAttr(e, ok ? 0.0 : ninf));
+      }
+    Value structural = ConstantOp::create(
+        builder, loc(),
+        DenseElementsAttr::get(RankedTensorType::get({*S, *T}, e), cells));
+    if (bias) {
+      FailureOr<Dims> bd = broadcastShapes(dims(bias), dims(structural));
+      if (failed(bd)) {
+        error() << "attn_mask " << mask.getType() << " does not broadcast to ["
+                << *S << ", " << *T << "]";
+        return failure();
+      }
+      bias = AddOp::create(builder, loc(), ty(*bd, e), bias, structural);
+    } else {
+      bias = structural;
+    }
+  }
+  if (bias) {
+    FailureOr<Dims> bd = broadcastShapes(sd, dims(bias));
+    bool fits = succeeded(bd) && bd->size() == sd.size();
+    for (size_t i = 0; fits && i < sd.size(); ++i)
+      fits = dimsCompatible((*bd)[i], sd[i]);
+    if (!fits) {
+      error() << "attn_mask " << bias.getType()
+              << " does not broadcast to the scores " << st;
+      return failure();
+    }
+    qk = AddOp::create(builder, loc(), st, qk, bias);
+  }
+  if (mode == 2)
+    return qk;
+  Type pt = e;
+  if (int64_t p = attrInt("softmax_precision", 0); p != 0) {
+    FailureOr<Type> t = elementType(p, "attribute 'softmax_precision'");
+    if (failed(t))
+      return failure();
+    if (!isa<FloatType>(*t)) {
+      error() << "softmax_precision must be a float type, got " << *t;
+      return failure();
+    }
+    pt = *t;
+  }
+  if (pt != e)
+    qk = CastOp::create(builder, loc(), ty(sd, pt), qk);
+  Value probs = SoftmaxOp::create(builder, loc(), qk.getType(), qk,
+                                  builder.getI64IntegerAttr(3));
+  if (bias) {
+    // A row whose bias is -inf everywhere sees no key: zeros, not NaN.
+    Dims rd = dims(bias);
+    rd.back() = DimExpr::constant(1);
+    Value rowMax = ReduceMaxOp::create(
+        builder, loc(), ty(rd, e), bias,
+        builder.getDenseI64ArrayAttr({rank(bias) - 1}), builder.getUnitAttr());
+    Value none = EqualOp::create(builder, loc(), ty(rd, builder.getI1Type()),
+                                 rowMax, scalarConst(e, ninf));
+    probs = WhereOp::create(builder, loc(), probs.getType(), none,
+                            scalarConst(pt, 0.0), probs);
+  }
+  if (pt != e)
+    probs = CastOp::create(builder, loc(), st, probs);
+  return probs;
 }
 
 LogicalResult Importer::importGroupQueryAttention() {
@@ -2571,9 +2957,10 @@ LogicalResult Importer::importTensorScatter() {
   FailureOr<Value> cache = input(0), update = input(1), idx = input(2, false);
   if (failed(cache) || failed(update) || failed(idx))
     return failure();
-  if (attrString("mode", "linear") != "linear") {
-    error() << "mode '" << attrString("mode", "linear")
-            << "' is not supported; expected \"linear\"";
+  std::string mode = attrString("mode", "linear");
+  if (mode != "linear" && mode != "circular") {
+    error() << "mode '" << mode
+            << "' is not supported; expected \"linear\" or \"circular\"";
     return failure();
   }
   int64_t r = rank(*cache);
@@ -2589,11 +2976,12 @@ LogicalResult Importer::importTensorScatter() {
   if (start && !elt(start).isInteger(64))
     start = CastOp::create(builder, loc(),
                            ty(dims(start), builder.getI64Type()), start);
-  return setOutput(0, writeRows(*cache, *update, start, *axis));
+  return setOutput(
+      0, writeRows(*cache, *update, start, *axis, mode == "circular"));
 }
 
-Value Importer::writeRows(Value cache, Value update, Value start,
-                          int64_t axis) {
+Value Importer::writeRows(Value cache, Value update, Value start, int64_t axis,
+                          bool circular) {
   int64_t r = rank(cache);
   // Move the sequence axis next to batch, scatter rows [b, pos], move back.
   SmallVector<int64_t> perm = {0, axis};
@@ -2628,6 +3016,16 @@ Value Importer::writeRows(Value cache, Value update, Value start,
   Value pos = AddOp::create(builder, loc(), ty(bs, i64),
                             reshapeTo(start, {ud[0], DimExpr::constant(1)}),
                             reshapeTo(srange, {DimExpr::constant(1), ud[1]}));
+  if (circular) {
+    // pos mod capacity, as pos - (pos / capacity) * capacity: positions are
+    // not negative, so the truncating division is the floor.
+    Value cap =
+        DimOp::create(builder, loc(), scalar, c, builder.getI64IntegerAttr(1));
+    Value wraps = DivOp::create(builder, loc(), pos.getType(), pos, cap);
+    pos =
+        SubOp::create(builder, loc(), pos.getType(), pos,
+                      MulOp::create(builder, loc(), pos.getType(), wraps, cap));
+  }
   Value bIdx = ExpandOp::create(
       builder, loc(), ty(bs, i64),
       reshapeTo(brange, {ud[0], DimExpr::constant(1)}),
@@ -2802,6 +3200,20 @@ LogicalResult Importer::importNode(const onnx::NodeProto &n) {
   if (it == handlers.end()) {
     error() << "unsupported op '" << n.op_type() << "'";
     return failure();
+  }
+  if (domain.empty()) {
+    const OpSince *since = llvm::find_if(
+        kOpSince, [&](const OpSince &s) { return s.op == n.op_type(); });
+    int64_t version =
+        since == std::end(kOpSince) ? kDefaultOpSince : since->version;
+    if (opsetOf(domain) < version) {
+      InFlightDiagnostic d = error();
+      d << n.op_type() << " before opset " << version;
+      if (since != std::end(kOpSince) && !since->why.empty())
+        d << " (which " << since->why << ")";
+      d << " is not supported; expected opset " << version << " or newer";
+      return failure();
+    }
   }
   inputsRead.clear();
   inputsRead.resize(n.input_size());

@@ -187,8 +187,12 @@ LogicalResult GlobalOp::verify() {
                "weight type must be a ranked tensor or !kiln.qtensor, got ")
            << type;
   }
+  // Held in a variable: `for (... : *componentSizes(type))` binds a
+  // reference into the temporary FailureOr, which dies before the loop runs
+  // (ASan: stack-use-after-scope, found by the importer fuzzer).
+  auto sizes = componentSizes(type);
   SmallVector<uint64_t> expected;
-  for (auto [bits, bytes] : *componentSizes(type))
+  for (auto [bits, bytes] : *sizes)
     expected.push_back(bytes);
 
   // A weight joined from pieces along N (--kiln-fuse-matmuls): the last
@@ -225,7 +229,8 @@ LogicalResult GlobalOp::verify() {
           q ? Type(QTensorType::get(getContext(), pieceShape, q.getQuant()))
             : Type(RankedTensorType::get(
                   pieceShape, cast<RankedTensorType>(type).getElementType()));
-      for (auto [c, size] : llvm::enumerate(*componentSizes(piece))) {
+      auto pieceSizes = componentSizes(piece);
+      for (auto [c, size] : llvm::enumerate(*pieceSizes)) {
         if (q && size.first % 8)
           return emitOpError() << "piece " << i << " of '" << getSymName()
                                << "' does not fill whole bytes";
