@@ -96,9 +96,8 @@ static cl::opt<mlir::kiln::QuantCompute> quantCompute(
 static cl::opt<bool> fuseMatMuls(
     "fuse-matmuls",
     cl::desc("join matmuls of one activation by weights (Q/K/V, gate/up) "
-             "into one, --kiln-fuse-matmuls (default off: on SmolLM2 the "
-             "copies out of the joined result still cost more than the "
-             "kernel calls saved, docs/benchmarks.md)"),
+             "into one, --kiln-fuse-matmuls (default off: on SmolLM2 no "
+             "faster within measurement noise, docs/benchmarks.md)"),
     cl::init(false));
 static cl::opt<bool> quiet("quiet", cl::desc("no progress lines"));
 
