@@ -9,6 +9,7 @@ largest output.
 """
 from __future__ import annotations
 
+import argparse
 import ctypes
 import subprocess
 from pathlib import Path
@@ -91,3 +92,33 @@ def compare(kilnc: str, work: Path, name: str, model, feeds: dict):
                               for i in model.graph.input], want.shape)
     diff = float(np.max(np.abs(got - want)))
     return canonical, diff, 1e-5 * float(np.max(np.abs(want)))
+
+
+def main(cases, feed, judge) -> int:
+    """The command line of a numeric raising test: `--kilnc BIN --work DIR`.
+    Each case returns (model, expected); `feed(input name, shape, rng)`
+    makes an input; `judge(canonical IR, expected)` returns (whether the
+    raised ops are as expected, their description). Prints one line per
+    case, `NAME: DESCRIPTION, max|diff| D (limit L) ok|FAIL`; returns the
+    exit status."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--kilnc", required=True)
+    ap.add_argument("--work", required=True, type=Path)
+    args = ap.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    failed = 0
+    for case in cases:
+        model, expected = case()
+        feeds = {}
+        for inp in model.graph.input:
+            shape = [d.dim_value for d in inp.type.tensor_type.shape.dim]
+            feeds[inp.name] = feed(inp.name, shape, rng)
+        canonical, diff, limit = compare(args.kilnc, args.work, case.__name__,
+                                         model, feeds)
+        raised, description = judge(canonical, expected)
+        ok = raised and diff <= limit
+        failed += not ok
+        print(f"{case.__name__}: {description}, max|diff| {diff:.2e} "
+              f"(limit {limit:.2e}) {'ok' if ok else 'FAIL'}")
+    return 1 if failed else 0
