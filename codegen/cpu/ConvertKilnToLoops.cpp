@@ -224,6 +224,26 @@ private:
   llvm::StringMap<func::FuncOp> outlinedFunctions;
 };
 
+/// The operands an elementwise op reads element by element (not an
+/// expand's target shape).
+static SmallVector<Value> elementwiseOperands(Operation *op) {
+  if (isa<ExpandOp>(op))
+    return {op->getOperand(0)};
+  return SmallVector<Value>(op->getOperands());
+}
+
+/// Ops computed element by element in one loop (lowerElementwise, as is a
+/// transpose that copies), which fuse: a producer
+/// with one use, by another such op of its own shape, computes its
+/// element inside that op's loop instead of into a buffer of its own.
+static bool isFusibleElementwise(Operation *op) {
+  return isa<AddOp, SubOp, MulOp, DivOp, PowOp, MaxOp, MinOp, AndOp, OrOp,
+             NegOp, SqrtOp, ReciprocalOp, ExpOp, LogOp, TanhOp, ErfOp, CosOp,
+             SinOp, AbsOp, SigmoidOp, ReluOp, GeluOp, GluOp, WhereOp, ExpandOp,
+             EqualOp, LessOp, GreaterOp, LessEqualOp, GreaterEqualOp, IsNaNOp,
+             NotOp, CastOp>(op);
+}
+
 Value StepLowering::root(Value v) const {
   auto it = views.find(v);
   return it == views.end() ? v : it->second.base;
@@ -328,11 +348,8 @@ bool StepLowering::readsViews(OpOperand &use, const View &view) const {
   };
   if (isa<ReshapeOp>(user) || inPlace.contains(user))
     return true; // the result is a view in turn, checked at its own readers
-  if (isa<AddOp, SubOp, MulOp, DivOp, PowOp, MaxOp, MinOp, NegOp, SqrtOp,
-          ReciprocalOp, ExpOp, LogOp, TanhOp, ErfOp, CosOp, SinOp, AbsOp,
-          SigmoidOp, ReluOp, GeluOp, GluOp, CastOp, TransposeOp, RotaryOp>(
-          user))
-    return true;
+  if (isFusibleElementwise(user) || isa<TransposeOp, RotaryOp>(user))
+    return true; // loops over strided memrefs
   if (isa<PagedAttentionOp>(user))
     return n >= 1 && innerUnit() && leadingOnes(3);
   if (auto mm = dyn_cast<MatMulOp>(user))
@@ -734,7 +751,10 @@ FailureOr<Value> StepLowering::pointerOf(Value tensor, Operation *user) {
 /// The stride of dimension `dim` of `tensor` in elements, as an i64.
 FailureOr<Value> StepLowering::strideOf(Value tensor, int64_t dim,
                                         Operation *user) {
-  FailureOr<Value> s = dimValue(layoutOf(tensor).strides[dim], user);
+  DimExpr stride = layoutOf(tensor).strides[dim]; // a copy: View is a value
+  if (std::optional<int64_t> c = stride.getConstant())
+    return i64(*c);
+  FailureOr<Value> s = dimValue(stride, user);
   if (failed(s))
     return failure();
   return toI64(*s);
@@ -1011,25 +1031,6 @@ static Value geluOf(OpBuilder &nb, Location l, Value x, bool tanh,
   Value half = arith::MulFOp::create(nb, l, c(0.5), x, fm);
   return arith::MulFOp::create(
       nb, l, half, arith::AddFOp::create(nb, l, c(1.0), inner, fm), fm);
-}
-
-/// The operands an elementwise op reads element by element (not an
-/// expand's target shape).
-static SmallVector<Value> elementwiseOperands(Operation *op) {
-  if (isa<ExpandOp>(op))
-    return {op->getOperand(0)};
-  return SmallVector<Value>(op->getOperands());
-}
-
-/// Ops computed element by element in one loop, which fuse: a producer
-/// with one use, by another such op of its own shape, computes its
-/// element inside that op's loop instead of into a buffer of its own.
-static bool isFusibleElementwise(Operation *op) {
-  return isa<AddOp, SubOp, MulOp, DivOp, PowOp, MaxOp, MinOp, AndOp, OrOp,
-             NegOp, SqrtOp, ReciprocalOp, ExpOp, LogOp, TanhOp, ErfOp, CosOp,
-             SinOp, AbsOp, SigmoidOp, ReluOp, GeluOp, GluOp, WhereOp, ExpandOp,
-             EqualOp, LessOp, GreaterOp, LessEqualOp, GreaterEqualOp, IsNaNOp,
-             NotOp, CastOp>(op);
 }
 
 /// Chooses the elementwise producers computed inside their user's loop.
@@ -3034,13 +3035,9 @@ LogicalResult StepLowering::dispatch(Operation *op) {
       .Case([&](DequantizeLinearOp d) { return lowerDequantizeLinear(d); })
       .Case([&](QuantizeLinearOp q) { return lowerQuantizeLinear(q); })
       .Case([&](AttentionOp a) { return lowerAttention(a); })
-      .Case<AddOp, SubOp, MulOp, DivOp, PowOp, MaxOp, MinOp, AndOp, OrOp, NegOp,
-            SqrtOp, ReciprocalOp, ExpOp, LogOp, TanhOp, ErfOp, CosOp, SinOp,
-            AbsOp, SigmoidOp, ReluOp, GeluOp, GluOp, WhereOp, ExpandOp, EqualOp,
-            LessOp, GreaterOp, LessEqualOp, GreaterEqualOp, IsNaNOp, NotOp,
-            CastOp, TransposeOp>(
-          [&](Operation *e) { return lowerElementwise(e); })
-      .Default([&](Operation *other) {
+      .Default([&](Operation *other) -> LogicalResult {
+        if (isFusibleElementwise(other) || isa<TransposeOp>(other))
+          return lowerElementwise(other);
         return other->emitError()
                << "'" << other->getName()
                << "' is not supported by the CPU backend yet";

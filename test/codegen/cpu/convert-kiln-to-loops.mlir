@@ -333,3 +333,28 @@ module {
     return %7 : tensor<1x?x8xf32, #kiln.dims<[logit_rows]>>
   }
 }
+
+// -----
+
+// A split's pieces are views of its input, read in place: the matmul
+// kernel reads the second piece with the whole row as its lda (24), the add
+// reads the first as a strided memref; nothing copies the pieces.
+// CHECK-LABEL: func.func @kiln_model_step
+// CHECK-NOT: call @__kiln_split
+// CHECK: %[[LDA:.+]] = llvm.mlir.constant(24 : i64) : i64
+// CHECK: llvm.call %{{.+}}(%{{[^,]+}}, %{{[^,]+}}, %[[LDA]], {{.*}}) : !llvm.ptr, (!llvm.ptr, !llvm.ptr, i64, !llvm.ptr, !llvm.ptr, i64, i64, i64, i64) -> ()
+// CHECK: call @[[ADD:__kiln_add_[0-9]+]](%{{.+}}) : (memref<1x?x8xf32, strided<[?, 24, 1]>>, memref<1x?x8xf32>, memref<1x?x8xf32>) -> ()
+module {
+  kiln.global @emb : tensor<16x24xf32> [#kiln.blob<"w.bin", offset = 0, size = 1536>]
+  kiln.global @w : tensor<16x8xf32> [#kiln.blob<"w.bin", offset = 1536, size = 512>]
+  func.func @main(%ids: tensor<1x?xi64, #kiln.dims<[tokens]>> {kiln.step_input = "token_ids"}, %rows: tensor<?xi64, #kiln.dims<[logit_rows]>> {kiln.step_input = "logit_rows"}) -> tensor<1x?x8xf32, #kiln.dims<[logit_rows]>> {
+    %e = kiln.weight @emb : tensor<16x24xf32>
+    %w = kiln.weight @w : tensor<16x8xf32>
+    %x = kiln.gather %e, %ids {axis = 0 : i64} : (tensor<16x24xf32>, tensor<1x?xi64, #kiln.dims<[tokens]>>) -> tensor<1x?x24xf32, #kiln.dims<[tokens]>>
+    %a, %b = kiln.split %x {axis = 2 : i64} : tensor<1x?x24xf32, #kiln.dims<[tokens]>> -> (tensor<1x?x8xf32, #kiln.dims<[tokens]>>, tensor<1x?x16xf32, #kiln.dims<[tokens]>>)
+    %m = kiln.matmul %b, %w : (tensor<1x?x16xf32, #kiln.dims<[tokens]>>, tensor<16x8xf32>) -> tensor<1x?x8xf32, #kiln.dims<[tokens]>>
+    %s = kiln.add %a, %m : (tensor<1x?x8xf32, #kiln.dims<[tokens]>>, tensor<1x?x8xf32, #kiln.dims<[tokens]>>) -> tensor<1x?x8xf32, #kiln.dims<[tokens]>>
+    %g = kiln.gather %s, %rows {axis = 1 : i64} : (tensor<1x?x8xf32, #kiln.dims<[tokens]>>, tensor<?xi64, #kiln.dims<[logit_rows]>>) -> tensor<1x?x8xf32, #kiln.dims<[logit_rows]>>
+    return %g : tensor<1x?x8xf32, #kiln.dims<[logit_rows]>>
+  }
+}
