@@ -138,6 +138,8 @@ private:
   bool readsViews(OpOperand &use, const View &view) const;
   void computeViews();
   void computeFusion();
+  void computeAttentionRotary();
+  bool isStepPositions(Value v);
   Operation *anchorOf(Operation *op) const;
   SmallVector<Value> fusedLeaves(Operation *op) const;
   FailureOr<Value> strideOf(Value tensor, int64_t dim, Operation *user);
@@ -208,7 +210,12 @@ private:
   DenseMap<Value, View> views; // every value without its own buffer
   llvm::SmallPtrSet<Operation *, 32> inPlace; // splits/transposes as views
   llvm::SmallPtrSet<Operation *, 32> fused;   // computed in their user's loop
-  Value output;                               // root of the returned value
+  /// Rotaries of q and k that paged attention applies (model_abi.h).
+  llvm::SmallPtrSet<Operation *, 32> rotaryInAttention;
+  /// Transposes that paged attention writes directly: its result is a
+  /// view of theirs.
+  llvm::SmallPtrSet<Operation *, 32> writtenTransposed;
+  Value output; // root of the returned value
   int64_t arenaBytes = 0;
 
   // Lowering state.
@@ -362,16 +369,38 @@ bool StepLowering::readsViews(OpOperand &use, const View &view) const {
 /// a reader that needs a buffer of its own.
 void StepLowering::computeViews() {
   Block &body = graph.getBody().front();
+  // Paged attention writes its output with strides: read only by a
+  // transpose to [1, tokens, heads, d] (before the output projection), it
+  // writes that layout, and the transpose costs nothing.
+  writtenTransposed.clear();
+  for (Operation &op : body) {
+    auto t = dyn_cast<TransposeOp>(op);
+    auto attn = t ? t.getInput().getDefiningOp<PagedAttentionOp>() : nullptr;
+    if (attn && attn.getResult().hasOneUse() &&
+        t.getPerm() == ArrayRef<int64_t>{0, 2, 1, 3} &&
+        llvm::none_of(t.getResult().getUsers(),
+                      [](Operation *u) { return isa<func::ReturnOp>(u); }))
+      writtenTransposed.insert(t);
+  }
   inPlace.clear();
   for (Operation &op : body) {
     bool candidate =
-        isa<SplitOp>(op) || (isa<TransposeOp>(op) && !isSkippedTranspose(&op));
+        isa<SplitOp>(op) || (isa<TransposeOp>(op) && !isSkippedTranspose(&op) &&
+                             !writtenTransposed.contains(&op));
     if (candidate && !isa_and_nonnull<WeightOp, ConstantOp>(
                          root(op.getOperand(0)).getDefiningOp()))
       inPlace.insert(&op);
   }
   while (true) {
     views.clear();
+    for (Operation *op : writtenTransposed) {
+      auto t = cast<TransposeOp>(op);
+      View out = layoutOf(t.getResult());
+      View in = out;
+      for (auto [j, p] : llvm::enumerate(t.getPerm()))
+        in.strides[p] = out.strides[j];
+      views[t.getInput()] = in;
+    }
     Operation *giveUp = nullptr;
     for (Operation &op : body) {
       if (auto r = dyn_cast<ReshapeOp>(op)) {
@@ -533,6 +562,7 @@ LogicalResult StepLowering::plan() {
   Block &body = graph.getBody().front();
   computeViews();
   computeFusion();
+  computeAttentionRotary();
 
   // Last use of every root, counting uses through aliases.
   DenseMap<Operation *, int64_t> order;
@@ -557,9 +587,14 @@ LogicalResult StepLowering::plan() {
     llvm::erase_if(live, [&](const Live &l) { return l.end < now; });
     if (isa<ReshapeOp, WeightOp, ConstantOp, func::ReturnOp>(op) ||
         inPlace.contains(&op) || fused.contains(&op) ||
+        rotaryInAttention.contains(&op) || writtenTransposed.contains(&op) ||
         isSkippedTranspose(&op) || isSkippedDequantize(&op))
       continue;
     for (Value r : op.getResults()) {
+      // A result that is a view of a later op's (writtenTransposed): that
+      // buffer is taken here, where it is first written.
+      if (auto it = views.find(r); it != views.end())
+        r = it->second.base;
       if (r == output || !isa<RankedTensorType>(r.getType()))
         continue;
       std::optional<int64_t> bytes = maxBytes(r);
@@ -1053,9 +1088,75 @@ void StepLowering::computeFusion() {
   }
 }
 
+/// Whether `v` is the step's positions (a view of the step input).
+bool StepLowering::isStepPositions(Value v) {
+  auto arg = dyn_cast<BlockArgument>(root(v));
+  if (!arg || arg.getOwner() != &graph.getBody().front())
+    return false;
+  auto role =
+      graph.getArgAttrOfType<StringAttr>(arg.getArgNumber(), "kiln.step_input");
+  return role && role.getValue() == "positions";
+}
+
+/// Chooses the rotary embeddings that paged attention applies itself
+/// (model_abi.h): q and k rotated alike, each rotary read only by the
+/// attention, its input readable by the kernel (unit inner stride), and
+/// angles it can address: one row per token of a step-sized table, or
+/// tables indexed by the step's positions. Anything else stays a loop.
+void StepLowering::computeAttentionRotary() {
+  rotaryInAttention.clear();
+  for (Operation &op : graph.getBody().front()) {
+    auto attn = dyn_cast<PagedAttentionOp>(op);
+    if (!attn)
+      continue;
+    auto q = attn.getQuery().getDefiningOp<RotaryOp>();
+    auto k = attn.getKey().getDefiningOp<RotaryOp>();
+    if (!q || !k || q == k || !q->hasOneUse() || !k->hasOneUse() ||
+        q.getCos() != k.getCos() || q.getSin() != k.getSin() ||
+        q.getPositions() != k.getPositions() ||
+        q.getRotaryDim() != k.getRotaryDim() ||
+        q.getInterleaved() != k.getInterleaved())
+      continue;
+    int64_t d = cast<KVCacheType>(attn.getCache().getType()).getHeadDim();
+    if (d > KILN_ROTARY_MAX_HEAD_DIM ||
+        static_cast<int64_t>(q.getRotaryDim()) > d)
+      continue;
+    auto innerUnit = [&](Value v) {
+      return layoutOf(v).strides.back().getConstant() == 1;
+    };
+    if (!innerUnit(q.getInput()) || !innerUnit(k.getInput()))
+      continue;
+    // The tables: f32 from a buffer (not a small constant, which has no
+    // pointer), unit inner stride and one row stride for both.
+    Value cos = q.getCos(), sin = q.getSin();
+    auto tableType = cast<RankedTensorType>(cos.getType());
+    bool tablesOk =
+        tableType.getElementType().isF32() && sin.getType() == cos.getType();
+    for (Value t : {cos, sin})
+      tablesOk = tablesOk && innerUnit(t) &&
+                 !isa_and_nonnull<ConstantOp>(root(t).getDefiningOp());
+    int64_t rowDim = tableType.getRank() - 2;
+    tablesOk = tablesOk && rowDim >= 0 &&
+               layoutOf(cos).strides[rowDim] == layoutOf(sin).strides[rowDim];
+    if (!tablesOk)
+      continue;
+    if (Value positions = q.getPositions()) {
+      if (!isStepPositions(positions) || tableType.getRank() != 2)
+        continue;
+    } else {
+      // [1, tokens, rotary_dim / 2]: row t is token t's.
+      if (tableType.getRank() != 3 || tableType.getDimSize(0) != 1 ||
+          shapeOf(cos)[1] != DimExpr::symbol("tokens"))
+        continue;
+    }
+    rotaryInAttention.insert(q);
+    rotaryInAttention.insert(k);
+  }
+}
+
 /// The op whose loop computes `op`: op itself, or the user it is fused into.
 Operation *StepLowering::anchorOf(Operation *op) const {
-  while (fused.contains(op))
+  while (fused.contains(op) || rotaryInAttention.contains(op))
     op = *op->getResult(0).getUsers().begin();
   return op;
 }
@@ -1732,32 +1833,60 @@ LogicalResult StepLowering::lowerPagedAttention(PagedAttentionOp op) {
   auto cache = cast<KVCacheType>(op.getCache().getType());
   auto qType = cast<RankedTensorType>(op.getQuery().getType());
   int64_t qHeads = qType.getDimSize(1), d = cache.getHeadDim();
-  FailureOr<Value> tokens = dimValue(DimExpr::symbol("tokens"), op);
-  FailureOr<Value> q = pointerOf(op.getQuery(), op),
-                   k = pointerOf(op.getKey(), op),
+  // q and k before their rotary embedding, when the kernel applies it.
+  auto rotary = op.getQuery().getDefiningOp<RotaryOp>();
+  if (rotary && !rotaryInAttention.contains(rotary))
+    rotary = nullptr;
+  Value query = rotary ? rotary.getInput() : op.getQuery();
+  Value key =
+      rotary ? op.getKey().getDefiningOp<RotaryOp>().getInput() : op.getKey();
+  FailureOr<Value> q = pointerOf(query, op), k = pointerOf(key, op),
                    v = pointerOf(op.getValue(), op),
                    o = pointerOf(op.getResult(), op);
-  if (failed(tokens) || failed(q) || failed(k) || failed(v) || failed(o))
+  if (failed(q) || failed(k) || failed(v) || failed(o))
     return failure();
   // [1, heads, tokens, d]: q, k and v may be views (a transpose of the
-  // projection's [1, tokens, heads, d], read in place); the result is not.
+  // projection's [1, tokens, heads, d], read in place), and so may the
+  // result (writtenTransposed).
   SmallVector<Value> strides;
-  for (Value t : {op.getQuery(), op.getKey(), op.getValue()})
+  for (Value t : {query, key, Value(op.getValue()), Value(op.getResult())})
     for (int64_t dim : {1, 2}) {
       FailureOr<Value> s = strideOf(t, dim, op);
       if (failed(s))
         return failure();
       strides.push_back(*s);
     }
-  Value headStride = arith::MulIOp::create(b, loc, toI64(*tokens), i64(d));
   auto ptrType = LLVM::LLVMPointerType::get(ctx);
+  Value cosPtr, sinPtr, rotStride;
+  int64_t rotaryDim = 0, rotFlags = 0;
+  if (rotary) {
+    FailureOr<Value> c = pointerOf(rotary.getCos(), op),
+                     s = pointerOf(rotary.getSin(), op);
+    int64_t rowDim =
+        cast<RankedTensorType>(rotary.getCos().getType()).getRank() - 2;
+    FailureOr<Value> rs = strideOf(rotary.getCos(), rowDim, op);
+    if (failed(c) || failed(s) || failed(rs))
+      return failure();
+    cosPtr = *c;
+    sinPtr = *s;
+    rotStride = *rs;
+    rotaryDim = static_cast<int64_t>(rotary.getRotaryDim());
+    if (rotary.getInterleaved())
+      rotFlags |= KILN_ROTARY_INTERLEAVED;
+    if (rotary.getPositions())
+      rotFlags |= KILN_ROTARY_BY_POSITION;
+  } else {
+    cosPtr = sinPtr = LLVM::ZeroOp::create(b, loc, ptrType);
+    rotStride = i64(0);
+  }
   auto i64Type = b.getI64Type();
   auto f32Type = b.getF32Type();
   auto fnType = LLVM::LLVMFunctionType::get(
       LLVM::LLVMVoidType::get(ctx),
-      {ptrType, i64Type, i64Type, i64Type, i64Type, i64Type, i64Type, f32Type,
-       f32Type, i64Type, ptrType, i64Type, i64Type, ptrType, i64Type, i64Type,
-       ptrType, i64Type, i64Type, ptrType, i64Type, i64Type});
+      {ptrType, i64Type, i64Type, i64Type, i64Type, i64Type, i64Type,
+       f32Type, f32Type, i64Type, ptrType, i64Type, i64Type, ptrType,
+       i64Type, i64Type, ptrType, i64Type, i64Type, ptrType, i64Type,
+       i64Type, ptrType, ptrType, i64Type, i64Type, i64Type});
   auto f32 = [&](float x) {
     return LLVM::ConstantOp::create(b, loc, f32Type, b.getF32FloatAttr(x));
   };
@@ -1783,8 +1912,13 @@ LogicalResult StepLowering::lowerPagedAttention(PagedAttentionOp op) {
                                   strides[4],
                                   strides[5],
                                   *o,
-                                  headStride,
-                                  i64(d)});
+                                  strides[6],
+                                  strides[7],
+                                  cosPtr,
+                                  sinPtr,
+                                  rotStride,
+                                  i64(rotaryDim),
+                                  i64(rotFlags)});
   return success();
 }
 
@@ -2866,8 +3000,10 @@ LogicalResult StepLowering::lower(Operation *op) {
     return failure();
   if (isa<ReshapeOp>(op) || inPlace.contains(op) || isSkippedTranspose(op))
     return success(); // aliases / views read in place by their users
-  if (fused.contains(op))
-    return success(); // computed in its user's loop
+  if (writtenTransposed.contains(op))
+    return success(); // its input's producer wrote it
+  if (fused.contains(op) || rotaryInAttention.contains(op))
+    return success(); // computed in its user's loop or kernel
   if (isSkippedDequantize(op))
     return success(); // the quantized matmul kernel reads the weight
   if (auto w = dyn_cast<WeightOp>(op)) {
@@ -2904,9 +3040,12 @@ LogicalResult StepLowering::lower(Operation *op) {
         memref::GetGlobalOp::create(b, loc, memrefType, name);
     return success();
   }
-  for (Value r : op->getResults())
+  for (Value r : op->getResults()) {
+    if (auto it = views.find(r); it != views.end())
+      r = it->second.base; // written through a view (writtenTransposed)
     if (arenaOffset.count(r))
       placements[r] = {arenaPtr, arenaBytesView, arenaOffset[r]};
+  }
   // Reads the weights file directly: not outlined (the outlined functions
   // see only their tensors' buffers).
   if (auto g = dyn_cast<GatherOp>(op))

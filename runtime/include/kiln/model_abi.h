@@ -36,7 +36,7 @@ extern "C" {
 #endif
 
 /** Bumped whenever kiln_step_args or kiln_kernels change layout. */
-#define KILN_MODEL_ABI_VERSION 5
+#define KILN_MODEL_ABI_VERSION 6
 
 /** Everything one step reads and writes. All pointers are owned by the
  *  runtime and valid for the duration of the call. */
@@ -128,7 +128,20 @@ typedef void kiln_matmul_quant_fn(void *pool, const float *a, int64_t lda,
  *  softcap * tanh(s_j / softcap).
  *  q (q_heads heads), k and v (kv_heads heads) and out (q_heads heads)
  *  are addressed base + head * stride_head + token * stride_token + d,
- *  d in [0, head_dim) contiguous. */
+ *  d in [0, head_dim) contiguous.
+ *
+ *  Rotary embedding (rot_cos non-NULL): q and k are first rotated, k
+ *  before it is written into the cache, by the angles of token t's row
+ *
+ *    c = rot_cos + r * rot_stride,  s = rot_sin + r * rot_stride,
+ *    r = positions[t] with KILN_ROTARY_BY_POSITION, else t
+ *
+ *  (rotary_dim / 2 entries each): for i < rotary_dim / 2, the pair
+ *  (x[i], x[i + rotary_dim/2]), or (x[2i], x[2i + 1]) with
+ *  KILN_ROTARY_INTERLEAVED, becomes (a c[i] - b s[i], b c[i] + a s[i]);
+ *  elements from rotary_dim on pass through. rotary_dim is even and at
+ *  most min(head_dim, KILN_ROTARY_MAX_HEAD_DIM). This is kiln.rotary, done
+ *  where q and k are read anyway. */
 typedef void kiln_attention_paged_fn(
     const kiln_step_args *step, int64_t layer, int64_t layers, int64_t q_heads,
     int64_t kv_heads, int64_t head_dim, int64_t block_size, float scale,
@@ -136,7 +149,15 @@ typedef void kiln_attention_paged_fn(
     int64_t q_stride_token, const float *k, int64_t k_stride_head,
     int64_t k_stride_token, const float *v, int64_t v_stride_head,
     int64_t v_stride_token, float *out, int64_t out_stride_head,
-    int64_t out_stride_token);
+    int64_t out_stride_token, const float *rot_cos, const float *rot_sin,
+    int64_t rot_stride, int64_t rotary_dim, int64_t rot_flags);
+
+/** rot_flags of kiln_attention_paged_fn. */
+#define KILN_ROTARY_INTERLEAVED 1
+#define KILN_ROTARY_BY_POSITION 2
+/** The largest head_dim whose rotation attention_paged_f32 fuses (q is
+ *  rotated into a buffer on the stack). */
+#define KILN_ROTARY_MAX_HEAD_DIM 512
 
 /** The runtime's micro-kernels, passed to every step. Generated code
  *  calls them with scalar arguments only, so no struct layout is shared

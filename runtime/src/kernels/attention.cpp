@@ -26,6 +26,12 @@
 // Work items are claimed in chunks in (token, KV head) order from the
 // thread pool.
 //
+// With a rotary embedding (kilnc passes kiln.rotary of q and k to the
+// kernel instead of running it as loops of its own), the keys are rotated
+// on their way into the cache and each work item rotates its queries into
+// a buffer on the stack before the first chunk: no pass over q and k of
+// their own, and no rotated copies in the arena.
+//
 //===----------------------------------------------------------------------===//
 
 #include "runtime/src/kernels/kernels.h"
@@ -189,6 +195,37 @@ KILN_INLINE float *keyRow(const Problem &p, int64_t block, int64_t g,
          (g * a.blockSize + row) * a.headDim;
 }
 
+/// Token t's rows of the rotary cos and sin tables.
+KILN_INLINE void rotaryRows(const AttentionArgs &a, int64_t t,
+                            const float *&cosRow, const float *&sinRow) {
+  const int64_t r =
+      a.rotFlags & KILN_ROTARY_BY_POSITION ? a.step->positions[t] : t;
+  cosRow = a.rotCos + r * a.rotStride;
+  sinRow = a.rotSin + r * a.rotStride;
+}
+
+/// out = x (one head_dim row) rotated by the angles c, s (model_abi.h);
+/// out does not alias x.
+KILN_INLINE void rotate(const AttentionArgs &a, const float *x, const float *c,
+                        const float *s, float *out) {
+  const int64_t half = a.rotaryDim / 2;
+  if (a.rotFlags & KILN_ROTARY_INTERLEAVED) {
+    for (int64_t i = 0; i < half; ++i) {
+      float x0 = x[2 * i], x1 = x[2 * i + 1];
+      out[2 * i] = x0 * c[i] - x1 * s[i];
+      out[2 * i + 1] = x1 * c[i] + x0 * s[i];
+    }
+  } else {
+    for (int64_t i = 0; i < half; ++i) {
+      float x0 = x[i], x1 = x[i + half];
+      out[i] = x0 * c[i] - x1 * s[i];
+      out[i + half] = x1 * c[i] + x0 * s[i];
+    }
+  }
+  std::memcpy(out + a.rotaryDim, x + a.rotaryDim,
+              (a.headDim - a.rotaryDim) * sizeof(float));
+}
+
 /// Running softmax state of one query head over one slice of head_dim.
 template <int64_t kSliceVecs> struct HeadState {
   V16 acc[kSliceVecs]; ///< sum of exp(s_j - max) V_j, first vecs * 16 dims
@@ -274,6 +311,21 @@ KILN_INLINE void attendHeads(const Problem &p, int64_t t, int64_t h0,
   const int64_t start =
       a.window >= 0 ? std::max<int64_t>(0, context - 1 - a.window) : 0;
 
+  // The queries, rotated first when the kernel applies the rotary
+  // embedding.
+  const float *queries[kHeadsPerPass];
+  alignas(64) float rotated[kHeadsPerPass][KILN_ROTARY_MAX_HEAD_DIM];
+  const float *cosRow = nullptr, *sinRow = nullptr;
+  if (a.rotCos)
+    rotaryRows(a, t, cosRow, sinRow);
+  for (int64_t hh = 0; hh < heads; ++hh) {
+    queries[hh] = a.q + (h0 + hh) * a.qStrideHead + t * a.qStrideToken;
+    if (a.rotCos) {
+      rotate(a, queries[hh], cosRow, sinRow, rotated[hh]);
+      queries[hh] = rotated[hh];
+    }
+  }
+
   for (int64_t d0 = 0; d0 < headDim; d0 += kSliceVecs * 16) {
     const int64_t dLen = std::min(headDim - d0, kSliceVecs * 16);
     const int64_t vecs = dLen / 16, tail = dLen % 16;
@@ -300,9 +352,8 @@ KILN_INLINE void attendHeads(const Problem &p, int64_t t, int64_t h0,
         pos += take;
       }
       for (int64_t hh = 0; hh < heads; ++hh)
-        attendChunk(a, p.blockFloats,
-                    a.q + (h0 + hh) * a.qStrideHead + t * a.qStrideToken,
-                    headDim, keys, n, j0 == start, d0, vecs, tail, states[hh]);
+        attendChunk(a, p.blockFloats, queries[hh], headDim, keys, n,
+                    j0 == start, d0, vecs, tail, states[hh]);
     }
 
     for (int64_t hh = 0; hh < heads; ++hh) {
@@ -366,8 +417,8 @@ attendAvx512(const Problem &p, int64_t begin, int64_t end) {
 }
 #endif
 
-/// Copies the step's keys and values for tokens [begin, end) into their
-/// cache rows.
+/// Copies the step's keys (rotated, with a rotary embedding) and values
+/// for tokens [begin, end) into their cache rows.
 void writeCache(const Problem &p, int64_t begin, int64_t end) {
   const AttentionArgs &a = p.args;
   const kiln_step_args *step = a.step;
@@ -377,9 +428,16 @@ void writeCache(const Problem &p, int64_t begin, int64_t end) {
     const int32_t *table =
         step->block_tables + step->token_seq[t] * step->max_blocks_per_seq;
     int64_t block = table[pos / a.blockSize];
+    const float *cosRow = nullptr, *sinRow = nullptr;
+    if (a.rotCos)
+      rotaryRows(a, t, cosRow, sinRow);
     for (int64_t g = 0; g < a.kvHeads; ++g) {
       float *key = keyRow(p, block, g, pos % a.blockSize);
-      std::memcpy(key, a.k + g * a.kStrideHead + t * a.kStrideToken, rowBytes);
+      const float *k = a.k + g * a.kStrideHead + t * a.kStrideToken;
+      if (a.rotCos)
+        rotate(a, k, cosRow, sinRow, key);
+      else
+        std::memcpy(key, k, rowBytes);
       std::memcpy(key + p.blockFloats,
                   a.v + g * a.vStrideHead + t * a.vStrideToken, rowBytes);
     }
@@ -439,7 +497,8 @@ extern "C" void kiln_attention_paged_f32(
     int64_t q_stride_token, const float *k, int64_t k_stride_head,
     int64_t k_stride_token, const float *v, int64_t v_stride_head,
     int64_t v_stride_token, float *out, int64_t out_stride_head,
-    int64_t out_stride_token) {
+    int64_t out_stride_token, const float *rot_cos, const float *rot_sin,
+    int64_t rot_stride, int64_t rotary_dim, int64_t rot_flags) {
   kiln::kernels::attentionPagedF32(kiln::kernels::activeIsa(),
                                    {step,
                                     layer,
@@ -462,5 +521,10 @@ extern "C" void kiln_attention_paged_f32(
                                     v_stride_token,
                                     out,
                                     out_stride_head,
-                                    out_stride_token});
+                                    out_stride_token,
+                                    rot_cos,
+                                    rot_sin,
+                                    rot_stride,
+                                    rotary_dim,
+                                    rot_flags});
 }

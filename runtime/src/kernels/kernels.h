@@ -150,6 +150,9 @@ struct AttentionArgs {
   int64_t vStrideHead, vStrideToken;
   float *out;
   int64_t outStrideHead, outStrideToken;
+  /// Rotary embedding of q and k (model_abi.h); rotCos null: none.
+  const float *rotCos = nullptr, *rotSin = nullptr;
+  int64_t rotStride = 0, rotaryDim = 0, rotFlags = 0;
 };
 
 /// kiln_attention_paged_f32 with a given Isa, which must be supported.

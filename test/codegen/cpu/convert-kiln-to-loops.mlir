@@ -8,20 +8,25 @@
 // CHECK-DAG: %[[W:.+]] = memref.view %{{.+}}[%c0{{.*}}][] : memref<?xi8> to memref<16x8xf32>
 // The attention kernel reads the gather's [1, tokens, 2, 4] result in
 // place through the transpose (a strided view: head stride 4, token
-// stride 8); the transpose after it is a copy, since the reshape after
-// that merges dimensions the view would leave apart.
+// stride 8), and writes its output as the transpose after it wants it
+// ([1, tokens, 2, 4]: head stride 4, token stride 8), so neither
+// transpose copies. No rotary embedding: null cos/sin, rotary_dim 0.
 // CHECK: call @[[GATHER:__kiln_gather_[0-9]+]](%[[W]]
 // CHECK-NOT: call @__kiln_transpose
+// The output: the transpose's buffer, after the gather's 8 KiB.
+// CHECK: %[[OOFS:.+]] = llvm.mlir.constant(8192 : i64) : i64
+// CHECK-NEXT: %[[O:.+]] = llvm.getelementptr %{{.+}}[%[[OOFS]]]
+// CHECK: %[[NULL:.+]] = llvm.mlir.zero : !llvm.ptr
 // Paged attention: the kernel table's entry 3, with the step arguments.
 // CHECK: llvm.getelementptr %{{.+}}[0, 3]
-// CHECK: llvm.call %{{.+}}(%arg0, {{.*}}) : !llvm.ptr, (!llvm.ptr, i64, i64, i64, i64, i64, i64, f32, f32, i64, !llvm.ptr, i64, i64, !llvm.ptr, i64, i64, !llvm.ptr, i64, i64, !llvm.ptr, i64, i64) -> ()
-// CHECK: call @[[T2:__kiln_transpose_[0-9]+]]
+// CHECK: llvm.call %{{.+}}(%arg0, {{.*}}, %[[O]], %{{[0-9]+}}, %{{[0-9]+}}, %[[NULL]], %[[NULL]], {{.*}}) : !llvm.ptr, (!llvm.ptr, i64, i64, i64, i64, i64, i64, f32, f32, i64, !llvm.ptr, i64, i64, !llvm.ptr, i64, i64, !llvm.ptr, i64, i64, !llvm.ptr, i64, i64, !llvm.ptr, !llvm.ptr, i64, i64, i64) -> ()
+// CHECK-NOT: call @__kiln_transpose
 // The logits matmul: entry 2 (matmul_f32), writing into the caller's logits.
 // CHECK: llvm.getelementptr %{{.+}}[0, 2]
 // CHECK: llvm.call %{{.+}} : !llvm.ptr, (!llvm.ptr, !llvm.ptr, i64, !llvm.ptr, !llvm.ptr, i64, i64, i64, i64) -> ()
 // CHECK: func.func private @[[GATHER]](%{{.+}}: memref<16x8xf32>, %{{.+}}: memref<1x?xi64>, %{{.+}}: memref<1x?x8xf32>) attributes {no_inline}
 // CHECK: linalg.generic
-// CHECK: llvm.mlir.global external constant @kiln_model_abi_version(5 : i64)
+// CHECK: llvm.mlir.global external constant @kiln_model_abi_version(6 : i64)
 // Two [256 tokens x 8] f32 buffers live at once: 2 x 8 KiB.
 // CHECK: llvm.mlir.global external constant @kiln_model_arena_bytes(16384 : i64)
 // CHECK: llvm.mlir.global external constant @kiln_model_max_tokens(256 : i64)
@@ -328,6 +333,125 @@ module {
     %3 = kiln.transpose %2 {perm = array<i64: 0, 2, 1, 3>} : tensor<1x?x2x4xf32, #kiln.dims<[tokens]>> -> tensor<1x2x?x4xf32, #kiln.dims<[tokens]>>
     %4 = kiln.rotary %3, %ct, %st {rotary_dim = 4 : i64} : (tensor<1x2x?x4xf32, #kiln.dims<[tokens]>>, tensor<1x?x2xf32, #kiln.dims<[tokens]>>, tensor<1x?x2xf32, #kiln.dims<[tokens]>>) -> tensor<1x2x?x4xf32, #kiln.dims<[tokens]>>
     %5 = kiln.transpose %4 {perm = array<i64: 0, 2, 1, 3>} : tensor<1x2x?x4xf32, #kiln.dims<[tokens]>> -> tensor<1x?x2x4xf32, #kiln.dims<[tokens]>>
+    %6 = kiln.reshape %5 : tensor<1x?x2x4xf32, #kiln.dims<[tokens]>> -> tensor<1x?x8xf32, #kiln.dims<[tokens]>>
+    %7 = kiln.gather %6, %rows {axis = 1 : i64} : (tensor<1x?x8xf32, #kiln.dims<[tokens]>>, tensor<?xi64, #kiln.dims<[logit_rows]>>) -> tensor<1x?x8xf32, #kiln.dims<[logit_rows]>>
+    return %7 : tensor<1x?x8xf32, #kiln.dims<[logit_rows]>>
+  }
+}
+
+// -----
+
+// The rotary embedding of q and k goes into the attention kernel: no loop
+// of its own; the kernel reads q and k before rotation (in place through
+// the transposes), the per-token cos/sin rows (row stride 2, rotary_dim
+// 4, flags 0) and rotates them itself.
+// CHECK-LABEL: func.func @kiln_model_step
+// CHECK-NOT: call @__kiln_rotary
+// CHECK-NOT: call @__kiln_transpose
+// CHECK-NOT: llvm.mlir.zero
+// CHECK: llvm.call %{{.+}}(%arg0, {{.*}}, %[[COS:[0-9]+]], %[[SIN:[0-9]+]], %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}) : !llvm.ptr, (!llvm.ptr, i64, i64, i64, i64, i64, i64, f32, f32, i64, !llvm.ptr, i64, i64, !llvm.ptr, i64, i64, !llvm.ptr, i64, i64, !llvm.ptr, i64, i64, !llvm.ptr, !llvm.ptr, i64, i64, i64) -> ()
+// CHECK-NOT: call @__kiln_rotary
+// CHECK-NOT: call @__kiln_transpose
+// CHECK: func.func private
+module {
+  kiln.global @emb : tensor<16x8xf32> [#kiln.blob<"w.bin", offset = 0, size = 512>]
+  kiln.global @cos : tensor<8x2xf32> [#kiln.blob<"w.bin", offset = 512, size = 64>]
+  kiln.global @sin : tensor<8x2xf32> [#kiln.blob<"w.bin", offset = 576, size = 64>]
+  func.func @main(%ids: tensor<1x?xi64, #kiln.dims<[tokens]>> {kiln.step_input = "token_ids"}, %pos: tensor<1x?xi64, #kiln.dims<[tokens]>> {kiln.step_input = "positions"}, %cache: !kiln.kv_cache<layers = 1, heads = 2, head_dim = 4, block = 16, f32> {kiln.step_input = "kv_cache"}, %rows: tensor<?xi64, #kiln.dims<[logit_rows]>> {kiln.step_input = "logit_rows"}) -> tensor<1x?x8xf32, #kiln.dims<[logit_rows]>> {
+    %0 = kiln.weight @emb : tensor<16x8xf32>
+    %c = kiln.weight @cos : tensor<8x2xf32>
+    %s = kiln.weight @sin : tensor<8x2xf32>
+    %ct = kiln.gather %c, %pos {axis = 0 : i64} : (tensor<8x2xf32>, tensor<1x?xi64, #kiln.dims<[tokens]>>) -> tensor<1x?x2xf32, #kiln.dims<[tokens]>>
+    %st = kiln.gather %s, %pos {axis = 0 : i64} : (tensor<8x2xf32>, tensor<1x?xi64, #kiln.dims<[tokens]>>) -> tensor<1x?x2xf32, #kiln.dims<[tokens]>>
+    %1 = kiln.gather %0, %ids {axis = 0 : i64} : (tensor<16x8xf32>, tensor<1x?xi64, #kiln.dims<[tokens]>>) -> tensor<1x?x8xf32, #kiln.dims<[tokens]>>
+    %2 = kiln.reshape %1 : tensor<1x?x8xf32, #kiln.dims<[tokens]>> -> tensor<1x?x2x4xf32, #kiln.dims<[tokens]>>
+    %3 = kiln.transpose %2 {perm = array<i64: 0, 2, 1, 3>} : tensor<1x?x2x4xf32, #kiln.dims<[tokens]>> -> tensor<1x2x?x4xf32, #kiln.dims<[tokens]>>
+    %q = kiln.rotary %3, %ct, %st {rotary_dim = 4 : i64} : (tensor<1x2x?x4xf32, #kiln.dims<[tokens]>>, tensor<1x?x2xf32, #kiln.dims<[tokens]>>, tensor<1x?x2xf32, #kiln.dims<[tokens]>>) -> tensor<1x2x?x4xf32, #kiln.dims<[tokens]>>
+    %k = kiln.rotary %3, %ct, %st {rotary_dim = 4 : i64} : (tensor<1x2x?x4xf32, #kiln.dims<[tokens]>>, tensor<1x?x2xf32, #kiln.dims<[tokens]>>, tensor<1x?x2xf32, #kiln.dims<[tokens]>>) -> tensor<1x2x?x4xf32, #kiln.dims<[tokens]>>
+    %4 = kiln.paged_attention %cache, %q, %k, %3 {layer = 0 : i64, scale = 5.000000e-01 : f32} : !kiln.kv_cache<layers = 1, heads = 2, head_dim = 4, block = 16, f32>, tensor<1x2x?x4xf32, #kiln.dims<[tokens]>>, tensor<1x2x?x4xf32, #kiln.dims<[tokens]>>, tensor<1x2x?x4xf32, #kiln.dims<[tokens]>> -> tensor<1x2x?x4xf32, #kiln.dims<[tokens]>>
+    %5 = kiln.transpose %4 {perm = array<i64: 0, 2, 1, 3>} : tensor<1x2x?x4xf32, #kiln.dims<[tokens]>> -> tensor<1x?x2x4xf32, #kiln.dims<[tokens]>>
+    %6 = kiln.reshape %5 : tensor<1x?x2x4xf32, #kiln.dims<[tokens]>> -> tensor<1x?x8xf32, #kiln.dims<[tokens]>>
+    %7 = kiln.gather %6, %rows {axis = 1 : i64} : (tensor<1x?x8xf32, #kiln.dims<[tokens]>>, tensor<?xi64, #kiln.dims<[logit_rows]>>) -> tensor<1x?x8xf32, #kiln.dims<[logit_rows]>>
+    return %7 : tensor<1x?x8xf32, #kiln.dims<[logit_rows]>>
+  }
+}
+
+// -----
+
+// Angles indexed by the step's positions (interleaved, partial: rotary_dim
+// 2 of head_dim 4): the kernel reads the tables from the weights file at
+// their offsets and indexes them by position (flags 1 | 2 = 3).
+// CHECK-LABEL: func.func @kiln_model_step
+// CHECK-NOT: call @__kiln_rotary
+// CHECK: %[[COFS:.+]] = llvm.mlir.constant(512 : i64) : i64
+// CHECK-NEXT: %[[COS:.+]] = llvm.getelementptr %{{.+}}[%[[COFS]]]
+// CHECK-NEXT: %[[SOFS:.+]] = llvm.mlir.constant(576 : i64) : i64
+// CHECK-NEXT: %[[SIN:.+]] = llvm.getelementptr %{{.+}}[%[[SOFS]]]
+// CHECK-NEXT: %[[ROW:.+]] = llvm.mlir.constant(1 : i64) : i64
+// CHECK: llvm.mlir.constant(-1 : i64) : i64
+// CHECK-NEXT: %[[RD:.+]] = llvm.mlir.constant(2 : i64) : i64
+// CHECK-NEXT: %[[FLAGS:.+]] = llvm.mlir.constant(3 : i64) : i64
+// CHECK-NEXT: llvm.call %{{.+}}(%arg0, {{.*}}, %[[COS]], %[[SIN]], %[[ROW]], %[[RD]], %[[FLAGS]])
+// CHECK-NOT: call @__kiln_rotary
+module {
+  kiln.global @emb : tensor<16x8xf32> [#kiln.blob<"w.bin", offset = 0, size = 512>]
+  kiln.global @cos : tensor<8x1xf32> [#kiln.blob<"w.bin", offset = 512, size = 32>]
+  kiln.global @sin : tensor<8x1xf32> [#kiln.blob<"w.bin", offset = 576, size = 32>]
+  func.func @main(%ids: tensor<1x?xi64, #kiln.dims<[tokens]>> {kiln.step_input = "token_ids"}, %pos: tensor<1x?xi64, #kiln.dims<[tokens]>> {kiln.step_input = "positions"}, %cache: !kiln.kv_cache<layers = 1, heads = 2, head_dim = 4, block = 16, f32> {kiln.step_input = "kv_cache"}, %rows: tensor<?xi64, #kiln.dims<[logit_rows]>> {kiln.step_input = "logit_rows"}) -> tensor<1x?x8xf32, #kiln.dims<[logit_rows]>> {
+    %0 = kiln.weight @emb : tensor<16x8xf32>
+    %c = kiln.weight @cos : tensor<8x1xf32>
+    %s = kiln.weight @sin : tensor<8x1xf32>
+    %1 = kiln.gather %0, %ids {axis = 0 : i64} : (tensor<16x8xf32>, tensor<1x?xi64, #kiln.dims<[tokens]>>) -> tensor<1x?x8xf32, #kiln.dims<[tokens]>>
+    %2 = kiln.reshape %1 : tensor<1x?x8xf32, #kiln.dims<[tokens]>> -> tensor<1x?x2x4xf32, #kiln.dims<[tokens]>>
+    %3 = kiln.transpose %2 {perm = array<i64: 0, 2, 1, 3>} : tensor<1x?x2x4xf32, #kiln.dims<[tokens]>> -> tensor<1x2x?x4xf32, #kiln.dims<[tokens]>>
+    %q = kiln.rotary %3, %c, %s, %pos {rotary_dim = 2 : i64, interleaved} : (tensor<1x2x?x4xf32, #kiln.dims<[tokens]>>, tensor<8x1xf32>, tensor<8x1xf32>, tensor<1x?xi64, #kiln.dims<[tokens]>>) -> tensor<1x2x?x4xf32, #kiln.dims<[tokens]>>
+    %k = kiln.rotary %3, %c, %s, %pos {rotary_dim = 2 : i64, interleaved} : (tensor<1x2x?x4xf32, #kiln.dims<[tokens]>>, tensor<8x1xf32>, tensor<8x1xf32>, tensor<1x?xi64, #kiln.dims<[tokens]>>) -> tensor<1x2x?x4xf32, #kiln.dims<[tokens]>>
+    %4 = kiln.paged_attention %cache, %q, %k, %3 {layer = 0 : i64, scale = 5.000000e-01 : f32} : !kiln.kv_cache<layers = 1, heads = 2, head_dim = 4, block = 16, f32>, tensor<1x2x?x4xf32, #kiln.dims<[tokens]>>, tensor<1x2x?x4xf32, #kiln.dims<[tokens]>>, tensor<1x2x?x4xf32, #kiln.dims<[tokens]>> -> tensor<1x2x?x4xf32, #kiln.dims<[tokens]>>
+    %5 = kiln.transpose %4 {perm = array<i64: 0, 2, 1, 3>} : tensor<1x2x?x4xf32, #kiln.dims<[tokens]>> -> tensor<1x?x2x4xf32, #kiln.dims<[tokens]>>
+    %6 = kiln.reshape %5 : tensor<1x?x2x4xf32, #kiln.dims<[tokens]>> -> tensor<1x?x8xf32, #kiln.dims<[tokens]>>
+    %7 = kiln.gather %6, %rows {axis = 1 : i64} : (tensor<1x?x8xf32, #kiln.dims<[tokens]>>, tensor<?xi64, #kiln.dims<[logit_rows]>>) -> tensor<1x?x8xf32, #kiln.dims<[logit_rows]>>
+    return %7 : tensor<1x?x8xf32, #kiln.dims<[logit_rows]>>
+  }
+}
+
+// -----
+
+// What the kernel cannot take stays loops: q rotated but k not; positions
+// that are not the step's (a computed tensor); a rotated k read also by
+// another op; an attention output read by something other than the
+// transpose (it then has a buffer of its own and the transpose copies).
+// CHECK-LABEL: func.func @kiln_model_step
+// CHECK: call @__kiln_rotary
+// CHECK: llvm.mlir.zero : !llvm.ptr
+// CHECK: call @__kiln_rotary
+// CHECK: call @__kiln_rotary
+// CHECK: llvm.mlir.zero : !llvm.ptr
+// CHECK: call @__kiln_rotary
+// CHECK: call @__kiln_rotary
+// CHECK: llvm.mlir.zero : !llvm.ptr
+// CHECK: call @__kiln_transpose
+module {
+  kiln.global @emb : tensor<16x8xf32> [#kiln.blob<"w.bin", offset = 0, size = 512>]
+  kiln.global @cos : tensor<8x2xf32> [#kiln.blob<"w.bin", offset = 512, size = 64>]
+  kiln.global @sin : tensor<8x2xf32> [#kiln.blob<"w.bin", offset = 576, size = 64>]
+  func.func @main(%ids: tensor<1x?xi64, #kiln.dims<[tokens]>> {kiln.step_input = "token_ids"}, %pos: tensor<1x?xi64, #kiln.dims<[tokens]>> {kiln.step_input = "positions"}, %cache: !kiln.kv_cache<layers = 3, heads = 2, head_dim = 4, block = 16, f32> {kiln.step_input = "kv_cache"}, %rows: tensor<?xi64, #kiln.dims<[logit_rows]>> {kiln.step_input = "logit_rows"}) -> tensor<1x?x8xf32, #kiln.dims<[logit_rows]>> {
+    %0 = kiln.weight @emb : tensor<16x8xf32>
+    %c = kiln.weight @cos : tensor<8x2xf32>
+    %s = kiln.weight @sin : tensor<8x2xf32>
+    %1 = kiln.gather %0, %ids {axis = 0 : i64} : (tensor<16x8xf32>, tensor<1x?xi64, #kiln.dims<[tokens]>>) -> tensor<1x?x8xf32, #kiln.dims<[tokens]>>
+    %2 = kiln.reshape %1 : tensor<1x?x8xf32, #kiln.dims<[tokens]>> -> tensor<1x?x2x4xf32, #kiln.dims<[tokens]>>
+    %3 = kiln.transpose %2 {perm = array<i64: 0, 2, 1, 3>} : tensor<1x?x2x4xf32, #kiln.dims<[tokens]>> -> tensor<1x2x?x4xf32, #kiln.dims<[tokens]>>
+    %qa = kiln.rotary %3, %c, %s, %pos {rotary_dim = 4 : i64} : (tensor<1x2x?x4xf32, #kiln.dims<[tokens]>>, tensor<8x2xf32>, tensor<8x2xf32>, tensor<1x?xi64, #kiln.dims<[tokens]>>) -> tensor<1x2x?x4xf32, #kiln.dims<[tokens]>>
+    %a = kiln.paged_attention %cache, %qa, %3, %3 {layer = 0 : i64, scale = 5.000000e-01 : f32} : !kiln.kv_cache<layers = 3, heads = 2, head_dim = 4, block = 16, f32>, tensor<1x2x?x4xf32, #kiln.dims<[tokens]>>, tensor<1x2x?x4xf32, #kiln.dims<[tokens]>>, tensor<1x2x?x4xf32, #kiln.dims<[tokens]>> -> tensor<1x2x?x4xf32, #kiln.dims<[tokens]>>
+    %p2 = kiln.add %pos, %pos : (tensor<1x?xi64, #kiln.dims<[tokens]>>, tensor<1x?xi64, #kiln.dims<[tokens]>>) -> tensor<1x?xi64, #kiln.dims<[tokens]>>
+    %qb = kiln.rotary %a, %c, %s, %p2 {rotary_dim = 4 : i64} : (tensor<1x2x?x4xf32, #kiln.dims<[tokens]>>, tensor<8x2xf32>, tensor<8x2xf32>, tensor<1x?xi64, #kiln.dims<[tokens]>>) -> tensor<1x2x?x4xf32, #kiln.dims<[tokens]>>
+    %kb = kiln.rotary %a, %c, %s, %p2 {rotary_dim = 4 : i64} : (tensor<1x2x?x4xf32, #kiln.dims<[tokens]>>, tensor<8x2xf32>, tensor<8x2xf32>, tensor<1x?xi64, #kiln.dims<[tokens]>>) -> tensor<1x2x?x4xf32, #kiln.dims<[tokens]>>
+    %b = kiln.paged_attention %cache, %qb, %kb, %a {layer = 1 : i64, scale = 5.000000e-01 : f32} : !kiln.kv_cache<layers = 3, heads = 2, head_dim = 4, block = 16, f32>, tensor<1x2x?x4xf32, #kiln.dims<[tokens]>>, tensor<1x2x?x4xf32, #kiln.dims<[tokens]>>, tensor<1x2x?x4xf32, #kiln.dims<[tokens]>> -> tensor<1x2x?x4xf32, #kiln.dims<[tokens]>>
+    %qc = kiln.rotary %b, %c, %s, %pos {rotary_dim = 4 : i64} : (tensor<1x2x?x4xf32, #kiln.dims<[tokens]>>, tensor<8x2xf32>, tensor<8x2xf32>, tensor<1x?xi64, #kiln.dims<[tokens]>>) -> tensor<1x2x?x4xf32, #kiln.dims<[tokens]>>
+    %kc = kiln.rotary %b, %c, %s, %pos {rotary_dim = 4 : i64} : (tensor<1x2x?x4xf32, #kiln.dims<[tokens]>>, tensor<8x2xf32>, tensor<8x2xf32>, tensor<1x?xi64, #kiln.dims<[tokens]>>) -> tensor<1x2x?x4xf32, #kiln.dims<[tokens]>>
+    %d = kiln.paged_attention %cache, %qc, %kc, %kc {layer = 2 : i64, scale = 5.000000e-01 : f32} : !kiln.kv_cache<layers = 3, heads = 2, head_dim = 4, block = 16, f32>, tensor<1x2x?x4xf32, #kiln.dims<[tokens]>>, tensor<1x2x?x4xf32, #kiln.dims<[tokens]>>, tensor<1x2x?x4xf32, #kiln.dims<[tokens]>> -> tensor<1x2x?x4xf32, #kiln.dims<[tokens]>>
+    %e = kiln.add %d, %d : (tensor<1x2x?x4xf32, #kiln.dims<[tokens]>>, tensor<1x2x?x4xf32, #kiln.dims<[tokens]>>) -> tensor<1x2x?x4xf32, #kiln.dims<[tokens]>>
+    %5 = kiln.transpose %d {perm = array<i64: 0, 2, 1, 3>} : tensor<1x2x?x4xf32, #kiln.dims<[tokens]>> -> tensor<1x?x2x4xf32, #kiln.dims<[tokens]>>
     %6 = kiln.reshape %5 : tensor<1x?x2x4xf32, #kiln.dims<[tokens]>> -> tensor<1x?x8xf32, #kiln.dims<[tokens]>>
     %7 = kiln.gather %6, %rows {axis = 1 : i64} : (tensor<1x?x8xf32, #kiln.dims<[tokens]>>, tensor<?xi64, #kiln.dims<[logit_rows]>>) -> tensor<1x?x8xf32, #kiln.dims<[logit_rows]>>
     return %7 : tensor<1x?x8xf32, #kiln.dims<[logit_rows]>>

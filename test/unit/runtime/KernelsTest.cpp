@@ -649,6 +649,8 @@ struct AttentionCase {
   Layout layout = Layout::TokenMajor;
   int64_t window = -1;     ///< sliding window (keys pos - window .. pos)
   float qMagnitude = 1.0f; ///< q in [-qMagnitude, qMagnitude]
+  /// Rotary embedding done by the kernel (0: none); rot_flags.
+  int64_t rotaryDim = 0, rotFlags = 0;
 };
 
 /// Strides and size of a [heads] x [tokens] x [headDim] tensor.
@@ -731,6 +733,8 @@ public:
                     &v_[g * kvs_.head + t * kvs_.token]);
       }
     }
+    if (c.rotaryDim > 0)
+      setUpRotary();
     tokenIds_.assign(tokens, 0);
 
     step_ = {};
@@ -761,12 +765,15 @@ public:
   void launch(const Isa *isa, ThreadPool *pool, std::vector<float> &out) {
     step_.pool = pool;
     out.resize(qs_.size);
+    const float *cosTable = c_.rotaryDim ? cos_.data() : nullptr;
+    const float *sinTable = c_.rotaryDim ? sin_.data() : nullptr;
     kiln::kernels::AttentionArgs args{
-        &step_,     kLayer,       kLayers,   c_.qHeads,  c_.kvHeads,
-        c_.headDim, c_.blockSize, c_.scale,  c_.softcap, c_.window,
-        q_.data(),  qs_.head,     qs_.token, k_.data(),  kvs_.head,
-        kvs_.token, v_.data(),    kvs_.head, kvs_.token, out.data(),
-        qs_.head,   qs_.token};
+        &step_,       kLayer,       kLayers,   c_.qHeads,  c_.kvHeads,
+        c_.headDim,   c_.blockSize, c_.scale,  c_.softcap, c_.window,
+        q_.data(),    qs_.head,     qs_.token, k_.data(),  kvs_.head,
+        kvs_.token,   v_.data(),    kvs_.head, kvs_.token, out.data(),
+        qs_.head,     qs_.token,    cosTable,  sinTable,   rotStride_,
+        c_.rotaryDim, c_.rotFlags};
     if (isa)
       kiln::kernels::attentionPagedF32(*isa, args);
     else
@@ -774,7 +781,8 @@ public:
           &step_, kLayer, kLayers, c_.qHeads, c_.kvHeads, c_.headDim,
           c_.blockSize, c_.scale, c_.softcap, c_.window, q_.data(), qs_.head,
           qs_.token, k_.data(), kvs_.head, kvs_.token, v_.data(), kvs_.head,
-          kvs_.token, out.data(), qs_.head, qs_.token);
+          kvs_.token, out.data(), qs_.head, qs_.token, cosTable, sinTable,
+          rotStride_, c_.rotaryDim, c_.rotFlags);
   }
 
   /// Compares `out` with softmax attention over the dense keys and values.
@@ -784,7 +792,10 @@ public:
       int64_t s = tokenSeq_[t], pos = positions_[t];
       for (int64_t h = 0; h < c_.qHeads; ++h) {
         int64_t g = h / group;
-        const float *q = &q_[h * qs_.head + t * qs_.token];
+        std::vector<double> q(q_.begin() + h * qs_.head + t * qs_.token,
+                              q_.begin() + h * qs_.head + t * qs_.token + d);
+        if (c_.rotaryDim)
+          q = rotateRow(q, t, 1.0);
         // Keys before the window weigh nothing.
         int64_t first =
             c_.window >= 0 ? std::max<int64_t>(0, pos - c_.window) : 0;
@@ -794,7 +805,7 @@ public:
           const float *key = &denseK_[s][(g * lens_[s] + j) * d];
           double dot = 0;
           for (int64_t i = 0; i < d; ++i)
-            dot += static_cast<double>(q[i]) * key[i];
+            dot += q[i] * key[i];
           double score = c_.scale * dot;
           if (c_.softcap > 0)
             score = c_.softcap * std::tanh(score / c_.softcap);
@@ -840,7 +851,13 @@ public:
             const float *row = cacheRow(s, pos, g, kv);
             const float *want =
                 &(kv ? denseV_ : denseK_)[s][(g * lens_[s] + pos) * d];
-            if (!std::equal(row, row + d, want) && bad++ < 5)
+            // A rotated key is the kernel's rounding of the reference's.
+            float tolerance = c_.rotaryDim && kv == 0 ? 1e-6f : 0.0f;
+            if (!std::equal(row, row + d, want,
+                            [&](float x, float y) {
+                              return std::fabs(x - y) <= tolerance;
+                            }) &&
+                bad++ < 5)
               ADD_FAILURE() << what << ": cache row of seq " << s << " pos "
                             << pos << " kv head " << g
                             << (kv ? " (value)" : " (key)") << " wrong";
@@ -854,6 +871,59 @@ public:
 
 private:
   int64_t blockFloats() const { return c_.kvHeads * c_.blockSize * c_.headDim; }
+
+  /// Pairs (i, i + rotary_dim / 2), or (2i, 2i + 1) interleaved.
+  std::pair<int64_t, int64_t> rotaryPair(int64_t i) const {
+    if (c_.rotFlags & KILN_ROTARY_INTERLEAVED)
+      return {2 * i, 2 * i + 1};
+    return {i, i + c_.rotaryDim / 2};
+  }
+
+  /// `x` rotated by token t's angles, or by their negatives (direction -1).
+  std::vector<double> rotateRow(std::vector<double> x, int64_t t,
+                                double direction) const {
+    int64_t r = c_.rotFlags & KILN_ROTARY_BY_POSITION ? positions_[t] : t;
+    for (int64_t i = 0; i < c_.rotaryDim / 2; ++i) {
+      auto [a, b] = rotaryPair(i);
+      double co = cos_[r * rotStride_ + i];
+      double si = direction * sin_[r * rotStride_ + i];
+      double xa = x[a], xb = x[b];
+      x[a] = xa * co - xb * si;
+      x[b] = xb * co + xa * si;
+    }
+    return x;
+  }
+
+  /// Cos/sin tables with a row per token (or per position) and padded
+  /// rows; the step's keys become the dense keys rotated back, so that the
+  /// kernel's rotation must restore them.
+  void setUpRotary() {
+    int64_t half = c_.rotaryDim / 2, d = c_.headDim;
+    rotStride_ = half + 3;
+    int64_t rows = static_cast<int64_t>(positions_.size());
+    if (c_.rotFlags & KILN_ROTARY_BY_POSITION)
+      rows = *std::max_element(lens_.begin(), lens_.end());
+    cos_.assign(rows * rotStride_, kNaN);
+    sin_.assign(rows * rotStride_, kNaN);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t i = 0; i < half; ++i) {
+        // Angles as RoPE makes them, offset per row so that rows differ
+        // even where the token index and the position coincide.
+        double angle = (r * 1.3 + 0.7) * std::pow(10000.0, -2.0 * i / d);
+        cos_[r * rotStride_ + i] = static_cast<float>(std::cos(angle));
+        sin_[r * rotStride_ + i] = static_cast<float>(std::sin(angle));
+      }
+    for (size_t t = 0; t < positions_.size(); ++t) {
+      int64_t s = tokenSeq_[t], pos = positions_[t];
+      for (int64_t g = 0; g < c_.kvHeads; ++g) {
+        const float *dense = &denseK_[s][(g * lens_[s] + pos) * d];
+        std::vector<double> back =
+            rotateRow(std::vector<double>(dense, dense + d), t, -1.0);
+        for (int64_t i = 0; i < d; ++i)
+          k_[g * kvs_.head + t * kvs_.token + i] = static_cast<float>(back[i]);
+      }
+    }
+  }
 
   /// Where the ABI puts (seq, pos, kv head) of layer kLayer; kv 0 is the
   /// key, 1 the value.
@@ -870,7 +940,8 @@ private:
   std::vector<int64_t> blocksPerSeq_, positions_, tokenIds_;
   int64_t maxBlocks_ = 1, numBlocks_ = 0;
   std::vector<std::vector<float>> denseK_, denseV_;
-  std::vector<float> cache_, q_, k_, v_;
+  std::vector<float> cache_, q_, k_, v_, cos_, sin_;
+  int64_t rotStride_ = 0;
   Strides qs_{}, kvs_{};
   kiln_step_args step_{};
 };
@@ -967,6 +1038,34 @@ TEST(KernelsAttention, OtherHeadDims) {
   for (int64_t d : {128, 80, 72, 300, 5})
     checkAttention(
         {"head dim " + std::to_string(d), 6, 2, d, 16, {{70, 2}, {0, 5}}});
+}
+
+TEST(KernelsAttention, RotaryEmbedding) {
+  // Half-split and interleaved pairs, angles per token and per position,
+  // a partial rotation (GPT-NeoX, Phi), the generic head_dim path, more
+  // heads than one pass.
+  struct Rot {
+    std::string name;
+    int64_t qHeads, kvHeads, headDim, rotaryDim, flags;
+  };
+  for (const Rot &r : {
+           Rot{"rope halves, per token", 9, 3, 64, 64, 0},
+           Rot{"rope interleaved, by position", 9, 3, 64, 64,
+               KILN_ROTARY_INTERLEAVED | KILN_ROTARY_BY_POSITION},
+           Rot{"partial rope, by position", 4, 2, 80, 32,
+               KILN_ROTARY_BY_POSITION},
+           Rot{"partial interleaved, MQA", 12, 1, 128, 96,
+               KILN_ROTARY_INTERLEAVED},
+       }) {
+    AttentionCase c{r.name,    r.qHeads, r.kvHeads,
+                    r.headDim, 16,       {{50, 20}, {300, 1}, {0, 3}}};
+    c.rotaryDim = r.rotaryDim;
+    c.rotFlags = r.flags;
+    checkAttention(c);
+    c.name += ", head major";
+    c.layout = Layout::HeadMajor;
+    checkAttention(c);
+  }
 }
 
 TEST(KernelsAttention, ChunkBoundaries) {
