@@ -25,6 +25,14 @@ def ConvertKilnToLoopsPass
       transpose) and `kiln.paged_attention` call the runtime's kernels
       through the kernel table; other ops become `linalg.generic` and `scf`
       loops.
+    * splits and transposes are strided views read in place where every
+      reader can take one; paged attention writes its output in the layout
+      of a transpose that is its only reader. A `kiln.rotary` of q and of k
+      with the same angles, read only by a `kiln.paged_attention`, is done
+      by the attention kernel (k rotated as it is written into the cache)
+      when its tables are per-token rows or caches indexed by the step's
+      positions; otherwise it stays a loop nest. A single-use elementwise
+      producer of its user's shape is computed inside its user's loop.
     * `matmul(x, transpose(dequantize(w)))` with `w` a 4- or 8-bit weight
       calls `matmul_quant_f32` (fp32 math on the packed weight) or, where
       `quant-compute` asks for int8 and the group is 16, 32, 64, 128 or
