@@ -16,6 +16,11 @@
 //  * Matmuls with a weight and paged attention call the runtime's
 //    micro-kernels through the kernel table; everything else becomes
 //    linalg.generic / scf loops that LLVM vectorizes.
+//  * Fusion: an elementwise producer read once by an elementwise op of its
+//    shape is computed in that op's loop (no loop or buffer of its own),
+//    and a residual add read by a norm in the norm's first pass over each
+//    row (no loop of its own; a buffer only where something else reads the
+//    sum).
 //
 //===----------------------------------------------------------------------===//
 
@@ -142,6 +147,7 @@ private:
   bool isStepPositions(Value v);
   Operation *anchorOf(Operation *op) const;
   SmallVector<Value> fusedLeaves(Operation *op) const;
+  AddOp residualAddOf(Operation *norm) const;
   FailureOr<Value> strideOf(Value tensor, int64_t dim, Operation *user);
   bool isSkippedTranspose(Operation *op) const;
   bool isSkippedDequantize(Operation *op) const;
@@ -215,6 +221,9 @@ private:
   /// Transposes that paged attention writes directly: its result is a
   /// view of theirs.
   llvm::SmallPtrSet<Operation *, 32> writtenTransposed;
+  /// Residual adds computed in the row loop of the norm that reads them
+  /// (add -> norm).
+  DenseMap<Operation *, Operation *> addNorms;
   Value output; // root of the returned value
   int64_t arenaBytes = 0;
 
@@ -569,7 +578,8 @@ LogicalResult StepLowering::plan() {
   int64_t i = 0;
   for (Operation &op : body)
     order[&op] = i++;
-  // A fused producer's operands are read by its user's loop.
+  // A fused producer's operands are read by its user's loop, a residual
+  // add's by its norm's.
   DenseMap<Value, int64_t> lastUse;
   for (Operation &op : body)
     for (Value operand : op.getOperands()) {
@@ -589,6 +599,11 @@ LogicalResult StepLowering::plan() {
         inPlace.contains(&op) || fused.contains(&op) ||
         rotaryInAttention.contains(&op) || writtenTransposed.contains(&op) ||
         isSkippedTranspose(&op) || isSkippedDequantize(&op))
+      continue;
+    // A residual add read by its norm alone: the norm keeps the sum in its
+    // own output. One with other readers has its buffer from here on, a
+    // little earlier than the norm that writes it.
+    if (addNorms.count(&op) && op.getResult(0).hasOneUse())
       continue;
     for (Value r : op.getResults()) {
       // A result that is a view of a later op's (writtenTransposed): that
@@ -1068,24 +1083,66 @@ static Value geluOf(OpBuilder &nb, Location l, Value x, bool tanh,
       nb, l, half, arith::AddFOp::create(nb, l, c(1.0), inner, fm), fm);
 }
 
-/// Chooses the elementwise producers computed inside their user's loop.
+/// Whether two tensors have the same shape, dimension by dimension (no
+/// broadcasting between them).
+static bool sameShape(Value a, Value b) {
+  auto ta = cast<RankedTensorType>(a.getType()),
+       tb = cast<RankedTensorType>(b.getType());
+  return ta.getShape() == tb.getShape() &&
+         getShapeExprs(ta) == getShapeExprs(tb);
+}
+
+/// Chooses the elementwise producers computed inside their user's loop, and
+/// the residual adds computed inside their norm's.
 void StepLowering::computeFusion() {
+  Block &body = graph.getBody().front();
   fused.clear();
-  for (Operation &op : graph.getBody().front()) {
+  for (Operation &op : body) {
     if (!isFusibleElementwise(&op))
       continue;
-    auto shape = cast<RankedTensorType>(op.getResult(0).getType()).getShape();
     for (Value operand : elementwiseOperands(&op)) {
       Operation *def = operand.getDefiningOp();
       if (!def || !isFusibleElementwise(def) || !operand.hasOneUse() ||
-          views.count(operand) ||
-          cast<RankedTensorType>(operand.getType()).getShape() != shape ||
-          getShapeExprs(cast<RankedTensorType>(operand.getType())) !=
-              getShapeExprs(cast<RankedTensorType>(op.getResult(0).getType())))
+          views.count(operand) || !sameShape(operand, op.getResult(0)))
         continue;
       fused.insert(def);
     }
   }
+  // `norm(a + b)`, the residual stream of every decoder: the norm's first
+  // pass over a row computes the sum, stores it for its later passes and
+  // for the add's other readers, and the add has no loop of its own (one
+  // pass over the row instead of two). Only for an f32 add without
+  // broadcasting whose operands the norm's row-major [rows, n] views can
+  // read (contiguous, with buffers of their own: not a fused tree), and
+  // only when nothing reads the sum before the norm computes it.
+  addNorms.clear();
+  auto computable = [&](AddOp add, Operation *norm) {
+    Value sum = add.getResult();
+    if (addNorms.count(add) || !tensorElementOf(sum).isF32())
+      return false;
+    for (Value operand : {add.getLhs(), add.getRhs()}) {
+      Operation *def = operand.getDefiningOp();
+      if (!tensorElementOf(operand).isF32() || !sameShape(operand, sum) ||
+          !contiguous(operand) || (def && fused.contains(def)))
+        return false;
+    }
+    // Every reader of the sum, also through reshapes and views of it.
+    SmallVector<Value> aliases = {sum};
+    while (!aliases.empty())
+      for (Operation *user : aliases.pop_back_val().getUsers()) {
+        if (isa<ReshapeOp>(user) || inPlace.contains(user) ||
+            isSkippedTranspose(user))
+          llvm::append_range(aliases, user->getResults());
+        else if (user != norm && !norm->isBeforeInBlock(anchorOf(user)))
+          return false;
+      }
+    return true;
+  };
+  for (Operation &op : body)
+    if (isa<RMSNormOp, LayerNormOp>(op))
+      if (auto add = op.getOperand(0).getDefiningOp<AddOp>();
+          add && computable(add, &op))
+        addNorms[add] = &op;
 }
 
 /// Whether `v` is the step's positions (a view of the step input).
@@ -1154,11 +1211,20 @@ void StepLowering::computeAttentionRotary() {
   }
 }
 
-/// The op whose loop computes `op`: op itself, or the user it is fused into.
+/// The op whose loop computes `op`: op itself, the user it is fused into,
+/// or the norm that computes a residual add.
 Operation *StepLowering::anchorOf(Operation *op) const {
   while (fused.contains(op) || rotaryInAttention.contains(op))
     op = *op->getResult(0).getUsers().begin();
+  if (Operation *norm = addNorms.lookup(op))
+    return norm;
   return op;
+}
+
+/// The residual add whose sum `norm` computes in its first pass, if any.
+AddOp StepLowering::residualAddOf(Operation *norm) const {
+  auto add = norm->getOperand(0).getDefiningOp<AddOp>();
+  return add && addNorms.lookup(add) == norm ? add : AddOp();
 }
 
 /// The values the loop of `op` reads: its operands, with every fused
@@ -1672,7 +1738,9 @@ LogicalResult StepLowering::lowerQuantGather(GatherOp op, DequantizeOp dq) {
 }
 
 /// RMSNorm / LayerNorm over the last axis: one loop over rows, each with a
-/// reduction loop and a scaling loop.
+/// reduction loop (two for LayerNorm) and a scaling loop. A norm that
+/// computes its residual add (computeFusion) sums the add's operands in its
+/// first reduction loop.
 LogicalResult StepLowering::lowerNorm(Operation *op, Value input, Value scale,
                                       Value bias, int64_t axis, float eps,
                                       bool rms) {
@@ -1723,7 +1791,19 @@ LogicalResult StepLowering::lowerNorm(Operation *op, Value input, Value scale,
                ArrayRef<ReassociationIndices>{lead, {mt.getRank() - 1}})
         .getResult();
   };
-  FailureOr<Value> x = view2d(input), y = view2d(op->getResult(0));
+  // With a residual add, x is where the first pass stores the sum for the
+  // later ones: the add's buffer, or the output where the norm is the sum's
+  // only reader (the last pass then normalizes each element in place).
+  AddOp add = residualAddOf(op);
+  FailureOr<Value> y = view2d(op->getResult(0));
+  FailureOr<Value> x = add && add.getResult().hasOneUse() ? y : view2d(input);
+  FailureOr<Value> lhs, rhs;
+  if (add) {
+    lhs = view2d(add.getLhs());
+    rhs = view2d(add.getRhs());
+    if (failed(lhs) || failed(rhs))
+      return failure();
+  }
   if (failed(x) || failed(y))
     return failure();
   Value rowCount = memref::DimOp::create(b, loc, *x, 0);
@@ -1791,15 +1871,25 @@ LogicalResult StepLowering::lowerNorm(Operation *op, Value input, Value scale,
                      })
               .getResult(0);
         };
+        // The input's element k of row r; in the first pass of a norm
+        // that computes its residual add, the sum, stored into x.
+        auto element = [&](OpBuilder &kb, Value k, bool first) -> Value {
+          if (!add || !first)
+            return memref::LoadOp::create(kb, l, *x, ValueRange{r, k});
+          Value v = arith::AddFOp::create(
+              kb, l, memref::LoadOp::create(kb, l, *lhs, ValueRange{r, k}),
+              memref::LoadOp::create(kb, l, *rhs, ValueRange{r, k}));
+          memref::StoreOp::create(kb, l, v, *x, ValueRange{r, k});
+          return v;
+        };
         Value mean = cst(rb, 0);
         if (!rms) {
-          Value sum = sumOf([&](OpBuilder &kb, Value k) -> Value {
-            return memref::LoadOp::create(kb, l, *x, ValueRange{r, k});
-          });
+          Value sum = sumOf(
+              [&](OpBuilder &kb, Value k) { return element(kb, k, true); });
           mean = arith::DivFOp::create(rb, l, sum, cst(rb, n), fm);
         }
         Value sq = sumOf([&](OpBuilder &kb, Value k) -> Value {
-          Value v = memref::LoadOp::create(kb, l, *x, ValueRange{r, k});
+          Value v = element(kb, k, rms);
           Value d = arith::SubFOp::create(kb, l, v, mean, fm);
           return arith::MulFOp::create(kb, l, d, d, fm);
         });
@@ -1809,7 +1899,7 @@ LogicalResult StepLowering::lowerNorm(Operation *op, Value input, Value scale,
         scf::ForOp::create(
             rb, l, c0, cn, c1, ValueRange{},
             [&](OpBuilder &kb, Location kl, Value k, ValueRange) {
-              Value v = memref::LoadOp::create(kb, kl, *x, ValueRange{r, k});
+              Value v = element(kb, k, false);
               Value d = arith::SubFOp::create(kb, kl, v, mean, fm);
               Value g = memref::LoadOp::create(kb, kl, *w,
                                                ValueRange{paramAt(*w, k)});
@@ -3046,6 +3136,8 @@ LogicalResult StepLowering::lower(Operation *op) {
     if (arenaOffset.count(r))
       placements[r] = {arenaPtr, arenaBytesView, arenaOffset[r]};
   }
+  if (addNorms.count(op))
+    return success(); // computed in its norm's loop
   // Reads the weights file directly: not outlined (the outlined functions
   // see only their tensors' buffers).
   if (auto g = dyn_cast<GatherOp>(op))
@@ -3059,7 +3151,8 @@ LogicalResult StepLowering::lower(Operation *op) {
 
 /// The loops of `op` in a private function of its operand and result
 /// buffers, created once per distinct op (name, attributes, buffer types,
-/// constant operands) and called with this op's buffers.
+/// constant operands, the fused tree or residual add) and called with this
+/// op's buffers.
 LogicalResult StepLowering::outlined(Operation *op) {
   SmallVector<Value> tensors, buffers;
   std::string key;
@@ -3067,10 +3160,20 @@ LogicalResult StepLowering::outlined(Operation *op) {
   os << op->getName() << op->getAttrDictionary();
   // With fused producers: their leaves are the function's inputs, and the
   // tree's ops are part of what the function computes.
-  SmallVector<Value> operands(op->getOperands());
-  if (llvm::any_of(op->getOperands(), [&](Value v) {
-        return v.getDefiningOp() && fused.contains(v.getDefiningOp());
-      })) {
+  SmallVector<Value> operands(op->getOperands()), results(op->getResults());
+  if (AddOp add = residualAddOf(op)) {
+    // A norm that computes its residual add reads the add's operands, and
+    // writes the sum where the add has other readers: a norm of the same
+    // buffers that does not must not share its function.
+    bool stored = !add.getResult().hasOneUse();
+    operands.assign({add.getLhs(), add.getRhs()});
+    llvm::append_range(operands, op->getOperands().drop_front());
+    if (stored)
+      results.push_back(add.getResult());
+    os << "(add" << (stored ? ", stored" : "") << ")";
+  } else if (llvm::any_of(op->getOperands(), [&](Value v) {
+               return v.getDefiningOp() && fused.contains(v.getDefiningOp());
+             })) {
     operands = fusedLeaves(op);
     std::function<void(Operation *)> describe = [&](Operation *node) {
       os << "(" << node->getName() << node->getAttrDictionary() << ":"
@@ -3086,7 +3189,7 @@ LogicalResult StepLowering::outlined(Operation *op) {
     };
     describe(op);
   }
-  for (Value v : llvm::concat<Value>(operands, op->getResults())) {
+  for (Value v : llvm::concat<Value>(operands, results)) {
     if (!isa<RankedTensorType>(v.getType()))
       continue;
     FailureOr<Value> m = memrefOf(v, op);
