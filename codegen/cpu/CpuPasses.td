@@ -32,7 +32,10 @@ def ConvertKilnToLoopsPass
       by the attention kernel (k rotated as it is written into the cache)
       when its tables are per-token rows or caches indexed by the step's
       positions; otherwise it stays a loop nest. A single-use elementwise
-      producer of its user's shape is computed inside its user's loop.
+      producer of its user's shape is computed inside its user's loop, and
+      an f32 `kiln.add` of two operands of its shape, read by a norm, in
+      the norm's first pass over each row (the sum stored where something
+      else reads it).
     * `matmul(x, transpose(dequantize(w)))` with `w` a 4- or 8-bit weight
       calls `matmul_quant_f32` (fp32 math on the packed weight) or, where
       `quant-compute` asks for int8 and the group is 16, 32, 64, 128 or
