@@ -94,15 +94,19 @@ def compare(kilnc: str, work: Path, name: str, model, feeds: dict):
     return canonical, diff, 1e-5 * float(np.max(np.abs(want)))
 
 
-def main(cases, feed, judge) -> int:
-    """The command line of a numeric raising test: `--kilnc BIN --work DIR`.
-    Each case returns (model, expected); `feed(input name, shape, rng)`
-    makes an input; `judge(canonical IR, expected)` returns (whether the
-    raised ops are as expected, their description). Prints one line per
-    case, `NAME: DESCRIPTION, max|diff| D (limit L) ok|FAIL`; returns the
-    exit status."""
+def main(cases, feed, judge, kiln_opt=False) -> int:
+    """The command line of a numeric raising test: `--kilnc BIN --work DIR`
+    (and `--kiln-opt BIN` with kiln_opt). Each case returns (model,
+    expected); `feed(input name, shape, rng)` makes an input;
+    `judge(canonical IR, expected)` (with kiln_opt:
+    `judge(canonical IR, expected, kiln-opt path)`) returns (whether the
+    ops are as expected, their description). Prints one line per case,
+    `NAME: DESCRIPTION, max|diff| D (limit L) ok|FAIL`; returns the exit
+    status."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--kilnc", required=True)
+    if kiln_opt:
+        ap.add_argument("--kiln-opt", required=True)
     ap.add_argument("--work", required=True, type=Path)
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -116,7 +120,8 @@ def main(cases, feed, judge) -> int:
             feeds[inp.name] = feed(inp.name, shape, rng)
         canonical, diff, limit = compare(args.kilnc, args.work, case.__name__,
                                          model, feeds)
-        raised, description = judge(canonical, expected)
+        raised, description = (judge(canonical, expected, args.kiln_opt)
+                               if kiln_opt else judge(canonical, expected))
         ok = raised and diff <= limit
         failed += not ok
         print(f"{case.__name__}: {description}, max|diff| {diff:.2e} "
