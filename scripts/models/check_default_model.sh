@@ -54,6 +54,12 @@ echo "smollm2-135m: kiln run --chat: 'What is the capital of France?' -> $chat"
 echo "$chat" | grep -q "Paris" || { echo "FAIL: expected 'Paris' in the chat answer"; exit 1; }
 grep -q "stopped: end of sequence" "$out/chat.txt" || { cat "$out/chat.txt"; echo "FAIL: the chat answer did not end at end of turn"; exit 1; }
 
+# A bare question: the instruct model ends the text at once, and kiln run
+# says that --chat is how to ask it something.
+"$BUILD/bin/kiln" run "$out/smollm2.kiln" --prompt "What is the capital of France?" --max-tokens 8 >/dev/null 2>"$out/bare.txt"
+grep -q "stopped: end of sequence" "$out/bare.txt" && grep -q "add --chat" "$out/bare.txt" ||
+  { cat "$out/bare.txt"; echo "FAIL: no --chat hint after a bare question that ended at once"; exit 1; }
+
 # Opening the artifact and being ready to run: under 200 ms.
 "$BUILD/bin/kiln" bench "$out/smollm2.kiln" --prompt-len 16 --gen-len 4 --repeats 1 >"$out/bench.txt"
 open_ms=$(sed -n 's/^open *\([0-9.]*\) ms.*/\1/p' "$out/bench.txt")

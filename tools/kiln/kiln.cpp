@@ -93,6 +93,15 @@ std::string chatPrompt(const std::string &path, const std::string &prompt,
   return kiln::api::ChatTemplate(path).render(messages.dump(), true);
 }
 
+/// Whether the artifact carries a chat template (what --chat renders).
+bool hasChatTemplate(const std::string &path) {
+  kiln_chat_template_t *tmpl = nullptr;
+  if (kiln_chat_template_load(path.c_str(), nullptr, nullptr, &tmpl) != KILN_OK)
+    return false;
+  kiln_chat_template_free(tmpl);
+  return true;
+}
+
 int runCommand(const std::string &path, const std::string &prompt,
                int64_t maxTokens, int threads, int64_t cacheTokens, bool chat,
                const std::optional<std::string> &system) {
@@ -151,6 +160,11 @@ int runCommand(const std::string &path, const std::string &prompt,
                ids.size(), pre, ids.size() / pre,
                static_cast<long long>(generated), dec,
                generated > 1 ? (generated - 1) / dec : 0.0, stop.c_str());
+  // An instruct model given a bare question often ends the text at once:
+  // what it was trained to answer is a chat message.
+  if (generated == 0 && !chat && hasChatTemplate(path))
+    std::fprintf(stderr, "kiln: the model ended the text at once; to ask "
+                         "an instruct model something, add --chat\n");
   return 0;
 }
 
