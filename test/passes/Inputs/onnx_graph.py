@@ -60,20 +60,32 @@ class Graph:
         return m
 
 
-def run_graph(library: Path, inputs: list[np.ndarray], out_shape) -> np.ndarray:
+def load_graph(library: Path, inputs: list[np.ndarray], out_shape):
+    """(run, out): `run()` calls the library's kiln_graph_run on `inputs`
+    (kept alive by the caller) into `out`, raising on a non-zero status."""
     lib = ctypes.CDLL(str(library))
     arena_bytes = ctypes.c_int64.in_dll(lib, "kiln_graph_arena_bytes").value
-    run = lib.kiln_graph_run
-    run.restype = ctypes.c_int32
-    run.argtypes = [ctypes.c_void_p] * 4
+    fn = lib.kiln_graph_run
+    fn.restype = ctypes.c_int32
+    fn.argtypes = [ctypes.c_void_p] * 4
     out = np.zeros(out_shape, dtype=np.float32)
     ins = (ctypes.c_void_p * len(inputs))(*[a.ctypes.data for a in inputs])
     outs = (ctypes.c_void_p * 1)(out.ctypes.data)
     arena = np.zeros(max(arena_bytes, 64) + 64, dtype=np.uint8)
-    skip = (-arena.ctypes.data) % 64
-    status = run(ins, outs, arena[skip:].ctypes.data, None)
-    if status != 0:
-        raise RuntimeError(f"kiln_graph_run returned {status}")
+    aligned = arena[(-arena.ctypes.data) % 64:].ctypes.data
+
+    def run():
+        status = fn(ins, outs, aligned, None)
+        if status != 0:
+            raise RuntimeError(f"kiln_graph_run returned {status}")
+
+    run.keep = (lib, arena)  # the library and arena live as long as run
+    return run, out
+
+
+def run_graph(library: Path, inputs: list[np.ndarray], out_shape) -> np.ndarray:
+    run, out = load_graph(library, inputs, out_shape)
+    run()
     return out
 
 
